@@ -1,0 +1,24 @@
+//! chainsim's consensus primitives: plain types with one canonical binary encoding.
+//!
+//! Everything that is hashed is hashed from its canonical encoding (see [`encode`]), never
+//! from JSON, so two nodes that agree on the bytes agree on every hash. Hashing is a single
+//! SHA-256 (not Bitcoin's double SHA-256): one compression per nonce makes mining and
+//! benchmarks easy to reason about, and length-extension does not matter for fixed-size headers.
+
+pub mod block;
+pub mod encode;
+pub mod genesis;
+pub mod hash;
+pub mod header;
+pub mod merkle;
+pub mod pow;
+pub mod transaction;
+
+pub use block::Block;
+pub use encode::DecodeError;
+pub use genesis::genesis_block;
+pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, sha256};
+pub use header::Header;
+pub use merkle::{MerkleProof, compute_merkle_root};
+pub use pow::{CompactTarget, Target, Work};
+pub use transaction::{Transaction, TxError};
