@@ -1,0 +1,7 @@
+//! The chain: validation of blocks and the block tree with fork choice.
+
+pub mod tree;
+pub mod validation;
+
+pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};
+pub use validation::{CheckedBlock, ParentInfo, ValidationError, validate_block};

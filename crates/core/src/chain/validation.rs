@@ -1,0 +1,289 @@
+//! Full validation of a block against its parent: where a block from a peer, the miner or
+//! the store becomes a [`CheckedBlock`]. Each rule has its own error variant and a short
+//! rule name that logs, API errors and tests use.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chainsim_primitives::header::HEADER_VERSION;
+use chainsim_primitives::{Block, BlockHash, Transaction, TxError, Txid, Work, compute_merkle_root};
+use thiserror::Error;
+
+use crate::params::ChainParams;
+
+/// A rule a block breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValidationError {
+    /// The encoded block is larger than the limit.
+    #[error("block is {size} bytes, more than the limit {max}")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The block has more transactions than the limit.
+    #[error("block has {count} transactions, more than the limit {max}")]
+    TooManyTxs {
+        /// Transactions in the block.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The header version is unknown.
+    #[error("unknown header version {0}")]
+    UnknownVersion(u32),
+    /// The previous-block hash is not the parent's hash.
+    #[error("previous hash {got} does not link to the parent {expected}")]
+    BadPrevHash {
+        /// The parent's hash.
+        expected: BlockHash,
+        /// What the header says.
+        got: BlockHash,
+    },
+    /// The height is not the parent's plus one.
+    #[error("height {got}, expected {expected}")]
+    BadHeight {
+        /// Parent height + 1.
+        expected: u64,
+        /// What the header says.
+        got: u64,
+    },
+    /// The header's target is not the network's.
+    #[error("target bits {got:08x}, the network requires {expected:08x}")]
+    WrongTarget {
+        /// The network's bits.
+        expected: u32,
+        /// The header's bits.
+        got: u32,
+    },
+    /// The header hash does not meet the target.
+    #[error("hash {0} does not meet the target")]
+    TargetNotMet(BlockHash),
+    /// The timestamp is not after the parent's.
+    #[error("timestamp {got} is not after the parent's {parent}")]
+    TimeTooOld {
+        /// The block's timestamp.
+        got: u64,
+        /// The parent's timestamp.
+        parent: u64,
+    },
+    /// The timestamp is more than the allowed drift ahead of local time.
+    #[error("timestamp {got} is more than 2 hours ahead of local time {now}")]
+    TimeTooNew {
+        /// The block's timestamp.
+        got: u64,
+        /// Local time.
+        now: u64,
+    },
+    /// The block has no transactions, or the first is not a coinbase.
+    #[error("the first transaction must be the coinbase")]
+    MissingCoinbase,
+    /// The coinbase pays the wrong amount.
+    #[error("coinbase pays {got}, the reward is {expected}")]
+    BadReward {
+        /// The network's reward.
+        expected: u64,
+        /// What the coinbase pays.
+        got: u64,
+    },
+    /// The coinbase's timestamp is not the block's.
+    #[error("coinbase timestamp {got} differs from the block's {expected}")]
+    BadCoinbaseTime {
+        /// The block timestamp.
+        expected: u64,
+        /// The coinbase's.
+        got: u64,
+    },
+    /// A transaction other than the first is a coinbase.
+    #[error("transaction {0} is a second coinbase")]
+    ExtraCoinbase(usize),
+    /// A transaction is not well formed.
+    #[error("transaction {index} is malformed: {reason}")]
+    MalformedTx {
+        /// Position in the block.
+        index: usize,
+        /// What is wrong with it.
+        reason: TxError,
+    },
+    /// Two transactions have the same txid.
+    #[error("transaction {0} appears twice")]
+    DuplicateTx(Txid),
+    /// The Merkle root does not match the transactions.
+    #[error("merkle root does not match the transactions")]
+    BadMerkleRoot,
+}
+
+impl ValidationError {
+    /// Short, stable name of the broken rule.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "block-size",
+            Self::TooManyTxs { .. } => "block-tx-count",
+            Self::UnknownVersion(_) => "header-version",
+            Self::BadPrevHash { .. } => "prev-hash",
+            Self::BadHeight { .. } => "height",
+            Self::WrongTarget { .. } => "target-bits",
+            Self::TargetNotMet(_) => "proof-of-work",
+            Self::TimeTooOld { .. } => "time-too-old",
+            Self::TimeTooNew { .. } => "time-too-new",
+            Self::MissingCoinbase => "coinbase-missing",
+            Self::BadReward { .. } => "coinbase-reward",
+            Self::BadCoinbaseTime { .. } => "coinbase-time",
+            Self::ExtraCoinbase(_) => "coinbase-extra",
+            Self::MalformedTx { .. } => "tx-malformed",
+            Self::DuplicateTx(_) => "tx-duplicate",
+            Self::BadMerkleRoot => "merkle-root",
+        }
+    }
+}
+
+/// What validation needs to know of the parent.
+#[derive(Debug, Clone, Copy)]
+pub struct ParentInfo {
+    /// The parent's hash.
+    pub hash: BlockHash,
+    /// The parent's height.
+    pub height: u64,
+    /// The parent's timestamp.
+    pub timestamp: u64,
+}
+
+/// A block that passed every rule against its parent. Only [`validate_block`] makes one,
+/// so holding one proves the block was checked.
+#[derive(Debug, Clone)]
+pub struct CheckedBlock {
+    block: Arc<Block>,
+    hash: BlockHash,
+    txids: Arc<[Txid]>,
+    work: Work,
+}
+
+impl CheckedBlock {
+    /// The block.
+    pub fn block(&self) -> &Arc<Block> {
+        &self.block
+    }
+    /// Its hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+    /// Its txids, in order.
+    pub fn txids(&self) -> &Arc<[Txid]> {
+        &self.txids
+    }
+    /// The work its target represents.
+    pub fn work(&self) -> Work {
+        self.work
+    }
+}
+
+/// Checks `block` against every consensus rule, given its parent and local time in
+/// milliseconds (`None` skips the future-time rule, for blocks reloaded from our own store,
+/// which were checked against the clock when they arrived).
+pub fn validate_block(
+    params: &ChainParams,
+    block: Arc<Block>,
+    parent: &ParentInfo,
+    now: Option<u64>,
+) -> Result<CheckedBlock, ValidationError> {
+    let h = &block.header;
+    let count = block.transactions.len();
+    if count > params.max_block_txs {
+        return Err(ValidationError::TooManyTxs {
+            count,
+            max: params.max_block_txs,
+        });
+    }
+    let size = block.encoded_len();
+    if size > params.max_block_bytes {
+        return Err(ValidationError::TooLarge {
+            size,
+            max: params.max_block_bytes,
+        });
+    }
+    if h.version != HEADER_VERSION {
+        return Err(ValidationError::UnknownVersion(h.version));
+    }
+    if h.prev_hash != parent.hash {
+        return Err(ValidationError::BadPrevHash {
+            expected: parent.hash,
+            got: h.prev_hash,
+        });
+    }
+    if h.height != parent.height + 1 {
+        return Err(ValidationError::BadHeight {
+            expected: parent.height + 1,
+            got: h.height,
+        });
+    }
+    if h.bits != params.bits {
+        return Err(ValidationError::WrongTarget {
+            expected: params.bits.0,
+            got: h.bits.0,
+        });
+    }
+    let hash = h.compute_hash();
+    if !params.bits.to_target().is_met_by(&hash) {
+        return Err(ValidationError::TargetNotMet(hash));
+    }
+    if h.timestamp <= parent.timestamp {
+        return Err(ValidationError::TimeTooOld {
+            got: h.timestamp,
+            parent: parent.timestamp,
+        });
+    }
+    if let Some(now) = now
+        && h.timestamp > now.saturating_add(params.max_future_ms)
+    {
+        return Err(ValidationError::TimeTooNew { got: h.timestamp, now });
+    }
+    check_transactions(params, &block.transactions, h.timestamp)?;
+    let txids: Vec<Txid> = block.transactions.iter().map(Transaction::compute_txid).collect();
+    let mut seen = HashSet::with_capacity(txids.len());
+    for txid in &txids {
+        if !seen.insert(*txid) {
+            return Err(ValidationError::DuplicateTx(*txid));
+        }
+    }
+    // With no duplicate txids a mutated tree is impossible, but the flag costs nothing.
+    let (root, mutated) = compute_merkle_root(&txids);
+    if root != h.merkle_root || mutated {
+        return Err(ValidationError::BadMerkleRoot);
+    }
+    Ok(CheckedBlock {
+        block,
+        hash,
+        txids: txids.into(),
+        work: params.bits.work(),
+    })
+}
+
+fn check_transactions(params: &ChainParams, txs: &[Transaction], block_time: u64) -> Result<(), ValidationError> {
+    let Some(coinbase) = txs.first().filter(|t| t.is_coinbase()) else {
+        return Err(ValidationError::MissingCoinbase);
+    };
+    coinbase
+        .check_well_formed(true)
+        .map_err(|reason| ValidationError::MalformedTx { index: 0, reason })?;
+    if coinbase.amount != params.reward {
+        return Err(ValidationError::BadReward {
+            expected: params.reward,
+            got: coinbase.amount,
+        });
+    }
+    if coinbase.timestamp != block_time {
+        return Err(ValidationError::BadCoinbaseTime {
+            expected: block_time,
+            got: coinbase.timestamp,
+        });
+    }
+    for (index, tx) in txs.iter().enumerate().skip(1) {
+        if tx.is_coinbase() {
+            return Err(ValidationError::ExtraCoinbase(index));
+        }
+        tx.check_well_formed(false)
+            .map_err(|reason| ValidationError::MalformedTx { index, reason })?;
+    }
+    Ok(())
+}

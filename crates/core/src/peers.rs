@@ -1,0 +1,288 @@
+//! The peer table: who we know, who we talk to, and how much we trust them.
+//!
+//! A peer is known by the address it listens on (`HOST:PORT`), whichever side opened the
+//! link, so each pair of nodes has one record on each side. Failures back off
+//! exponentially; misbehaviour adds to a score and a peer that reaches [`BAN_SCORE`] is
+//! banned for [`BAN_MS`]. Blocking (`/peers/block`) is sticky until unblocked: a blocked
+//! address is neither contacted nor listened to, and peer exchange cannot bring it back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chainsim_primitives::Work;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Misbehaviour score at which a peer is banned.
+pub const BAN_SCORE: u32 = 100;
+/// How long a ban lasts, in milliseconds.
+pub const BAN_MS: u64 = 10 * 60 * 1000;
+/// First retry delay after a failure; doubles with each further failure.
+pub const BACKOFF_BASE_MS: u64 = 1_000;
+/// Longest retry delay.
+pub const BACKOFF_MAX_MS: u64 = 30_000;
+/// Failures after which a peer that was not configured is forgotten.
+pub const DROP_AFTER_FAILURES: u32 = 8;
+/// How long a refused peer (other genesis or version) is left alone.
+pub const REFUSED_MS: u64 = 60 * 60 * 1000;
+
+/// A peer's listening address, `HOST:PORT`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerAddr(String);
+
+/// Why a string is not a peer address.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid peer address {0:?}: expected HOST:PORT or http://HOST:PORT")]
+pub struct AddrError(pub String);
+
+impl PeerAddr {
+    /// The address as `HOST:PORT`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.0.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = AddrError;
+    /// Accepts `HOST:PORT`, `http://HOST:PORT` and a trailing slash, as the original did.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || AddrError(s.chars().take(100).collect());
+        let t = s.trim();
+        let t = t.strip_prefix("http://").unwrap_or(t);
+        let t = t.trim_end_matches('/');
+        let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+        if !host_ok || port == 0 {
+            return Err(bad());
+        }
+        let host = if host.eq_ignore_ascii_case("localhost") { "127.0.0.1".to_string() } else { host.to_ascii_lowercase() };
+        Ok(Self(format!("{host}:{port}")))
+    }
+}
+
+impl TryFrom<String> for PeerAddr {
+    type Error = AddrError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PeerAddr> for String {
+    fn from(a: PeerAddr) -> String {
+        a.0
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerAddr({})", self.0)
+    }
+}
+
+/// Where a link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Known, will be contacted when a slot is free and its retry time has come.
+    Idle,
+    /// Our hello is on its way.
+    Connecting,
+    /// Handshake done; messages flow.
+    Connected,
+    /// Failed recently; retried later.
+    Backoff,
+    /// Cut by the operator until unblocked.
+    Blocked,
+    /// Misbehaved or incompatible; ignored for a while.
+    Banned,
+}
+
+/// Who opened the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We contacted them.
+    Outbound,
+    /// They contacted us.
+    Inbound,
+}
+
+/// What we know of one peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Its listening address.
+    pub address: PeerAddr,
+    /// Link state.
+    pub state: PeerState,
+    /// Who opened the link.
+    pub direction: Direction,
+    /// Best height it announced.
+    pub height: u64,
+    /// Best work it announced.
+    #[serde(skip)]
+    pub work: Work,
+    /// Misbehaviour score.
+    pub score: u32,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// Configured on the command line or registered by hand: never forgotten.
+    pub pinned: bool,
+    /// When a retry or the end of a ban is due (ms).
+    #[serde(skip)]
+    pub retry_at: u64,
+    /// When we last heard from it (ms).
+    pub last_seen: u64,
+    /// When our last request to it was sent (ms), for stall detection.
+    #[serde(skip)]
+    pub connecting_since: u64,
+    /// It sent a block we could not connect: download from it even without a work claim.
+    #[serde(skip)]
+    pub wants_sync: bool,
+    /// It had nothing more to give during its last sync: do not pick it again until it
+    /// announces something new.
+    #[serde(skip)]
+    pub sync_failed: bool,
+}
+
+/// Limits of the peer table.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerLimits {
+    /// Links we open ourselves.
+    pub max_outbound: usize,
+    /// Links others open to us.
+    pub max_inbound: usize,
+    /// Addresses remembered in all.
+    pub max_known: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        Self {
+            max_outbound: 8,
+            max_inbound: 32,
+            max_known: 1_000,
+        }
+    }
+}
+
+/// All known peers, ordered by address so that iteration is deterministic.
+#[derive(Debug, Default)]
+pub struct PeerTable {
+    peers: BTreeMap<PeerAddr, PeerInfo>,
+}
+
+impl PeerTable {
+    /// A peer's record.
+    pub fn get(&self, addr: &PeerAddr) -> Option<&PeerInfo> {
+        self.peers.get(addr)
+    }
+    /// A peer's record, mutable.
+    pub fn get_mut(&mut self, addr: &PeerAddr) -> Option<&mut PeerInfo> {
+        self.peers.get_mut(addr)
+    }
+    /// Every record.
+    pub fn iter(&self) -> impl Iterator<Item = &PeerInfo> {
+        self.peers.values()
+    }
+    /// Every record, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PeerInfo> {
+        self.peers.values_mut()
+    }
+    /// Addresses of connected peers.
+    pub fn connected(&self) -> Vec<PeerAddr> {
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Connected)
+            .map(|p| p.address.clone())
+            .collect()
+    }
+    /// Whether `addr` is connected.
+    pub fn is_connected(&self, addr: &PeerAddr) -> bool {
+        self.peers.get(addr).is_some_and(|p| p.state == PeerState::Connected)
+    }
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+    /// Whether no peer is known.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+    /// Links in a given direction that are up or being opened.
+    pub fn count_active(&self, direction: Direction) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.direction == direction && matches!(p.state, PeerState::Connected | PeerState::Connecting))
+            .count()
+    }
+    /// Adds a record if absent; returns the record.
+    pub fn entry(&mut self, addr: &PeerAddr, now: u64) -> &mut PeerInfo {
+        self.peers.entry(addr.clone()).or_insert_with(|| PeerInfo {
+            address: addr.clone(),
+            state: PeerState::Idle,
+            direction: Direction::Outbound,
+            height: 0,
+            work: Work(0),
+            score: 0,
+            failures: 0,
+            pinned: false,
+            retry_at: now,
+            last_seen: 0,
+            connecting_since: 0,
+            wants_sync: false,
+            sync_failed: false,
+        })
+    }
+    /// Forgets a record.
+    pub fn remove(&mut self, addr: &PeerAddr) -> Option<PeerInfo> {
+        self.peers.remove(addr)
+    }
+}
+
+/// Delay before retry number `failures` (1-based).
+pub fn backoff_ms(failures: u32) -> u64 {
+    BACKOFF_BASE_MS
+        .saturating_mul(1u64 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_like_the_original() {
+        let a: PeerAddr = "http://127.0.0.1:5001".parse().unwrap();
+        assert_eq!(a.as_str(), "127.0.0.1:5001");
+        assert_eq!("127.0.0.1:5001/".parse::<PeerAddr>().unwrap(), a);
+        assert_eq!("localhost:5001".parse::<PeerAddr>().unwrap(), a);
+        assert_eq!(a.port(), 5001);
+        for bad in ["", "5001", "host:", "host:99999", "host:0", "a b:1", "http://:80", "x:y"] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_ms(1), 1_000);
+        assert_eq!(backoff_ms(2), 2_000);
+        assert_eq!(backoff_ms(5), 16_000);
+        assert_eq!(backoff_ms(6), BACKOFF_MAX_MS);
+        assert_eq!(backoff_ms(60), BACKOFF_MAX_MS);
+    }
+}
