@@ -1,1 +1,202 @@
-fn main() {}
+//! `chainsim`: one binary for the node, the control room, the demo and the benchmarks.
+
+mod bench;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// A peer-to-peer proof-of-work blockchain simulator with a live control room.
+#[derive(Parser, Debug)]
+#[command(name = "chainsim", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one node: HTTP API, mining, storage and the peer protocol.
+    Node(NodeArgs),
+    /// Run the control room for a running network.
+    Dashboard(DashboardArgs),
+    /// Run N nodes as child processes plus the control room (the quickest start).
+    Demo(DemoArgs),
+    /// Measure speed and memory (see docs/BENCHMARKS.md).
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct NodeArgs {
+    /// Port of the HTTP API and peer protocol (0 picks a free one).
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Interface to listen on; other machines can reach the node only if this is not 127.0.0.1.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Directory of the node's database [default: ./data/node-PORT].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A node to connect to first, as HOST:PORT (repeat for more). Without it the node
+    /// tries the original's neighbours 127.0.0.1:5000 and 127.0.0.1:5001.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    peers: Vec<String>,
+    /// Do not try the default neighbours (an isolated node unless --peer is given).
+    #[arg(long)]
+    no_default_peers: bool,
+    /// Name the block reward is paid to [default: a random name kept with the data].
+    #[arg(long, value_name = "NAME")]
+    miner: Option<String>,
+    /// Threads mining each block [default: all cores].
+    #[arg(long, value_name = "N")]
+    mine_threads: Option<usize>,
+    /// Move the stored chain aside (never deleted) and rebuild it from peers.
+    #[arg(long)]
+    resync: bool,
+    /// Most peer links this node opens.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_outbound: usize,
+    /// Most peer links others open to this node.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    max_inbound: usize,
+    /// Most pending transactions.
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    mempool_capacity: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct DashboardArgs {
+    /// Port of the page.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Interface to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// A node to start discovering from, as HOST:PORT (repeat for more)
+    /// [default: 127.0.0.1:5000 and 127.0.0.1:5001].
+    #[arg(long = "node", value_name = "HOST:PORT")]
+    nodes: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// How many nodes to start.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    nodes: u16,
+    /// Port of the first node; the others take the next ports.
+    #[arg(long, default_value_t = 5000)]
+    base_port: u16,
+    /// Port of the control room.
+    #[arg(long, default_value_t = 8000)]
+    dashboard_port: u16,
+    /// Where the nodes keep their data and logs.
+    #[arg(long, default_value = "./data", value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line, never a backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Node(a) => {
+            let opts = chainsim_node::NodeOptions {
+                host: a.host,
+                port: a.port,
+                data_dir: a.data_dir,
+                peers: a.peers,
+                no_default_peers: a.no_default_peers,
+                miner: a.miner,
+                mine_threads: a.mine_threads,
+                resync: a.resync,
+                max_outbound: a.max_outbound,
+                max_inbound: a.max_inbound,
+                mempool_capacity: a.mempool_capacity,
+                sync_patience: Duration::from_secs(30),
+            };
+            chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
+                if e.suggests_resync() && !e.to_string().contains("--resync") {
+                    anyhow::anyhow!("{e}; start with --resync to move it aside and rebuild from peers")
+                } else {
+                    anyhow::anyhow!("{e}")
+                }
+            })
+        }
+        Command::Dashboard(a) => {
+            let mut cfg = chainsim_dashboard::DashboardConfig {
+                host: a.host,
+                port: a.port,
+                ..Default::default()
+            };
+            if !a.nodes.is_empty() {
+                cfg.nodes = a.nodes;
+            }
+            chainsim_dashboard::run_dashboard(cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Demo(a) => {
+            let cfg = chainsim_dashboard::DemoConfig {
+                nodes: usize::from(a.nodes),
+                base_port: a.base_port,
+                dashboard_port: a.dashboard_port,
+                data_dir: a.data_dir,
+                node_exe: std::env::current_exe()?,
+                ..Default::default()
+            };
+            chainsim_dashboard::run_demo(cfg, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Bench(a) => bench::run(a).await,
+    }
+}
+
+/// Resolves on Ctrl+C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -17,7 +17,10 @@ pub mod sync;
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};
 pub use event::Event;
 pub use mempool::Mempool;
-pub use node::{BlockOutcome, BlockRejected, Node, NodeConfig, Origin, Output, PeerError, RestoreError, RestoreReport, TxOutcome, TxRejected};
+pub use node::{
+    BlockOutcome, BlockRejected, Node, NodeConfig, Origin, Output, PeerError, RestoreError, RestoreReport, TxOutcome,
+    TxRejected,
+};
 pub use params::ChainParams;
 pub use peers::{PeerAddr, PeerState};
 pub use protocol::Message;

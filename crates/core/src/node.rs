@@ -271,13 +271,24 @@ impl Node {
     }
 
     /// Rebuilds a node from storage, validating every stored block from genesis.
-    pub fn restore(params: Arc<ChainParams>, config: NodeConfig, stored: StoredState) -> Result<(Self, RestoreReport), RestoreError> {
+    pub fn restore(
+        params: Arc<ChainParams>,
+        config: NodeConfig,
+        stored: StoredState,
+    ) -> Result<(Self, RestoreReport), RestoreError> {
         let mut node = Self::new(params, config);
         let genesis = node.params.genesis_hash();
-        let mut blocks = stored.blocks.into_iter();
-        if let Some(first) = blocks.next() {
+        let mut blocks = stored.blocks.into_iter().peekable();
+        // The node never emits a `PutBlock` for genesis (it is compiled in), so a store fed
+        // only with its outputs starts at a child of genesis; a store may also hold genesis
+        // itself. Either way the stored chain must start from our genesis. (Before this
+        // check required genesis to be stored first, so restoring a store filled from the
+        // node's own outputs always failed with `GenesisMismatch`.)
+        if let Some(first) = blocks.peek() {
             let first_hash = first.compute_hash();
-            if first_hash != genesis {
+            if first_hash == genesis {
+                blocks.next();
+            } else if first.header.height == 0 || first.header.prev_hash != genesis {
                 return Err(RestoreError::GenesisMismatch {
                     stored: first_hash,
                     expected: genesis,
@@ -452,14 +463,26 @@ impl Node {
 
     /// Validates and inserts a block, applies fork choice, updates the mempool, and then
     /// connects any orphans that were waiting for it. `relay` sends it on to peers.
-    pub(crate) fn accept_block(&mut self, block: Arc<Block>, origin: Origin, relay: bool, now: u64) -> Result<BlockOutcome, BlockRejected> {
+    pub(crate) fn accept_block(
+        &mut self,
+        block: Arc<Block>,
+        origin: Origin,
+        relay: bool,
+        now: u64,
+    ) -> Result<BlockOutcome, BlockRejected> {
         let outcome = self.accept_one(block, &origin, relay, now)?;
         self.connect_orphans(outcome.hash, now);
         Ok(outcome)
     }
 
     /// [`Node::accept_block`] without the orphans.
-    pub(crate) fn accept_one(&mut self, block: Arc<Block>, origin: &Origin, relay: bool, now: u64) -> Result<BlockOutcome, BlockRejected> {
+    pub(crate) fn accept_one(
+        &mut self,
+        block: Arc<Block>,
+        origin: &Origin,
+        relay: bool,
+        now: u64,
+    ) -> Result<BlockOutcome, BlockRejected> {
         let hash = block.compute_hash();
         if self.tree.contains(&hash) {
             return Err(BlockRejected::Duplicate(hash));
@@ -488,7 +511,12 @@ impl Node {
         self.insert_checked(checked, origin, relay)
     }
 
-    fn insert_checked(&mut self, checked: CheckedBlock, origin: &Origin, relay: bool) -> Result<BlockOutcome, BlockRejected> {
+    fn insert_checked(
+        &mut self,
+        checked: CheckedBlock,
+        origin: &Origin,
+        relay: bool,
+    ) -> Result<BlockOutcome, BlockRejected> {
         let hash = checked.hash();
         let block = checked.block().clone();
         let (change, pruned) = self.tree.insert(checked).map_err(|e| match e {
@@ -535,6 +563,10 @@ impl Node {
                 if self.tree.find_tx(txid).is_none() && self.mempool.insert_unbounded(*txid, tx.clone()) {
                     returned.push(*txid);
                     self.store(StoreOp::PutTx(*txid, tx.clone()));
+                    // Relay it again: peers that were on the winning branch all along never
+                    // saw it, and would otherwise never mine it (a transaction is relayed
+                    // only when first accepted, so nothing else brings it to them).
+                    self.relay_txs.push((tx.clone(), None));
                 }
             }
         }

@@ -6,7 +6,9 @@ use chainsim_primitives::Transaction;
 use crate::event::Event;
 use crate::node::{BlockRejected, Node, Origin, PeerError, TICK_MS, TxRejected};
 use crate::peers::{BAN_MS, BAN_SCORE, DROP_AFTER_FAILURES, Direction, PeerAddr, PeerState, REFUSED_MS, backoff_ms};
-use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
+use crate::protocol::{
+    Hello, MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork,
+};
 use crate::sync::MAX_LOCATOR;
 
 /// How often connected peers are pinged, in milliseconds.
@@ -65,7 +67,9 @@ impl Node {
     /// Allows the link with `addr` again and contacts it now. Returns false when the
     /// address was not blocked.
     pub fn unblock_peer(&mut self, addr: &PeerAddr, now: u64) -> bool {
-        let Some(p) = self.peers.get_mut(addr) else { return false };
+        let Some(p) = self.peers.get_mut(addr) else {
+            return false;
+        };
         if p.state != PeerState::Blocked {
             return false;
         }
@@ -186,7 +190,10 @@ impl Node {
 
     fn on_hello(&mut self, from: &PeerAddr, hello: Hello, now: u64) -> Result<Vec<Message>, PeerError> {
         let refusal = if hello.version != PROTOCOL_VERSION {
-            Some(format!("protocol version {} is not ours ({PROTOCOL_VERSION})", hello.version))
+            Some(format!(
+                "protocol version {} is not ours ({PROTOCOL_VERSION})",
+                hello.version
+            ))
         } else if hello.genesis != self.params.genesis_hash() {
             Some(format!(
                 "peer is on another network: genesis {}, ours {}",
@@ -194,7 +201,10 @@ impl Node {
                 self.params.genesis_hash()
             ))
         } else if &hello.listen != from {
-            Some(format!("hello says it listens at {} but came from {from}", hello.listen))
+            Some(format!(
+                "hello says it listens at {} but came from {from}",
+                hello.listen
+            ))
         } else if hello.listen == self.config.listen {
             Some("that is this node itself".to_string())
         } else {
@@ -246,9 +256,21 @@ impl Node {
             });
             self.send(from.clone(), Message::GetAddr);
             self.announce_addr(from);
+            // Hand a new (or returning) peer our pending transactions. Relaying happens only
+            // when a transaction is first accepted, so without this a relay lost to a failed
+            // request, or made while the link was down, would never reach that peer: the
+            // link's re-handshake after the failure is what retries it.
+            let pending: Vec<Transaction> = self.mempool.iter_oldest().map(|(_, tx)| tx.clone()).collect();
+            for chunk in pending.chunks(MAX_TXS_PER_MESSAGE) {
+                self.send(from.clone(), Message::Txs { txs: chunk.to_vec() });
+            }
         }
         self.maybe_start_sync(now);
-        Ok(if answering { vec![Message::Hello(self.hello())] } else { Vec::new() })
+        Ok(if answering {
+            vec![Message::Hello(self.hello())]
+        } else {
+            Vec::new()
+        })
     }
 
     /// A message we sent arrived (its replies, if any, come through `handle_message`).
@@ -268,6 +290,21 @@ impl Node {
             self.maybe_start_sync(now);
         }
         self.fail_peer(to, reason, now);
+    }
+
+    /// The peer answered that it has no handshake with us (it restarted and forgot us):
+    /// say hello again at once instead of backing off.
+    pub fn handle_handshake_lost(&mut self, to: &PeerAddr, now: u64) {
+        let Some(p) = self.peers.get_mut(to) else { return };
+        if matches!(p.state, PeerState::Blocked | PeerState::Banned | PeerState::Connecting) {
+            return;
+        }
+        p.state = PeerState::Idle;
+        p.retry_at = now;
+        if self.sync.as_ref().is_some_and(|s| &s.peer == to) {
+            self.sync = None;
+        }
+        self.connect_idle_peers(now);
     }
 
     /// Puts a peer into backoff, or forgets it after too many failures.

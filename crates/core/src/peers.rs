@@ -60,11 +60,17 @@ impl FromStr for PeerAddr {
         let port: u16 = port.parse().map_err(|_| bad())?;
         let host_ok = !host.is_empty()
             && host.len() <= 253
-            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
         if !host_ok || port == 0 {
             return Err(bad());
         }
-        let host = if host.eq_ignore_ascii_case("localhost") { "127.0.0.1".to_string() } else { host.to_ascii_lowercase() };
+        let host = if host.eq_ignore_ascii_case("localhost") {
+            "127.0.0.1".to_string()
+        } else {
+            host.to_ascii_lowercase()
+        };
         Ok(Self(format!("{host}:{port}")))
     }
 }
@@ -272,7 +278,16 @@ mod tests {
         assert_eq!("127.0.0.1:5001/".parse::<PeerAddr>().unwrap(), a);
         assert_eq!("localhost:5001".parse::<PeerAddr>().unwrap(), a);
         assert_eq!(a.port(), 5001);
-        for bad in ["", "5001", "host:", "host:99999", "host:0", "a b:1", "http://:80", "x:y"] {
+        for bad in [
+            "",
+            "5001",
+            "host:",
+            "host:99999",
+            "host:0",
+            "a b:1",
+            "http://:80",
+            "x:y",
+        ] {
             assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
         }
     }

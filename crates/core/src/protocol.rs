@@ -35,8 +35,13 @@ impl<'de> Deserialize<'de> for WireBlock {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         let bytes = hex::decode(s.as_bytes()).map_err(serde::de::Error::custom)?;
-        let block = Block::decode(&bytes, DecodeLimits { max_txs: MAX_WIRE_BLOCK_TXS })
-            .map_err(serde::de::Error::custom)?;
+        let block = Block::decode(
+            &bytes,
+            DecodeLimits {
+                max_txs: MAX_WIRE_BLOCK_TXS,
+            },
+        )
+        .map_err(serde::de::Error::custom)?;
         Ok(Self(Arc::new(block)))
     }
 }
@@ -54,7 +59,9 @@ impl Serialize for WireWork {
 impl<'de> Deserialize<'de> for WireWork {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse::<u128>().map(|w| Self(Work(w))).map_err(serde::de::Error::custom)
+        s.parse::<u128>()
+            .map(|w| Self(Work(w)))
+            .map_err(serde::de::Error::custom)
     }
 }
 

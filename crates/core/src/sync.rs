@@ -36,16 +36,19 @@ pub struct SyncState {
 }
 
 impl Node {
-    /// Whether a download is in progress or due: a connected peer has more work than us,
-    /// or a handshake is still under way. The live node waits for this to turn false
-    /// before it serves (initial block download).
+    /// Whether a download is in progress or due: a peer known to have more work than us
+    /// is connected (or briefly unreachable after few failures), or a handshake is under
+    /// way. The live node waits for this to turn false before it serves (initial block
+    /// download).
     pub fn is_syncing(&self) -> bool {
         let our_work = self.tree.tip().chain_work;
         self.sync.is_some()
-            || self
-                .peers
-                .iter()
-                .any(|p| p.state == PeerState::Connecting || (p.state == PeerState::Connected && p.work > our_work && !p.sync_failed))
+            || self.peers.iter().any(|p| match p.state {
+                PeerState::Connecting => true,
+                PeerState::Connected => p.work > our_work && !p.sync_failed,
+                PeerState::Idle | PeerState::Backoff => p.work > our_work && !p.sync_failed && p.failures < 3,
+                PeerState::Blocked | PeerState::Banned => false,
+            })
     }
 
     /// The peer we download from, if any.
@@ -187,7 +190,12 @@ impl Node {
         let hash = block.compute_hash();
         if self.orphans.len() >= self.config.max_orphans {
             // Forget the lowest orphan: the highest ones are the likeliest to matter.
-            if let Some(victim) = self.orphans.iter().min_by_key(|(_, (b, _))| b.header.height).map(|(h, _)| *h) {
+            if let Some(victim) = self
+                .orphans
+                .iter()
+                .min_by_key(|(_, (b, _))| b.header.height)
+                .map(|(h, _)| *h)
+            {
                 self.orphans.remove(&victim);
             }
         }
@@ -212,7 +220,9 @@ impl Node {
                 .map(|(h, _)| *h)
                 .collect();
             for child in children {
-                let Some((block, from)) = self.orphans.remove(&child) else { continue };
+                let Some((block, from)) = self.orphans.remove(&child) else {
+                    continue;
+                };
                 if self.accept_one(block, &Origin::Peer(from), true, now).is_ok() {
                     parents.push(child);
                 }

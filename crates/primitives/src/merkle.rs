@@ -137,11 +137,11 @@ mod tests {
     #[test]
     fn small_trees_by_hand() {
         let t = ids(3);
-        assert_eq!(compute_merkle_root(&t[..1]).0 .0, t[0].0);
+        assert_eq!(compute_merkle_root(&t[..1]).0.0, t[0].0);
         let ab = hash_pair(&t[0].0, &t[1].0);
-        assert_eq!(compute_merkle_root(&t[..2]).0 .0, ab);
+        assert_eq!(compute_merkle_root(&t[..2]).0.0, ab);
         let cc = hash_pair(&t[2].0, &t[2].0);
-        assert_eq!(compute_merkle_root(&t).0 .0, hash_pair(&ab, &cc));
+        assert_eq!(compute_merkle_root(&t).0.0, hash_pair(&ab, &cc));
         assert_eq!(compute_merkle_root(&[]), (MerkleRoot::ZERO, false));
     }
 

@@ -83,7 +83,11 @@ impl CompactTarget {
         }
         let base = (1u128 << 126) / mantissa;
         let extra = (shift - 126) as u32;
-        Work(base.checked_shl(extra).filter(|v| v >> extra == base).unwrap_or(u128::MAX))
+        Work(
+            base.checked_shl(extra)
+                .filter(|v| v >> extra == base)
+                .unwrap_or(u128::MAX),
+        )
     }
 
     /// The compact form of a target with `zero_bits` leading zero bits followed by ones:
@@ -159,25 +163,27 @@ mod tests {
         for bits in [8u32, 12, 16, 18, 20, 24, 31, 40] {
             let c = CompactTarget::from_leading_zero_bits(bits);
             let t = c.to_target();
-            let leading: u32 = t
-                .0
-                .iter()
-                .scan(true, |all_zero, b| {
-                    if !*all_zero {
-                        return Some(0);
-                    }
-                    if *b == 0 {
-                        Some(8)
-                    } else {
-                        *all_zero = false;
-                        Some(b.leading_zeros())
-                    }
-                })
-                .sum();
+            let leading: u32 =
+                t.0.iter()
+                    .scan(true, |all_zero, b| {
+                        if !*all_zero {
+                            return Some(0);
+                        }
+                        if *b == 0 {
+                            Some(8)
+                        } else {
+                            *all_zero = false;
+                            Some(b.leading_zeros())
+                        }
+                    })
+                    .sum();
             assert_eq!(leading, bits, "bits {bits} compact {c}");
             let w = c.work().0;
             let expected = 1u128 << bits;
-            assert!(w >= expected && w <= expected + expected / 1000, "bits {bits}: work {w}");
+            assert!(
+                w >= expected && w <= expected + expected / 1000,
+                "bits {bits}: work {w}"
+            );
         }
     }
 

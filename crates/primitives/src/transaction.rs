@@ -219,7 +219,10 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(Transaction::decode(&longer), Err(DecodeError::TrailingBytes(1)));
-        assert_eq!(Transaction::decode(&bytes[..bytes.len() - 1]), Err(DecodeError::UnexpectedEnd));
+        assert_eq!(
+            Transaction::decode(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::UnexpectedEnd)
+        );
     }
 
     proptest! {

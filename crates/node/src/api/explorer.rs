@@ -1,0 +1,193 @@
+//! chainsim's own read routes and peer controls: status, blocks, transactions, peers.
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use chainsim_core::{Node, PeerAddr};
+use chainsim_primitives::{BlockHash, MerkleProof, Txid};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, parse_json};
+use super::views::{BlockRef, BlockView, TxView};
+use crate::driver::Command;
+
+/// Most blocks one `GET /blocks` answers.
+const MAX_BLOCKS_PAGE: u64 = 1_000;
+
+/// The status object, shared by `GET /status` and the first SSE event.
+pub fn status_json(n: &Node, s: &AppState) -> Value {
+    let tip = n.tree().tip();
+    let connected = n.peers().connected().len();
+    json!({
+        "port": s.info.port,
+        "host": s.info.host,
+        "address": n.config().listen,
+        "network": n.params().name,
+        "height": n.tree().height(),
+        "length": n.tree().height() + 1,
+        "tip": tip.hash,
+        "tip_time": tip.block.header.timestamp,
+        "work": tip.chain_work.0.to_string(),
+        "pending": n.mempool().len(),
+        "peers": connected,
+        "known_peers": n.peers().len(),
+        "mining": s.handle.shared.mining.load(Ordering::Relaxed),
+        "syncing": n.sync_peer().is_some(),
+        "genesis": n.params().genesis_hash(),
+        "miner": n.config().miner,
+        "blocks_mined": n.stats().blocks_mined,
+        "reorgs": n.stats().reorgs,
+        "side_blocks": n.tree().side_count(),
+        "orphans": n.orphan_count(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `GET /status`.
+pub async fn status(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let st = s.clone();
+    Ok(Json(s.handle.read(move |n| status_json(n, &st)).await?))
+}
+
+/// `GET /blocks/{hash or height}`.
+pub async fn block(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let found = if id.len() == 64 {
+        let hash: BlockHash = id
+            .parse()
+            .map_err(|_| ApiError::bad_request("block hash must be 64 hex digits"))?;
+        s.handle.read(move |n| n.tree().get(&hash).map(BlockRef::from)).await?
+    } else {
+        let height: u64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request("expected a block height or a 64-hex-digit block hash"))?;
+        s.handle
+            .read(move |n| n.tree().at_height(height).map(BlockRef::from))
+            .await?
+    };
+    let b = found.ok_or_else(|| ApiError::not_found(format!("no block {id}")))?;
+    Ok(Json(BlockView::new(&b)))
+}
+
+/// Query of `GET /blocks`; numbers are parsed by hand for clear errors.
+#[derive(Deserialize)]
+pub struct Page {
+    from: Option<String>,
+    limit: Option<String>,
+}
+
+fn number(name: &str, v: Option<String>, default: u64) -> Result<u64, ApiError> {
+    v.map_or(Ok(default), |v| {
+        v.parse()
+            .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number ≥ 0")))
+    })
+}
+
+/// `GET /blocks?from=H&limit=N`: a page of the best chain.
+pub async fn blocks(State(s): State<AppState>, Query(p): Query<Page>) -> Result<impl IntoResponse, ApiError> {
+    let from = number("from", p.from, 0)?;
+    let limit = number("limit", p.limit, 100)?.min(MAX_BLOCKS_PAGE);
+    let refs: Vec<BlockRef> = s
+        .handle
+        .read(move |n| {
+            (from..from.saturating_add(limit))
+                .map_while(|h| n.tree().at_height(h))
+                .map(BlockRef::from)
+                .collect()
+        })
+        .await?;
+    let blocks: Vec<BlockView> = refs.iter().map(BlockView::new).collect();
+    Ok(Json(json!({ "blocks": blocks })))
+}
+
+/// `GET /transactions/{txid}`: pending, or confirmed with its block and Merkle proof.
+pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let txid: Txid = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("txid must be 64 hex digits"))?;
+    let found = s
+        .handle
+        .read(move |n| {
+            if let Some(tx) = n.mempool().get(&txid) {
+                return Some(json!({ "status": "pending", "transaction": TxView::new(txid, tx) }));
+            }
+            let (entry, index) = n.tree().find_tx(&txid)?;
+            let tx = entry.block.transactions.get(index as usize)?;
+            let proof = MerkleProof::build(&entry.txids, index as usize)?;
+            Some(json!({
+                "status": "confirmed",
+                "transaction": TxView::new(txid, tx),
+                "block_hash": entry.hash,
+                "height": entry.height(),
+                "confirmations": n.tree().height() - entry.height() + 1,
+                "proof": { "index": proof.index, "siblings": proof.siblings, "root": entry.block.header.merkle_root },
+            }))
+        })
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))
+}
+
+/// `GET /peers`.
+pub async fn peers(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let peers: Vec<Value> = s
+        .handle
+        .read(|n| {
+            n.peers()
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+                .collect()
+        })
+        .await?;
+    Ok(Json(json!({ "peers": peers })))
+}
+
+#[derive(Deserialize)]
+struct PeerBody {
+    peer: Option<Value>,
+}
+
+fn peer_from(body: &[u8]) -> Result<PeerAddr, ApiError> {
+    let b: PeerBody = parse_json(body)?;
+    match b.peer {
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|e: chainsim_core::peers::AddrError| ApiError::bad_request(e.to_string())),
+        _ => Err(ApiError::bad_request("expected {\"peer\": \"HOST:PORT\"}")),
+    }
+}
+
+/// `POST /peers/block {"peer": "HOST:PORT"}`.
+pub async fn block_peer(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let addr = peer_from(&body?)?;
+    let shown = addr.to_string();
+    s.handle.request(|reply| Command::BlockPeer { addr, reply }).await?;
+    Ok(Json(
+        json!({ "message": format!("peer {shown} blocked"), "peer": shown }),
+    ))
+}
+
+/// `POST /peers/unblock {"peer": "HOST:PORT"}`.
+pub async fn unblock_peer(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let addr = peer_from(&body?)?;
+    let shown = addr.to_string();
+    let was = s.handle.request(|reply| Command::UnblockPeer { addr, reply }).await?;
+    let message = if was {
+        format!("peer {shown} unblocked")
+    } else {
+        format!("peer {shown} was not blocked")
+    };
+    Ok(Json(json!({ "message": message, "peer": shown, "was_blocked": was })))
+}

@@ -1,0 +1,332 @@
+//! The original's routes, with its shapes, so existing scripts keep working.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chainsim_core::node::{BlockRejected, TxRejected};
+use chainsim_core::{PeerAddr, mempool::MempoolError};
+use chainsim_primitives::transaction::MAX_NAME_LEN;
+use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::{ApiError, parse_json};
+use super::views::{BlockRef, BlockView, TxView};
+use crate::driver::{Command, MineError, now_ms};
+
+/// Largest amount a JSON float can carry exactly.
+const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
+
+#[derive(Deserialize)]
+struct NewTx {
+    sender: Option<Value>,
+    recipient: Option<Value>,
+    amount: Option<Value>,
+    time: Option<Value>,
+}
+
+fn name(field: &str, v: Option<Value>) -> Result<String, ApiError> {
+    match v {
+        None | Some(Value::Null) => Err(ApiError::bad_request(format!("missing field: {field}"))),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            Err(ApiError::bad_request(format!("{field} must not be empty")))
+        }
+        Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err(ApiError::bad_request(format!(
+            "{field} is longer than {MAX_NAME_LEN} bytes"
+        ))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::bad_request(format!("{field} must be a string"))),
+    }
+}
+
+/// An amount: a positive whole number that fits in 64 bits. Whole-valued floats (`10.0`)
+/// and numeric strings (`"10"`, as HTML forms send) are accepted for old clients.
+fn amount(v: Option<Value>) -> Result<u64, ApiError> {
+    let bad = |why: &str| ApiError::bad_request(format!("amount {why}"));
+    let n = match v {
+        None | Some(Value::Null) => return Err(ApiError::bad_request("missing field: amount")),
+        Some(Value::Number(n)) => n,
+        Some(Value::String(s)) => match s.trim().parse::<serde_json::Number>() {
+            Ok(n) => n,
+            Err(_) => return Err(bad("must be a number")),
+        },
+        Some(_) => return Err(bad("must be a number")),
+    };
+    if let Some(u) = n.as_u64() {
+        return if u == 0 { Err(bad("must be at least 1")) } else { Ok(u) };
+    }
+    if n.as_i64().is_some() {
+        return Err(bad("must be at least 1"));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() != 0.0 => Err(bad("must be a whole number")),
+        Some(f) if f < 1.0 => Err(bad("must be at least 1")),
+        Some(f) if f <= MAX_EXACT_FLOAT => Ok(f as u64),
+        _ => Err(bad("is too large (at most 18446744073709551615)")),
+    }
+}
+
+/// The original's `time`: float seconds since the epoch. Absent means now.
+fn timestamp(v: Option<Value>) -> Result<u64, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(now_ms()),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e13 => Ok((secs * 1000.0).round() as u64),
+            _ => Err(ApiError::bad_request(
+                "time must be seconds since 1970 (a number from 0 to 10^13)",
+            )),
+        },
+        Some(_) => Err(ApiError::bad_request("time must be a number of seconds")),
+    }
+}
+
+/// `POST /transactions/new`.
+pub async fn new_transaction(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: NewTx = parse_json(&body?)?;
+    let tx = Transaction::new(
+        name("sender", req.sender)?,
+        name("recipient", req.recipient)?,
+        amount(req.amount)?,
+        timestamp(req.time)?,
+    );
+    let outcome = s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?;
+    match outcome {
+        Ok(o) if o.is_new => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "message": "transaction accepted and sent to the network", "txid": o.txid })),
+        )),
+        Ok(o) => Ok((
+            StatusCode::OK,
+            Json(json!({ "message": "transaction already exists", "txid": o.txid })),
+        )),
+        Err(TxRejected::Malformed(e)) => Err(ApiError::bad_request(e.to_string())),
+        Err(TxRejected::MempoolFull(MempoolError::Full(n))) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("mempool is full ({n} transactions); mine a block or try again later"),
+        )),
+    }
+}
+
+/// `GET /transactions/pending`.
+pub async fn pending(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let txs: Vec<TxView> = s
+        .handle
+        .read(|n| n.mempool().iter_oldest().map(|(id, tx)| TxView::new(*id, tx)).collect())
+        .await?;
+    Ok(Json(
+        json!({ "message": format!("{} pending transactions", txs.len()), "transactions": txs }),
+    ))
+}
+
+/// `GET|POST /mine`: mines one block and answers it once stored.
+pub async fn mine(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let block = s
+        .handle
+        .request(|reply| Command::Mine { reply })
+        .await?
+        .map_err(|e| match e {
+            MineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            MineError::Storage(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        })?;
+    let r = BlockRef {
+        hash: block.compute_hash(),
+        txids: block.compute_txids().into(),
+        block,
+    };
+    Ok(Json(
+        json!({ "message": "new block mined", "block": BlockView::new(&r) }),
+    ))
+}
+
+/// `GET /chain`: the whole best chain.
+pub async fn chain(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let blocks: Vec<BlockRef> = s
+        .handle
+        .read(|n| {
+            n.tree()
+                .active_hashes()
+                .iter()
+                .filter_map(|h| n.tree().get(h))
+                .map(BlockRef::from)
+                .collect()
+        })
+        .await?;
+    let length = blocks.len();
+    let chain: Vec<BlockView> = blocks.iter().map(BlockView::new).collect();
+    Ok(Json(json!({ "chain": chain, "length": length })))
+}
+
+#[derive(Deserialize)]
+struct Register {
+    nodes: Option<Value>,
+}
+
+/// `POST /nodes/register`: `{"nodes": ["http://127.0.0.1:5001", "127.0.0.1:5002"]}`.
+pub async fn register(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: Register = parse_json(&body?)?;
+    let Some(Value::Array(items)) = req.nodes else {
+        return Err(ApiError::bad_request(
+            "Please supply a valid list of nodes: {\"nodes\": [\"HOST:PORT\", ...]}",
+        ));
+    };
+    if items.is_empty() || items.len() > 100 {
+        return Err(ApiError::bad_request("nodes must list 1 to 100 addresses"));
+    }
+    let mut addrs = Vec::new();
+    for item in items {
+        let Value::String(text) = item else {
+            return Err(ApiError::bad_request(
+                "each node must be a string like \"127.0.0.1:5001\"",
+            ));
+        };
+        addrs.push(
+            text.parse::<PeerAddr>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        );
+    }
+    let all = s.handle.request(|reply| Command::AddPeers { addrs, reply }).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "message": "New nodes have been added", "total_nodes": all })),
+    ))
+}
+
+/// `GET /nodes/resolve`: syncs with every peer now and says whether the chain changed.
+pub async fn resolve(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let before = s.handle.read(|n| n.tree().tip().hash).await?;
+    s.handle.request(|reply| Command::Resync { reply }).await?;
+    // Wait until the answers are in: nothing in flight and no download going on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let syncing = s.handle.read(|n| n.is_syncing()).await?;
+        let inflight = s.handle.shared.inflight.load(std::sync::atomic::Ordering::Relaxed);
+        if (!syncing && inflight == 0) || tokio::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    let (after, length) = s.handle.read(|n| (n.tree().tip().hash, n.tree().height() + 1)).await?;
+    let replaced = after != before;
+    let message = if replaced {
+        "Our chain was replaced"
+    } else {
+        "Our chain is authoritative"
+    };
+    Ok(Json(
+        json!({ "message": message, "replaced": replaced, "length": length }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct TxInput {
+    #[serde(default = "one")]
+    version: u8,
+    sender: String,
+    recipient: String,
+    amount: u64,
+    timestamp: u64,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Deserialize)]
+struct BlockInput {
+    #[serde(default = "one_u32")]
+    version: u32,
+    height: u64,
+    previous_hash: BlockHash,
+    merkle_root: MerkleRoot,
+    timestamp: u64,
+    bits: String,
+    nonce: u64,
+    transactions: Vec<TxInput>,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// `POST /blocks/receive`: a block in the API's JSON shape, validated like a peer's.
+pub async fn receive_block(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let b: BlockInput = parse_json(&body?)?;
+    let bits = u32::from_str_radix(&b.bits, 16).map_err(|_| ApiError::bad_request("bits must be 8 hex digits"))?;
+    let block = Block {
+        header: Header {
+            version: b.version,
+            height: b.height,
+            prev_hash: b.previous_hash,
+            merkle_root: b.merkle_root,
+            timestamp: b.timestamp,
+            bits: CompactTarget(bits),
+            nonce: b.nonce,
+        },
+        transactions: b
+            .transactions
+            .into_iter()
+            .map(|t| Transaction {
+                version: t.version,
+                sender: t.sender,
+                recipient: t.recipient,
+                amount: t.amount,
+                timestamp: t.timestamp,
+            })
+            .collect(),
+    };
+    match s.handle.request(|reply| Command::SubmitBlock { block, reply }).await? {
+        Ok(o) => Ok(Json(
+            json!({ "message": "block accepted", "hash": o.hash, "height": o.height }),
+        )),
+        Err(BlockRejected::Duplicate(h)) => Ok(Json(json!({ "message": "block already known", "hash": h }))),
+        Err(e @ BlockRejected::UnknownParent(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, format!("{e}; needs full sync")))
+        }
+        Err(e) => Err(ApiError::bad_request(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        let ok = |v: Value| amount(Some(v)).unwrap();
+        let err = |v: Value| amount(Some(v)).unwrap_err().message;
+        assert_eq!(ok(json!(10)), 10);
+        assert_eq!(ok(json!(10.0)), 10);
+        assert_eq!(ok(json!("10")), 10);
+        assert_eq!(ok(json!(u64::MAX)), u64::MAX);
+        assert!(err(json!(0)).contains("at least 1"));
+        assert!(err(json!(-5)).contains("at least 1"));
+        assert!(err(json!(1.5)).contains("whole"));
+        assert!(err(json!("abc")).contains("number"));
+        assert!(err(json!(1e30)).contains("too large"));
+        assert!(err(json!([1])).contains("number"));
+        assert!(amount(None).unwrap_err().message.contains("missing"));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(timestamp(Some(json!(1700000000.5))).unwrap(), 1_700_000_000_500);
+        assert!(timestamp(Some(json!(-1))).is_err());
+        assert!(timestamp(Some(json!("x"))).is_err());
+        assert!(timestamp(None).unwrap() > 1_700_000_000_000);
+    }
+}

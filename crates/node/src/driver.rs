@@ -1,0 +1,560 @@
+//! The driver: the one task that owns the sans-IO [`Node`] and the store.
+//!
+//! HTTP handlers and peer workers talk to it only through [`Command`]s on a channel, so
+//! consensus state needs no lock. The loop takes every command waiting (up to a batch),
+//! feeds them to the node, drains the node's outputs, writes all store operations of the
+//! batch in ONE durable commit (group commit: many concurrent requests share one fsync),
+//! and only then answers the requests, publishes events and sends peer messages. So an
+//! acknowledged transaction or block is always on disk.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chainsim_core::node::{BlockOutcome, BlockRejected, Output, PeerError, TxOutcome, TxRejected};
+use chainsim_core::{ChainStore, Event, Message, Node, PeerAddr, StoreOp};
+use chainsim_primitives::{Block, Transaction};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::miner::{Found, Job};
+use crate::peer_client::PeerClient;
+
+/// Most commands handled before one commit.
+const MAX_BATCH: usize = 1_024;
+
+/// Milliseconds since the Unix epoch: the only clock the node reads.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Where a reply goes.
+pub type Reply<T> = oneshot::Sender<T>;
+
+/// A read-only look at the node, run inside the driver.
+pub type ReadFn = Box<dyn FnOnce(&Node) + Send>;
+
+/// Why `/mine` produced no block.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MineError {
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Storing the block failed.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+/// A request to the driver.
+pub enum Command {
+    /// A transaction from the API.
+    SubmitTx {
+        /// The transaction.
+        tx: Transaction,
+        /// Where the outcome goes.
+        reply: Reply<Result<TxOutcome, TxRejected>>,
+    },
+    /// Mine one block; the reply comes when it is mined and stored.
+    Mine {
+        /// Where the block goes.
+        reply: Reply<Result<Arc<Block>, MineError>>,
+    },
+    /// A block handed in through the API.
+    SubmitBlock {
+        /// The block.
+        block: Block,
+        /// Where the outcome goes.
+        reply: Reply<Result<BlockOutcome, BlockRejected>>,
+    },
+    /// A message from a peer, with the replies to send back in the same exchange.
+    Peer {
+        /// Who sent it.
+        from: PeerAddr,
+        /// The message.
+        msg: Message,
+        /// Where the replies go.
+        reply: Reply<Result<Vec<Message>, PeerError>>,
+    },
+    /// A peer sent bytes that are not a message.
+    PeerGarbage {
+        /// Who sent them.
+        from: PeerAddr,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A message we sent arrived; these are the peer's replies.
+    Delivered {
+        /// The peer.
+        to: PeerAddr,
+        /// Its replies.
+        replies: Vec<Message>,
+    },
+    /// A message we sent did not arrive or was refused.
+    SendFailed {
+        /// The peer.
+        to: PeerAddr,
+        /// Why.
+        reason: String,
+    },
+    /// A peer answered that it has no handshake with us.
+    HandshakeLost {
+        /// The peer.
+        to: PeerAddr,
+    },
+    /// Add peers to contact.
+    AddPeers {
+        /// The addresses.
+        addrs: Vec<PeerAddr>,
+        /// Every known peer afterwards.
+        reply: Reply<Vec<PeerAddr>>,
+    },
+    /// Cut the link with a peer.
+    BlockPeer {
+        /// The peer.
+        addr: PeerAddr,
+        /// Done.
+        reply: Reply<()>,
+    },
+    /// Allow the link with a peer again.
+    UnblockPeer {
+        /// The peer.
+        addr: PeerAddr,
+        /// Whether it was blocked.
+        reply: Reply<bool>,
+    },
+    /// Ask every peer for what we lack, now.
+    Resync {
+        /// Done sending.
+        reply: Reply<()>,
+    },
+    /// Look at the node.
+    Read(ReadFn),
+}
+
+/// An event ready for SSE clients: its name and JSON data, serialised once.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// Event name.
+    pub name: &'static str,
+    /// JSON payload.
+    pub data: String,
+}
+
+/// State shared between the driver, the handlers and the peer workers.
+#[derive(Debug)]
+pub struct Shared {
+    /// Where this node listens.
+    pub listen: PeerAddr,
+    /// Whether a block is being mined.
+    pub mining: AtomicBool,
+    /// Peer messages sent whose outcome the driver has not handled yet.
+    pub inflight: AtomicUsize,
+    /// HTTP requests served.
+    pub http_requests: AtomicU64,
+    /// HTTP requests answered with an error.
+    pub http_errors: AtomicU64,
+    /// Hashes tried by the miner since start.
+    pub hashes: AtomicU64,
+    /// Flips to true once the initial sync is over and the public API may answer.
+    pub ready: watch::Sender<bool>,
+}
+
+/// A cheap, cloneable way to talk to the driver.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Command>,
+    events: broadcast::Sender<Arc<SseEvent>>,
+    /// Shared counters and flags.
+    pub shared: Arc<Shared>,
+}
+
+/// The driver has stopped (the node is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the node is shutting down")]
+pub struct DriverGone;
+
+impl NodeHandle {
+    /// Sends a command.
+    pub async fn send(&self, cmd: Command) -> Result<(), DriverGone> {
+        self.tx.send(cmd).await.map_err(|_| DriverGone)
+    }
+
+    /// Sends a command built around a reply channel and waits for the reply.
+    pub async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, DriverGone> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| DriverGone)
+    }
+
+    /// Runs `f` on the node inside the driver and returns its result. Keep `f` short:
+    /// clone what is needed (blocks are behind `Arc`) and format outside.
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Node) -> T + Send + 'static) -> Result<T, DriverGone> {
+        self.request(|reply| {
+            Command::Read(Box::new(move |node: &Node| {
+                let _ = reply.send(f(node));
+            }))
+        })
+        .await
+    }
+
+    /// A new subscription to the node's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SseEvent>> {
+        self.events.subscribe()
+    }
+
+    /// A sender for peer workers to report back on.
+    pub(crate) fn command_sender(&self) -> mpsc::Sender<Command> {
+        self.tx.clone()
+    }
+}
+
+/// Settings of the driver.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Mining threads per block.
+    pub mine_threads: usize,
+    /// Port, used to prefix log lines like the original.
+    pub port: u16,
+}
+
+/// Starts the driver task. It stops when `shutdown` turns true, after a last commit.
+pub fn spawn<S>(
+    node: Node,
+    store: S,
+    config: DriverConfig,
+    shutdown: watch::Receiver<bool>,
+) -> (NodeHandle, tokio::task::JoinHandle<()>)
+where
+    S: ChainStore + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(8_192);
+    let (events, _) = broadcast::channel(4_096);
+    let (ready, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        listen: node.config().listen.clone(),
+        mining: AtomicBool::new(false),
+        inflight: AtomicUsize::new(0),
+        http_requests: AtomicU64::new(0),
+        http_errors: AtomicU64::new(0),
+        hashes: AtomicU64::new(0),
+        ready,
+    });
+    let handle = NodeHandle {
+        tx,
+        events: events.clone(),
+        shared: shared.clone(),
+    };
+    let (found_tx, found_rx) = mpsc::unbounded_channel();
+    let driver = Driver {
+        peers: PeerClient::new(shared.listen.clone(), handle.command_sender(), shared.clone()),
+        node,
+        store,
+        rx,
+        found_tx,
+        found_rx,
+        events,
+        shared,
+        config,
+        mine_queue: VecDeque::new(),
+        job: None,
+        next_job_id: 1,
+        after_commit: Vec::new(),
+        failed: false,
+    };
+    let task = tokio::spawn(driver.run(shutdown));
+    (handle, task)
+}
+
+struct Driver<S> {
+    node: Node,
+    store: S,
+    rx: mpsc::Receiver<Command>,
+    found_tx: mpsc::UnboundedSender<Found>,
+    found_rx: mpsc::UnboundedReceiver<Found>,
+    events: broadcast::Sender<Arc<SseEvent>>,
+    peers: PeerClient,
+    shared: Arc<Shared>,
+    config: DriverConfig,
+    mine_queue: VecDeque<Reply<Result<Arc<Block>, MineError>>>,
+    job: Option<Job>,
+    next_job_id: u64,
+    /// Replies held back until the batch's commit is durable.
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+    /// A commit failed: nothing more is acknowledged.
+    failed: bool,
+}
+
+impl<S: ChainStore> Driver<S> {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(chainsim_core::node::TICK_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(found) = self.found_rx.recv() => self.on_found(found),
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    for _ in 0..MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tick.tick() => self.node.handle_timeout(now_ms()),
+            }
+            self.finish_batch();
+            if self.failed {
+                break;
+            }
+        }
+        if let Some(job) = self.job.take() {
+            job.cancel();
+        }
+        self.finish_batch();
+        for reply in self.mine_queue.drain(..) {
+            let _ = reply.send(Err(MineError::ShuttingDown));
+        }
+        tracing::info!("[{}] driver stopped; store closed cleanly", self.config.port);
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = now_ms();
+        match cmd {
+            Command::SubmitTx { tx, reply } => {
+                let r = self.node.submit_transaction(tx, now);
+                self.reply_later(reply, r);
+            }
+            Command::Mine { reply } => self.mine_queue.push_back(reply),
+            Command::SubmitBlock { block, reply } => {
+                let r = self.node.submit_block(block, now);
+                self.reply_later(reply, r);
+            }
+            Command::Peer { from, msg, reply } => {
+                let r = self.node.handle_message(&from, msg, now);
+                if let Err(e) = &r {
+                    tracing::debug!("[{}] refused a message from {from}: {e}", self.config.port);
+                }
+                self.reply_later(reply, r);
+            }
+            Command::PeerGarbage { from, reason } => {
+                tracing::warn!("[{}] peer {from} sent garbage: {reason}", self.config.port);
+                self.node.misbehave(&from, 50, &format!("sent garbage: {reason}"), now);
+            }
+            Command::Delivered { to, replies } => {
+                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
+                self.node.handle_delivered(&to, now);
+                for msg in replies {
+                    // Replies to replies travel as new messages; refusals were logged inside.
+                    let _ = self.node.handle_message(&to, msg, now);
+                }
+            }
+            Command::SendFailed { to, reason } => {
+                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!("[{}] message to {to} failed: {reason}", self.config.port);
+                self.node.handle_send_failed(&to, &reason, now);
+            }
+            Command::HandshakeLost { to } => {
+                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
+                self.node.handle_handshake_lost(&to, now);
+            }
+            Command::AddPeers { addrs, reply } => {
+                for addr in addrs {
+                    self.node.add_peer(addr, true, now);
+                }
+                let all = self.node.peers().iter().map(|p| p.address.clone()).collect();
+                self.reply_later(reply, all);
+            }
+            Command::BlockPeer { addr, reply } => {
+                self.node.block_peer(addr, now);
+                self.reply_later(reply, ());
+            }
+            Command::UnblockPeer { addr, reply } => {
+                let r = self.node.unblock_peer(&addr, now);
+                self.reply_later(reply, r);
+            }
+            Command::Resync { reply } => {
+                self.node.resync(now);
+                self.reply_later(reply, ());
+            }
+            Command::Read(f) => f(&self.node),
+        }
+    }
+
+    fn reply_later<T: Send + 'static>(&mut self, reply: Reply<T>, value: T) {
+        self.after_commit.push(Box::new(move || {
+            let _ = reply.send(value);
+        }));
+    }
+
+    fn on_found(&mut self, found: Found) {
+        let Some(job) = self.job.take_if(|j| j.id == found.job_id) else {
+            return; // a cancelled job's late result
+        };
+        self.shared
+            .hashes
+            .fetch_add(job.hashes.load(Ordering::Relaxed), Ordering::Relaxed);
+        let mut block = job.template.clone();
+        block.header.nonce = found.nonce;
+        let hash = block.compute_hash();
+        match self.node.submit_mined_block(block, now_ms()) {
+            Ok(outcome) if self.node.tree().is_active(&outcome.hash) => {
+                let block = self.node.tree().get(&outcome.hash).map(|e| e.block.clone());
+                if let (Some(block), Some(reply)) = (block, self.mine_queue.pop_front()) {
+                    tracing::info!(
+                        "[{}] mined block {} at height {} with {} transactions",
+                        self.config.port,
+                        &hash.to_hex()[..16],
+                        outcome.height,
+                        block.transactions.len()
+                    );
+                    self.reply_later(reply, Ok(block));
+                }
+            }
+            Ok(_) => tracing::info!(
+                "[{}] mined block {hash} lost the race to another branch; mining again",
+                self.config.port
+            ),
+            Err(e) => tracing::warn!("[{}] mined block {hash} was not accepted: {e}", self.config.port),
+        }
+    }
+
+    /// Drains the node's outputs, commits, then lets replies, events and messages out.
+    fn finish_batch(&mut self) {
+        let mut ops: Vec<StoreOp> = Vec::new();
+        let mut events = Vec::new();
+        let mut sends = Vec::new();
+        while let Some(out) = self.node.poll_output() {
+            match out {
+                Output::Store(op) => ops.push(op),
+                Output::Event(e) => events.push(e),
+                Output::Send { to, msg } => sends.push((to, msg)),
+            }
+        }
+        if !ops.is_empty()
+            && let Err(e) = self.store.commit(&ops)
+        {
+            // Without a durable store nothing may be acknowledged: refuse and stop.
+            tracing::error!("[{}] storage failure, stopping the node: {e}", self.config.port);
+            self.failed = true;
+            self.after_commit.clear();
+            for reply in self.mine_queue.drain(..) {
+                let _ = reply.send(Err(MineError::Storage(e.to_string())));
+            }
+            return;
+        }
+        for reply in self.after_commit.drain(..) {
+            reply();
+        }
+        for event in events {
+            self.publish(event);
+        }
+        for (to, msg) in sends {
+            if let Err(reason) = self.peers.send(to.clone(), msg) {
+                self.node.handle_send_failed(&to, &reason, now_ms());
+            }
+        }
+        self.steer_mining();
+    }
+
+    /// Abandons a job whose parent is no longer the tip, and starts one when blocks are
+    /// wanted and none is being mined.
+    fn steer_mining(&mut self) {
+        let tip = self.node.tree().tip().hash;
+        if let Some(job) = self.job.take_if(|j| j.parent != tip) {
+            job.cancel();
+            self.shared
+                .hashes
+                .fetch_add(job.hashes.load(Ordering::Relaxed), Ordering::Relaxed);
+            tracing::info!(
+                "[{}] tip changed while mining; restarting on the new tip",
+                self.config.port
+            );
+        }
+        if self.job.is_none() && !self.mine_queue.is_empty() {
+            // Requests whose callers went away need no block.
+            self.mine_queue.retain(|r| !r.is_closed());
+        }
+        if self.job.is_none() && !self.mine_queue.is_empty() {
+            let template = self.node.block_template(now_ms());
+            let id = self.next_job_id;
+            self.next_job_id += 1;
+            self.job = Some(Job::start(
+                id,
+                template,
+                self.config.mine_threads,
+                self.found_tx.clone(),
+            ));
+        }
+        let mining = self.job.is_some();
+        if self.shared.mining.swap(mining, Ordering::Relaxed) != mining {
+            let _ = self.events.send(Arc::new(SseEvent {
+                name: "mining",
+                data: json!({ "active": mining }).to_string(),
+            }));
+        }
+    }
+
+    fn publish(&mut self, event: Event) {
+        let port = self.config.port;
+        match &event {
+            Event::BlockRejected {
+                hash,
+                rule,
+                reason,
+                from_peer,
+            } => {
+                let from = from_peer
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "local".into());
+                tracing::warn!(
+                    "[{port}] rejected block {} from {from}: rule {rule}: {reason}",
+                    &hash.to_hex()[..16]
+                );
+            }
+            Event::Reorg {
+                fork_height,
+                disconnected,
+                connected,
+                returned,
+            } => tracing::info!(
+                "[{port}] reorganisation at height {fork_height}: {} blocks out, {} in, {} transactions back to pending",
+                disconnected.len(),
+                connected.len(),
+                returned.len()
+            ),
+            Event::Peer { address, state, reason } => match reason {
+                Some(r) => tracing::info!("[{port}] peer {address}: {state:?} ({r})"),
+                None => tracing::info!("[{port}] peer {address}: {state:?}"),
+            },
+            Event::Block {
+                hash,
+                height,
+                from_peer: Some(p),
+                ..
+            } => {
+                tracing::debug!("[{port}] block {} at height {height} from {p}", &hash.to_hex()[..16])
+            }
+            _ => {}
+        }
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        match serde_json::to_string(&event) {
+            Ok(data) => {
+                let _ = self.events.send(Arc::new(SseEvent {
+                    name: event.name(),
+                    data,
+                }));
+            }
+            Err(e) => tracing::error!("[{port}] could not encode event: {e}"),
+        }
+    }
+}

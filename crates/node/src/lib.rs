@@ -1,0 +1,304 @@
+//! The live chainsim node: the sans-IO core wrapped with a redb store, mining threads, an
+//! axum HTTP API and an HTTP peer client.
+//!
+//! Start-up follows the original: open and verify the store, register neighbours, sync with
+//! the network, then serve. See [`run`].
+
+pub mod api;
+pub mod driver;
+pub mod miner;
+pub mod peer_client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chainsim_core::node::RestoreError;
+use chainsim_core::peers::{AddrError, PeerLimits};
+use chainsim_core::store::{ChainStore, StoreOp};
+use chainsim_core::{ChainParams, Node, NodeConfig, PeerAddr};
+use chainsim_store::{RedbStore, StoreError};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::api::{AppState, NodeInfo};
+use crate::driver::{DriverConfig, NodeHandle};
+
+/// The original's neighbours, tried when no `--peer` is given.
+pub const DEFAULT_PEERS: [&str; 2] = ["127.0.0.1:5000", "127.0.0.1:5001"];
+/// Meta key of the miner's name in the store.
+const MINER_KEY: &str = "miner";
+
+/// Everything `chainsim node` can be told.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    pub port: u16,
+    /// Where the store lives; default `./data/node-PORT`.
+    pub data_dir: Option<PathBuf>,
+    /// Peers to contact first.
+    pub peers: Vec<String>,
+    /// Do not fall back to the original's neighbours.
+    pub no_default_peers: bool,
+    /// Name the block reward is paid to; default kept in the store.
+    pub miner: Option<String>,
+    /// Mining threads; default all cores.
+    pub mine_threads: Option<usize>,
+    /// Move the store aside and rebuild from peers.
+    pub resync: bool,
+    /// Outbound peer links.
+    pub max_outbound: usize,
+    /// Inbound peer links.
+    pub max_inbound: usize,
+    /// Mempool capacity.
+    pub mempool_capacity: usize,
+    /// Longest initial sync without progress before serving anyway.
+    pub sync_patience: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5000,
+            data_dir: None,
+            peers: Vec::new(),
+            no_default_peers: false,
+            miner: None,
+            mine_threads: None,
+            resync: false,
+            max_outbound: 8,
+            max_inbound: 32,
+            mempool_capacity: chainsim_core::mempool::DEFAULT_MEMPOOL_CAPACITY,
+            sync_patience: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the node could not run.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The store could not be opened or read.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The stored chain does not validate.
+    #[error(
+        "stored chain in {dir} is not valid: {source}; start with --resync to move it aside and rebuild from peers"
+    )]
+    InvalidStore {
+        /// The data directory.
+        dir: String,
+        /// What failed.
+        source: RestoreError,
+    },
+    /// A peer address is malformed.
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl NodeError {
+    /// Whether the way out is `--resync`.
+    pub fn suggests_resync(&self) -> bool {
+        matches!(self, NodeError::InvalidStore { .. }) || matches!(self, NodeError::Store(e) if e.is_corruption())
+    }
+}
+
+/// Runs a node until `shutdown` resolves: opens and verifies the store, registers
+/// neighbours, syncs, then serves. `on_listening` gets the bound address (for tests that
+/// use port 0).
+pub async fn run(
+    opts: NodeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), NodeError> {
+    let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: format!("{}:{}", opts.host, opts.port),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(NodeError::Serve)?;
+    let port = local.port();
+    let p = port;
+    let listen: PeerAddr = format!("{}:{port}", opts.host).parse()?;
+    let data_dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./data/node-{port}")));
+    if opts.resync {
+        chainsim_store::wipe(&data_dir)?;
+        tracing::info!("[{p}] --resync: moved the old store aside; rebuilding from peers");
+    }
+
+    let started = Instant::now();
+    let mut store = RedbStore::open(&data_dir)?;
+    let stored = store.load()?;
+    let miner = opts
+        .miner
+        .clone()
+        .or_else(|| {
+            stored
+                .meta
+                .get(MINER_KEY)
+                .and_then(|v| String::from_utf8(v.clone()).ok())
+        })
+        .unwrap_or_else(|| format!("miner-{:08x}", fastrand::u32(..)));
+    store.commit(&[StoreOp::PutMeta(MINER_KEY.into(), miner.clone().into_bytes())])?;
+    let mut config = NodeConfig::new(listen.clone(), miner.clone());
+    config.seed = fastrand::u64(..);
+    config.peer_limits = PeerLimits {
+        max_outbound: opts.max_outbound,
+        max_inbound: opts.max_inbound,
+        ..PeerLimits::default()
+    };
+    config.mempool_capacity = opts.mempool_capacity;
+    let params = Arc::new(ChainParams::default_network());
+    let (mut node, report) = Node::restore(params, config, stored).map_err(|source| NodeError::InvalidStore {
+        dir: data_dir.display().to_string(),
+        source,
+    })?;
+    tracing::info!(
+        "[{p}] store {} opened: {} blocks verified from genesis in {:.2?} (length {}), {} pending transactions; miner {miner}",
+        data_dir.join("chain.redb").display(),
+        report.blocks_verified,
+        started.elapsed(),
+        report.height + 1,
+        report.mempool
+    );
+
+    let mut bootstrap = Vec::new();
+    for peer in &opts.peers {
+        bootstrap.push(peer.parse::<PeerAddr>()?);
+    }
+    if bootstrap.is_empty() && !opts.no_default_peers {
+        bootstrap = DEFAULT_PEERS.iter().filter_map(|a| a.parse().ok()).collect();
+    }
+    let now = driver::now_ms();
+    for peer in bootstrap {
+        if peer != listen {
+            tracing::info!("[{p}] registering neighbour {peer}");
+            node.add_peer(peer, true, now);
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let threads = opts
+        .mine_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .max(1);
+    let (handle, driver_task) = driver::spawn(
+        node,
+        store,
+        DriverConfig {
+            mine_threads: threads,
+            port,
+        },
+        stop_rx,
+    );
+    let state = AppState {
+        handle: handle.clone(),
+        info: Arc::new(NodeInfo {
+            host: opts.host.clone(),
+            port,
+        }),
+    };
+    let app = api::app(state);
+    let server_stop = stop_tx.subscribe();
+    let server = tokio::spawn(async move {
+        let mut stop = server_stop;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    on_listening(local);
+
+    let shutdown_tx = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("[{port}] shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+
+    initial_sync(&handle, port, opts.sync_patience, stop_tx.subscribe()).await;
+    handle.shared.ready.send_replace(true);
+    tracing::info!("[{p}] serving at http://{listen}");
+
+    let served = server.await;
+    let _ = stop_tx.send(true);
+    let _ = driver_task.await;
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(NodeError::Serve(e)),
+        Err(e) => Err(NodeError::Serve(std::io::Error::other(e.to_string()))),
+    }
+}
+
+/// Waits until the node has caught up with its peers, logging progress every few seconds.
+/// Gives up waiting (and serves) when nothing moves for `patience`.
+async fn initial_sync(handle: &NodeHandle, port: u16, patience: Duration, mut stop: watch::Receiver<bool>) {
+    tracing::info!("[{port}] syncing with the network before serving...");
+    let start = Instant::now();
+    let start_height = handle.read(|n| n.tree().height()).await.unwrap_or(0);
+    let mut last_height = start_height;
+    let mut last_progress = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Ok((syncing, height, target)) = handle
+            .read(|n| (n.is_syncing(), n.tree().height(), n.sync_peer().map(|s| s.target)))
+            .await
+        else {
+            return;
+        };
+        if height != last_height {
+            last_height = height;
+            last_progress = Instant::now();
+        }
+        if !syncing {
+            if height == start_height {
+                tracing::info!("[{port}] already have the newest chain (length {})", height + 1);
+            } else {
+                tracing::info!(
+                    "[{port}] caught up: length {} ({} blocks downloaded in {:.1?})",
+                    height + 1,
+                    height - start_height,
+                    start.elapsed()
+                );
+            }
+            return;
+        }
+        if last_log.elapsed() > Duration::from_secs(3) {
+            last_log = Instant::now();
+            let rate = (height - start_height) as f64 / start.elapsed().as_secs_f64();
+            tracing::info!(
+                "[{port}] syncing: height {height} / {} ({rate:.0} blocks/s)",
+                target.map(|t| t.to_string()).unwrap_or_else(|| "?".into())
+            );
+        }
+        if last_progress.elapsed() > patience {
+            tracing::warn!(
+                "[{port}] no sync progress for {patience:?}; serving at height {height} and syncing in the background"
+            );
+            return;
+        }
+    }
+}
