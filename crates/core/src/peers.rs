@@ -268,6 +268,7 @@ pub fn backoff_ms(failures: u32) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 mod tests {
     use super::*;
 

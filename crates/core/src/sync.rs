@@ -134,10 +134,16 @@ impl Node {
         let tip_before = self.tree.tip().hash;
         let mut last = None;
         let mut failed = false;
+        // Blocks this batch itself brought in (accepted without relaying).
+        let mut taken = Vec::new();
         for block in blocks {
             let hash = block.compute_hash();
             match self.accept_block(block, Origin::Peer(from.clone()), false, now) {
-                Ok(_) | Err(BlockRejected::Duplicate(_)) => last = Some(hash),
+                Ok(_) => {
+                    taken.push(hash);
+                    last = Some(hash);
+                }
+                Err(BlockRejected::Duplicate(_)) => last = Some(hash),
                 Err(BlockRejected::UnknownParent(_)) => {
                     self.misbehave(from, 20, "sent a batch of blocks that does not connect", now);
                     failed = true;
@@ -152,8 +158,11 @@ impl Node {
             }
         }
         // Peers that lack the blocks we just took will fetch them from the new tip.
+        // Only when the batch itself brought the tip in: a tip that is an orphan the batch
+        // connected was relayed already when it connected, and relaying it again would send
+        // it twice over the same links.
         let tip = self.tree.tip();
-        if tip.hash != tip_before {
+        if tip.hash != tip_before && taken.contains(&tip.hash) {
             let block = tip.block.clone();
             self.relay_block(&block, Some(from));
         }
@@ -190,10 +199,11 @@ impl Node {
         let hash = block.compute_hash();
         if self.orphans.len() >= self.config.max_orphans {
             // Forget the lowest orphan: the highest ones are the likeliest to matter.
+            // Ties broken by hash, not by the HashMap's (OS-seeded) order: same inputs, same node.
             if let Some(victim) = self
                 .orphans
                 .iter()
-                .min_by_key(|(_, (b, _))| b.header.height)
+                .min_by_key(|(h, (b, _))| (b.header.height, **h))
                 .map(|(h, _)| *h)
             {
                 self.orphans.remove(&victim);
@@ -213,12 +223,16 @@ impl Node {
     pub(crate) fn connect_orphans(&mut self, parent: BlockHash, now: u64) {
         let mut parents = vec![parent];
         while let Some(p) = parents.pop() {
-            let children: Vec<BlockHash> = self
+            let mut children: Vec<BlockHash> = self
                 .orphans
                 .iter()
                 .filter(|(_, (b, _))| b.header.prev_hash == p)
                 .map(|(h, _)| *h)
                 .collect();
+            // Connect siblings in a fixed order, not the HashMap's (OS-seeded) one: which of
+            // two equal-work siblings is seen first decides the tip, and a node must be
+            // deterministic for seeded simulations to replay.
+            children.sort();
             for child in children {
                 let Some((block, from)) = self.orphans.remove(&child) else {
                     continue;

@@ -1,0 +1,455 @@
+//! One node driven through its public API, no peers: transactions, mining, reorganisation,
+//! and restoring from storage.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use chainsim_core::mempool::MempoolError;
+use chainsim_core::{
+    BlockRejected, ChainStore, Event, MemoryStore, Node, NodeConfig, Output, RestoreError, StoreOp, TxRejected,
+    ValidationError,
+};
+use chainsim_primitives::{BlockHash, Transaction, TxError, Txid};
+use support::{T0, addr, child, params, solve, tx};
+
+fn new_node() -> Node {
+    Node::new(params(), NodeConfig::new(addr(0), "me"))
+}
+
+/// Drains the outputs; also applies the store ops to `store` when given.
+fn drain(node: &mut Node, mut store: Option<&mut MemoryStore>) -> Vec<Output> {
+    let mut out = Vec::new();
+    while let Some(o) = node.poll_output() {
+        if let (Output::Store(op), Some(s)) = (&o, store.as_deref_mut()) {
+            s.commit(std::slice::from_ref(op)).unwrap();
+        }
+        out.push(o);
+    }
+    out
+}
+
+fn events(outputs: &[Output]) -> Vec<&Event> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_store(outputs: &[Output], pred: impl Fn(&StoreOp) -> bool) -> bool {
+    outputs.iter().any(|o| matches!(o, Output::Store(op) if pred(op)))
+}
+
+/// Mines the node's template at `now` and submits it.
+fn mine(node: &mut Node, now: u64) -> BlockHash {
+    let mut block = node.block_template(now);
+    solve(node.params(), &mut block);
+    node.submit_mined_block(block, now).unwrap().hash
+}
+
+#[test]
+fn submitted_transaction_is_pooled_stored_and_announced() {
+    let mut node = new_node();
+    let t = tx(1);
+    let txid = t.compute_txid();
+    let outcome = node.submit_transaction(t.clone(), T0).unwrap();
+    assert_eq!(outcome.txid, txid);
+    assert!(outcome.is_new);
+    assert!(node.mempool().contains(&txid));
+    let out = drain(&mut node, None);
+    assert!(has_store(
+        &out,
+        |op| matches!(op, StoreOp::PutTx(id, stored) if *id == txid && *stored == t)
+    ));
+    assert!(events(&out).iter().any(|e| matches!(e,
+        Event::Tx { txid: id, sender, recipient, amount, from_peer: None }
+            if *id == txid && *sender == t.sender && *recipient == t.recipient && *amount == t.amount)));
+    // No peers: nothing to send.
+    assert!(!out.iter().any(|o| matches!(o, Output::Send { .. })));
+
+    // The same transaction again: taken, not new, nothing to do.
+    let again = node.submit_transaction(t, T0).unwrap();
+    assert_eq!(again.txid, txid);
+    assert!(!again.is_new);
+    assert!(drain(&mut node, None).is_empty());
+    assert_eq!(node.mempool().len(), 1);
+}
+
+#[test]
+fn malformed_transactions_are_refused() {
+    let mut node = new_node();
+    let ok = tx(1);
+    let cases = [
+        (
+            Transaction {
+                amount: 0,
+                ..ok.clone()
+            },
+            TxError::ZeroAmount,
+        ),
+        (
+            Transaction {
+                sender: String::new(),
+                ..ok.clone()
+            },
+            TxError::EmptyName("sender"),
+        ),
+        (
+            Transaction {
+                recipient: String::new(),
+                ..ok.clone()
+            },
+            TxError::EmptyName("recipient"),
+        ),
+        (
+            Transaction {
+                sender: "s".repeat(65),
+                ..ok.clone()
+            },
+            TxError::NameTooLong("sender"),
+        ),
+        (
+            Transaction {
+                recipient: "r".repeat(65),
+                ..ok.clone()
+            },
+            TxError::NameTooLong("recipient"),
+        ),
+        (
+            Transaction {
+                sender: "0".into(),
+                ..ok.clone()
+            },
+            TxError::ReservedSender,
+        ),
+        (
+            Transaction {
+                version: 2,
+                ..ok.clone()
+            },
+            TxError::UnknownVersion(2),
+        ),
+    ];
+    for (t, reason) in cases {
+        assert_eq!(node.submit_transaction(t, T0), Err(TxRejected::Malformed(reason)));
+    }
+    assert!(node.mempool().is_empty());
+    assert!(drain(&mut node, None).is_empty(), "a refusal leaves no trace");
+}
+
+#[test]
+fn full_mempool_refuses_new_transactions() {
+    let mut config = NodeConfig::new(addr(0), "me");
+    config.mempool_capacity = 3;
+    let mut node = Node::new(params(), config);
+    for i in 0..3 {
+        assert!(node.submit_transaction(tx(i), T0).unwrap().is_new);
+    }
+    assert_eq!(
+        node.submit_transaction(tx(3), T0),
+        Err(TxRejected::MempoolFull(MempoolError::Full(3)))
+    );
+    // A duplicate of a pending one is still fine.
+    assert!(!node.submit_transaction(tx(0), T0).unwrap().is_new);
+    assert_eq!(node.mempool().len(), 3);
+    // Mining makes room.
+    mine(&mut node, T0);
+    assert!(node.mempool().is_empty());
+    assert!(node.submit_transaction(tx(3), T0).unwrap().is_new);
+}
+
+#[test]
+fn mining_a_template_confirms_pending_transactions() {
+    let mut node = new_node();
+    let (a, b) = (tx(1), tx(2));
+    node.submit_transaction(a.clone(), T0).unwrap();
+    node.submit_transaction(b.clone(), T0).unwrap();
+    drain(&mut node, None);
+
+    let now = T0 + 1_000;
+    let mut template = node.block_template(now);
+    // The template: coinbase to our miner at `now`, then the mempool oldest first.
+    assert_eq!(template.header.height, 1);
+    assert_eq!(template.header.prev_hash, node.params().genesis_hash());
+    assert_eq!(template.header.timestamp, now);
+    assert_eq!(
+        template.transactions[0],
+        Transaction::coinbase("me", node.params().reward, now)
+    );
+    assert_eq!(&template.transactions[1..], &[a.clone(), b.clone()]);
+    solve(node.params(), &mut template);
+    let outcome = node.submit_mined_block(template.clone(), now).unwrap();
+    let hash = template.compute_hash();
+    assert_eq!(outcome.hash, hash);
+    assert_eq!(outcome.height, 1);
+    assert_eq!(outcome.change.connected, vec![hash]);
+    assert!(outcome.change.disconnected.is_empty());
+
+    assert!(node.mempool().is_empty());
+    assert_eq!(node.tree().tip().hash, hash);
+    let (entry, pos) = node.tree().find_tx(&a.compute_txid()).unwrap();
+    assert_eq!((entry.hash, pos), (hash, 1));
+    assert_eq!(node.stats().blocks_mined, 1);
+
+    let out = drain(&mut node, None);
+    assert!(has_store(
+        &out,
+        |op| matches!(op, StoreOp::PutBlock { hash: h, .. } if *h == hash)
+    ));
+    for t in [&a, &b] {
+        assert!(has_store(
+            &out,
+            |op| matches!(op, StoreOp::DeleteTx(id) if *id == t.compute_txid())
+        ));
+    }
+    assert!(has_store(&out, |op| matches!(op, StoreOp::SetTip(h) if *h == hash)));
+    let ev = events(&out);
+    assert!(ev.iter().any(
+        |e| matches!(e, Event::Block { hash: h, height: 1, txs: 3, mined_here: true, from_peer: None } if *h == hash)
+    ));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Tip { height: 1, length: 2, tip, pending: 0 } if *tip == hash))
+    );
+
+    // A block template never runs behind its parent's time, whatever the clock says.
+    let next = node.block_template(T0);
+    assert_eq!(next.header.timestamp, now + 1);
+
+    // The same block again, or an invalid one, is refused.
+    assert_eq!(node.submit_block(template, now), Err(BlockRejected::Duplicate(hash)));
+    let mut bad = node.block_template(now + 1);
+    bad.header.nonce = (0..)
+        .find(|n| {
+            let mut h = bad.header;
+            h.nonce = *n;
+            !node.params().bits.to_target().is_met_by(&h.compute_hash())
+        })
+        .unwrap();
+    let bad_hash = bad.compute_hash();
+    assert!(matches!(
+        node.submit_block(bad, now + 1),
+        Err(BlockRejected::Invalid(ValidationError::TargetNotMet(_)))
+    ));
+    let out = drain(&mut node, None);
+    assert!(
+        events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::BlockRejected { hash: h, rule: "proof-of-work", .. } if *h == bad_hash))
+    );
+    assert_eq!(node.tree().tip().hash, hash);
+}
+
+#[test]
+fn a_block_with_an_unknown_parent_is_refused() {
+    let p = params();
+    let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
+    let g = p.genesis().as_ref().clone();
+    let b1 = child(&p, &g, "x", T0, vec![]);
+    let b2 = child(&p, &b1, "x", T0 + 1, vec![]);
+    assert_eq!(
+        node.submit_block(b2, T0),
+        Err(BlockRejected::UnknownParent(b1.compute_hash()))
+    );
+    assert_eq!(node.tree().height(), 0);
+}
+
+#[test]
+fn reorg_returns_the_losing_branch_transactions() {
+    let p = params();
+    let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
+    let (a, b, c) = (tx(1), tx(2), tx(3));
+    let (ida, idb, idc) = (a.compute_txid(), b.compute_txid(), c.compute_txid());
+    node.submit_transaction(a.clone(), T0).unwrap();
+    node.submit_transaction(b.clone(), T0).unwrap();
+    // Branch A: our own block with a and b.
+    let a1 = mine(&mut node, T0 + 1_000);
+    assert!(node.mempool().is_empty());
+    drain(&mut node, None);
+
+    // Branch B, built elsewhere: B1 carries a, B2 carries c (never seen here).
+    let g = p.genesis().as_ref().clone();
+    let b1 = child(&p, &g, "other", T0 + 2_000, vec![a.clone()]);
+    let b2 = child(&p, &b1, "other", T0 + 3_000, vec![c.clone()]);
+    let (h1, h2) = (b1.compute_hash(), b2.compute_hash());
+
+    // Equal work: the first seen stays best.
+    let o = node.submit_block(b1, T0 + 4_000).unwrap();
+    assert!(o.change.is_unchanged());
+    assert_eq!(node.tree().tip().hash, a1);
+    let out = drain(&mut node, None);
+    assert!(has_store(
+        &out,
+        |op| matches!(op, StoreOp::PutBlock { hash, .. } if *hash == h1)
+    ));
+    assert!(!events(&out).iter().any(|e| matches!(e, Event::Tip { .. })));
+
+    // More work: switch. b comes back (B lacks it); a stays mined (B1 has it); c is mined.
+    let o = node.submit_block(b2, T0 + 4_000).unwrap();
+    assert_eq!(o.change.disconnected, vec![a1]);
+    assert_eq!(o.change.connected, vec![h1, h2]);
+    assert_eq!(node.tree().tip().hash, h2);
+    assert_eq!(node.mempool().len(), 1);
+    assert!(node.mempool().contains(&idb));
+    assert_eq!(node.tree().find_tx(&ida).unwrap().0.hash, h1);
+    assert_eq!(node.tree().find_tx(&idc).unwrap().0.hash, h2);
+    assert_eq!(node.stats().reorgs, 1);
+    let out = drain(&mut node, None);
+    let ev = events(&out);
+    let reorg = ev.iter().find(|e| matches!(e, Event::Reorg { .. })).unwrap();
+    assert_eq!(
+        **reorg,
+        Event::Reorg {
+            fork_height: 0,
+            disconnected: vec![a1],
+            connected: vec![h1, h2],
+            returned: vec![idb],
+        }
+    );
+    assert!(has_store(&out, |op| matches!(op, StoreOp::PutTx(id, _) if *id == idb)));
+    assert!(has_store(&out, |op| matches!(op, StoreOp::SetTip(h) if *h == h2)));
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::Tip {
+            height: 2,
+            pending: 1,
+            ..
+        }
+    )));
+    // Both connected blocks are announced, none as ours.
+    let announced: Vec<BlockHash> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Block {
+                hash,
+                mined_here: false,
+                ..
+            } => Some(*hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![h1, h2]);
+
+    // The returned transaction goes into our next block.
+    mine(&mut node, T0 + 5_000);
+    assert!(node.mempool().is_empty());
+    assert!(node.tree().find_tx(&idb).is_some());
+}
+
+/// A node with a few blocks, a side branch and pending transactions, every store output
+/// applied to a `MemoryStore`.
+fn node_with_history() -> (Node, MemoryStore) {
+    let p = params();
+    let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
+    let mut store = MemoryStore::default();
+    for i in 0..6 {
+        node.submit_transaction(tx(i), T0).unwrap();
+        mine(&mut node, T0 + 1_000 * (i + 1));
+        drain(&mut node, Some(&mut store));
+    }
+    // A side branch of two blocks off height 3, lighter than the best chain.
+    let fork = node.tree().at_height(3).unwrap().block.as_ref().clone();
+    let s1 = child(&p, &fork, "other", fork.header.timestamp + 10, vec![tx(100)]);
+    let s2 = child(&p, &s1, "other", fork.header.timestamp + 20, vec![]);
+    node.submit_block(s1, T0 + 10_000).unwrap();
+    node.submit_block(s2, T0 + 10_000).unwrap();
+    for i in 10..13 {
+        node.submit_transaction(tx(i), T0).unwrap();
+    }
+    drain(&mut node, Some(&mut store));
+    (node, store)
+}
+
+fn pending(node: &Node) -> Vec<Txid> {
+    let mut v: Vec<Txid> = node.mempool().iter_oldest().map(|(id, _)| *id).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn restore_rebuilds_the_same_node() {
+    let (node, store) = node_with_history();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.tip, Some(node.tree().tip().hash));
+    let (restored, report) = Node::restore(params(), node.config().clone(), stored).unwrap();
+    assert_eq!(report.blocks_verified, 8, "six best-chain blocks and two side blocks");
+    assert_eq!(report.height, 6);
+    assert_eq!(report.tip, node.tree().tip().hash);
+    assert_eq!(report.mempool, 3);
+    assert_eq!(restored.tree().active_hashes(), node.tree().active_hashes());
+    assert_eq!(restored.tree().len(), node.tree().len());
+    assert_eq!(pending(&restored), pending(&node));
+    // Restoring announces and stores nothing: it is all stored already.
+    let mut restored = restored;
+    assert!(restored.poll_output().is_none());
+}
+
+#[test]
+fn restore_accepts_a_store_holding_genesis_too() {
+    let (node, store) = node_with_history();
+    let mut stored = store.load().unwrap();
+    stored.blocks.insert(0, params().genesis().clone());
+    let (restored, report) = Node::restore(params(), node.config().clone(), stored).unwrap();
+    assert_eq!(report.blocks_verified, 8);
+    assert_eq!(restored.tree().tip().hash, node.tree().tip().hash);
+}
+
+#[test]
+fn restore_refuses_another_networks_chain() {
+    // A store whose first block is another network's genesis.
+    let other = chainsim_core::ChainParams::default_network();
+    let mut stored = chainsim_core::StoredState::default();
+    stored.blocks.push(other.genesis().clone());
+    let err = Node::restore(params(), NodeConfig::new(addr(0), "me"), stored).unwrap_err();
+    assert_eq!(
+        err,
+        RestoreError::GenesisMismatch {
+            stored: other.genesis_hash(),
+            expected: params().genesis_hash(),
+        }
+    );
+
+    // A store whose first block is not genesis and does not build on ours either.
+    let (_, store) = node_with_history();
+    let mut stored = store.load().unwrap();
+    let second = stored.blocks.remove(0);
+    let first_hash = stored.blocks[0].compute_hash();
+    assert_eq!(stored.blocks[0].header.prev_hash, second.compute_hash());
+    let err = Node::restore(params(), NodeConfig::new(addr(0), "me"), stored).unwrap_err();
+    assert!(matches!(err, RestoreError::GenesisMismatch { stored, .. } if stored == first_hash));
+}
+
+#[test]
+fn restore_names_the_rule_a_tampered_block_breaks() {
+    let (_, store) = node_with_history();
+    let mut stored = store.load().unwrap();
+    // Someone edited an amount in the third stored block on disk.
+    let mut block = stored.blocks[2].as_ref().clone();
+    block.transactions[1].amount += 1000;
+    let hash = block.compute_hash();
+    stored.blocks[2] = Arc::new(block);
+    let err = Node::restore(params(), NodeConfig::new(addr(0), "me"), stored).unwrap_err();
+    match &err {
+        RestoreError::InvalidBlock { hash: h, height, error } => {
+            assert_eq!(*h, hash);
+            assert_eq!(*height, 3);
+            assert_eq!(*error, ValidationError::BadMerkleRoot);
+            assert_eq!(error.rule(), "merkle-root");
+        }
+        other => panic!("expected InvalidBlock, got {other:?}"),
+    }
+    assert!(err.to_string().contains("merkle-root"), "{err}");
+
+    // A stored block whose parent was lost.
+    let (_, store) = node_with_history();
+    let mut stored = store.load().unwrap();
+    let gone = stored.blocks.remove(2);
+    let orphan = stored.blocks[2].compute_hash();
+    assert_eq!(stored.blocks[2].header.prev_hash, gone.compute_hash());
+    let err = Node::restore(params(), NodeConfig::new(addr(0), "me"), stored).unwrap_err();
+    assert_eq!(err, RestoreError::MissingParent(orphan));
+}
