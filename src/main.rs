@@ -64,6 +64,9 @@ struct NodeArgs {
     /// Most pending transactions.
     #[arg(long, default_value_t = 50_000, value_name = "N")]
     mempool_capacity: usize,
+    /// Join the easy test network (its own genesis; about 256 hashes a block).
+    #[arg(long, hide = true)]
+    test_network: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -142,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_inbound: a.max_inbound,
                 mempool_capacity: a.mempool_capacity,
                 sync_patience: Duration::from_secs(30),
+                test_network: a.test_network,
             };
             chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
                 if e.suggests_resync() && !e.to_string().contains("--resync") {

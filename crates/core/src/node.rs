@@ -305,6 +305,10 @@ impl Node {
                 .parent_info();
             let height = block.header.height;
             let checked = validate_block(&node.params, block, &parent, None)
+                .and_then(|c| match node.tree.find_in_ancestry(&parent.hash, &c.txids()[1..]) {
+                    Some(txid) => Err(ValidationError::AlreadyMined(txid)),
+                    None => Ok(c),
+                })
                 .map_err(|error| RestoreError::InvalidBlock { hash, height, error })?;
             match node.tree.insert(checked) {
                 Ok(_) | Err(InsertError::Duplicate(_)) => verified += 1,
@@ -491,7 +495,14 @@ impl Node {
         let Some(parent) = self.tree.get(&prev).map(|p| p.parent_info()) else {
             return Err(BlockRejected::UnknownParent(prev));
         };
-        let checked = match validate_block(&self.params, block, &parent, Some(now)) {
+        let checked = validate_block(&self.params, block, &parent, Some(now)).and_then(|c| {
+            // The coinbase is unique per chain by its timestamp; only the others can repeat.
+            match self.tree.find_in_ancestry(&prev, &c.txids()[1..]) {
+                Some(txid) => Err(ValidationError::AlreadyMined(txid)),
+                None => Ok(c),
+            }
+        });
+        let checked = match checked {
             Ok(c) => c,
             Err(e) => {
                 self.stats.blocks_rejected += 1;

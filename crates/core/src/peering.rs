@@ -247,7 +247,6 @@ impl Node {
         p.work = hello.work.0;
         p.last_seen = now;
         p.failures = 0;
-        p.score = p.score.min(BAN_SCORE / 2);
         if newly_connected {
             self.emit(Event::Peer {
                 address: from.clone(),

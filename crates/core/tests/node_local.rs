@@ -453,3 +453,32 @@ fn restore_names_the_rule_a_tampered_block_breaks() {
     let err = Node::restore(params(), NodeConfig::new(addr(0), "me"), stored).unwrap_err();
     assert_eq!(err, RestoreError::MissingParent(orphan));
 }
+
+/// A transaction mined once cannot be mined again further up the same chain — on the best
+/// chain or on a side branch — but may appear on a competing branch that lacks it.
+#[test]
+fn a_transaction_cannot_be_mined_twice_in_one_chain() {
+    let p = params();
+    let mut node = new_node();
+    let g = p.genesis().as_ref().clone();
+    let t = tx(7);
+    let b1 = child(&p, &g, "m", T0 + 1_000, vec![t.clone()]);
+    node.submit_block(b1.clone(), T0 + 1_000).unwrap();
+    // Straight on top of the best chain.
+    let b2 = child(&p, &b1, "m", T0 + 2_000, vec![t.clone()]);
+    let err = node.submit_block(b2, T0 + 2_000).unwrap_err();
+    assert!(
+        matches!(&err, BlockRejected::Invalid(ValidationError::AlreadyMined(id)) if *id == t.compute_txid()),
+        "{err:?}"
+    );
+    assert_eq!(ValidationError::AlreadyMined(t.compute_txid()).rule(), "tx-already-mined");
+    // A competing branch from genesis may carry it once, but not twice along that branch.
+    let s1 = child(&p, &g, "other", T0 + 1_500, vec![t.clone()]);
+    node.submit_block(s1.clone(), T0 + 1_500).unwrap();
+    let s2 = child(&p, &s1, "other", T0 + 2_500, vec![t.clone()]);
+    assert!(matches!(
+        node.submit_block(s2, T0 + 2_500),
+        Err(BlockRejected::Invalid(ValidationError::AlreadyMined(_)))
+    ));
+    assert_eq!(node.tree().tip().hash, b1.compute_hash());
+}

@@ -57,6 +57,8 @@ pub struct NodeOptions {
     pub mempool_capacity: usize,
     /// Longest initial sync without progress before serving anyway.
     pub sync_patience: Duration,
+    /// Which network: the default one, or the easy test network (benchmarks, experiments).
+    pub test_network: bool,
 }
 
 impl Default for NodeOptions {
@@ -74,6 +76,7 @@ impl Default for NodeOptions {
             max_inbound: 32,
             mempool_capacity: chainsim_core::mempool::DEFAULT_MEMPOOL_CAPACITY,
             sync_patience: Duration::from_secs(30),
+            test_network: false,
         }
     }
 }
@@ -166,7 +169,11 @@ pub async fn run(
         ..PeerLimits::default()
     };
     config.mempool_capacity = opts.mempool_capacity;
-    let params = Arc::new(ChainParams::default_network());
+    let params = Arc::new(if opts.test_network {
+        ChainParams::testnet()
+    } else {
+        ChainParams::default_network()
+    });
     let (mut node, report) = Node::restore(params, config, stored).map_err(|source| NodeError::InvalidStore {
         dir: data_dir.display().to_string(),
         source,

@@ -69,7 +69,7 @@ impl MerkleProof {
         let mut pos = index;
         let mut siblings = Vec::new();
         while level.len() > 1 {
-            let sib = if pos % 2 == 0 {
+            let sib = if pos.is_multiple_of(2) {
                 *level.get(pos + 1).unwrap_or(&level[pos])
             } else {
                 level[pos - 1]
@@ -92,7 +92,7 @@ impl MerkleProof {
         let mut h = txid.0;
         let mut pos = self.index;
         for sib in &self.siblings {
-            h = if pos % 2 == 0 {
+            h = if pos.is_multiple_of(2) {
                 hash_pair(&h, &sib.0)
             } else {
                 hash_pair(&sib.0, &h)

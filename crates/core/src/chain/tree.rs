@@ -258,6 +258,24 @@ impl BlockTree {
         pruned
     }
 
+    /// The first of `txids` already mined in the chain ending at `parent` (the block's
+    /// ancestry), if any. Validation of a block alone cannot see this: it needs the chain.
+    /// Side-branch blocks are walked down to the best chain; below that the transaction
+    /// index answers, so extending the best chain costs one lookup per transaction.
+    pub fn find_in_ancestry(&self, parent: &BlockHash, txids: &[Txid]) -> Option<Txid> {
+        let mut side_txids = std::collections::HashSet::new();
+        let mut cursor = *parent;
+        while !self.is_active(&cursor) {
+            let entry = self.entries.get(&cursor)?;
+            side_txids.extend(entry.txids.iter().copied());
+            cursor = entry.block.header.prev_hash;
+        }
+        let fork_height = self.entries.get(&cursor)?.height();
+        txids.iter().copied().find(|txid| {
+            side_txids.contains(txid) || self.tx_index.get(txid).and_then(|(h, _)| self.entries.get(h)).is_some_and(|e| e.height() <= fork_height)
+        })
+    }
+
     /// Hashes describing the best chain for a peer to find the fork point: the last ten
     /// blocks, then exponentially sparser, always ending at genesis (Bitcoin's locator).
     pub fn locator(&self) -> Vec<BlockHash> {

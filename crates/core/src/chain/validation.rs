@@ -112,6 +112,9 @@ pub enum ValidationError {
     /// The Merkle root does not match the transactions.
     #[error("merkle root does not match the transactions")]
     BadMerkleRoot,
+    /// A transaction was already mined earlier in this block's chain.
+    #[error("transaction {0} is already mined in this chain")]
+    AlreadyMined(Txid),
 }
 
 impl ValidationError {
@@ -134,6 +137,7 @@ impl ValidationError {
             Self::MalformedTx { .. } => "tx-malformed",
             Self::DuplicateTx(_) => "tx-duplicate",
             Self::BadMerkleRoot => "merkle-root",
+            Self::AlreadyMined(_) => "tx-already-mined",
         }
     }
 }
