@@ -77,7 +77,7 @@ fn timestamp(v: Option<Value>) -> Result<u64, ApiError> {
     match v {
         None | Some(Value::Null) => Ok(now_ms()),
         Some(Value::Number(n)) => match n.as_f64() {
-            Some(secs) if secs.is_finite() && secs >= 0.0 && secs < 1e13 => Ok((secs * 1000.0).round() as u64),
+            Some(secs) if (0.0..1e13).contains(&secs) => Ok((secs * 1000.0).round() as u64),
             _ => Err(ApiError::bad_request(
                 "time must be seconds since 1970 (a number from 0 to 10^13)",
             )),
