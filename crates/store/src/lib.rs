@@ -50,9 +50,10 @@ const FORMAT_VERSION: u32 = 1;
 /// Bytes before the block encoding in a `blocks` value: seq, height, chain work.
 const BLOCK_VALUE_PREFIX: usize = 8 + 8 + 16;
 
-/// redb caches up to 1 GiB by default; several nodes may run on one machine, and the hot set
-/// (recent blocks, the mempool) is small, so a modest cache costs nothing.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// redb caches up to 1 GiB by default. The node keeps every block it needs in memory and
+/// reads the store only once, at start, so a cache would duplicate that: keep it small, which
+/// lets 100 idle nodes share this machine.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A [`ChainStore`] in a redb database file.
 ///
