@@ -129,6 +129,30 @@ pub fn validation(secs: Duration) -> anyhow::Result<()> {
             }
         }
         let rate = n as f64 / start.elapsed().as_secs_f64();
+        // Where the time goes: the two hashing passes alone.
+        let t = Instant::now();
+        let mut k = 0u64;
+        while t.elapsed() < secs / 4 {
+            for b in &blocks {
+                std::hint::black_box(b.compute_txids());
+                k += 1;
+            }
+        }
+        let txid_us = t.elapsed().as_secs_f64() * 1e6 / k as f64;
+        let txids: Vec<Vec<_>> = blocks.iter().map(|b| b.compute_txids()).collect();
+        let t = Instant::now();
+        let mut k = 0u64;
+        while t.elapsed() < secs / 4 {
+            for ids in &txids {
+                std::hint::black_box(compute_merkle_root(ids));
+                k += 1;
+            }
+        }
+        let merkle_us = t.elapsed().as_secs_f64() * 1e6 / k as f64;
+        println!(
+            "  per block: {:.1} us in all, of which txids {txid_us:.1} us, Merkle root {merkle_us:.1} us",
+            1e6 / rate
+        );
         println!(
             "blocks of {txs:>5} transactions: {:>9.0} blocks/s  ({:.2} M transactions/s){}",
             rate,

@@ -167,8 +167,17 @@ async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: us
         );
     }
     drop(procs);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_unless_kept(&dir);
     Ok(())
+}
+
+/// Deletes a benchmark's directory unless CHAINSIM_BENCH_KEEP is set (to read node logs).
+fn remove_unless_kept(dir: &Path) {
+    if std::env::var_os("CHAINSIM_BENCH_KEEP").is_some() {
+        println!("(kept {})", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Milliseconds from the first node seeing `id` to the last of `n` nodes seeing it.
@@ -263,7 +272,7 @@ pub async fn catchup(blocks: usize) -> anyhow::Result<()> {
     }
     drop(b);
     drop(a);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_unless_kept(&dir);
     Ok(())
 }
 

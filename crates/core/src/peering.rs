@@ -100,7 +100,9 @@ impl Node {
         if let Message::Hello(hello) = msg {
             return self.on_hello(from, hello, now);
         }
-        if !self.peers.is_connected(from) {
+        // A peer we are saying hello to may answer and start talking before its answer is
+        // processed here (the two travel separately): it accepted us, so listen.
+        if !self.peers.get(from).is_some_and(|p| matches!(p.state, PeerState::Connected | PeerState::Connecting)) {
             return Err(PeerError::NotConnected(from.clone()));
         }
         if let Some(p) = self.peers.get_mut(from) {
@@ -298,12 +300,14 @@ impl Node {
         if matches!(p.state, PeerState::Blocked | PeerState::Banned | PeerState::Connecting) {
             return;
         }
-        p.state = PeerState::Idle;
-        p.retry_at = now;
+        // Re-handshake on the existing link right away, whatever the outbound slots say: it
+        // is the same link, not a new one.
+        p.state = PeerState::Connecting;
+        p.connecting_since = now;
         if self.sync.as_ref().is_some_and(|s| &s.peer == to) {
             self.sync = None;
         }
-        self.connect_idle_peers(now);
+        self.send(to.clone(), Message::Hello(self.hello()));
     }
 
     /// Puts a peer into backoff, or forgets it after too many failures.
