@@ -1,0 +1,611 @@
+//! The dashboard's own HTTP surface: the page and its assets, the page's live event
+//! stream, a small JSON API for actions, and the original dashboard's routes.
+//!
+//! Every state-changing request must come from the page itself: its `Origin` must be the
+//! dashboard's own, and it must carry the per-process token that the page received inside
+//! its HTML. A page on another site can make a browser send requests here, but it can
+//! neither forge `Origin` nor read the token.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::client::{NodeClient, NodeError};
+use crate::demo::{DemoError, Supervisor};
+use crate::monitor::{Monitor, Origin};
+use crate::{DashboardError, validate};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const APP_CSS: &str = include_str!("../assets/app.css");
+const FAVICON: &str = include_str!("../assets/favicon.svg");
+/// The header that carries the page's token on every state-changing request.
+pub const TOKEN_HEADER: &str = "x-chainsim-token";
+const TOKEN_PLACEHOLDER: &str = "__CHAINSIM_TOKEN__";
+/// Scripts, styles and connections only from the dashboard itself: even if node data
+/// slipped into the page as markup, no script could run.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Shared state of the dashboard's HTTP handlers; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppInner>);
+
+#[derive(Debug)]
+struct AppInner {
+    monitor: Arc<Monitor>,
+    demo: Option<Arc<Supervisor>>,
+    token: String,
+    host: String,
+    port: u16,
+    index: String,
+}
+
+impl AppState {
+    /// State for a dashboard reachable at `host:port` that watches no node yet.
+    pub fn new(host: &str, port: u16) -> Result<Self, DashboardError> {
+        let client = NodeClient::new().map_err(DashboardError::Client)?;
+        Ok(Self::with_parts(Monitor::new(client, false), None, host, port))
+    }
+
+    pub(crate) fn with_parts(monitor: Arc<Monitor>, demo: Option<Arc<Supervisor>>, host: &str, port: u16) -> Self {
+        let token = random_token();
+        let index = INDEX_HTML.replace(TOKEN_PLACEHOLDER, &token);
+        Self(Arc::new(AppInner {
+            monitor,
+            demo,
+            token,
+            host: host.to_owned(),
+            port,
+            index,
+        }))
+    }
+
+    /// The token the page must send in `X-Chainsim-Token`.
+    pub fn token(&self) -> &str {
+        &self.0.token
+    }
+
+    /// The watcher behind this dashboard.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.0.monitor
+    }
+
+    /// Whether a `Host` header names this dashboard. Checking it defeats DNS rebinding,
+    /// where a foreign name resolves to 127.0.0.1 and so becomes "same origin".
+    fn host_allowed(&self, host: &str) -> bool {
+        let bind = self.0.host.as_str();
+        if matches!(bind, "0.0.0.0" | "::" | "[::]") {
+            // Bound to every interface: the dashboard cannot know every name it has.
+            return true;
+        }
+        let port = self.0.port;
+        let bind_host = if bind.contains(':') && !bind.starts_with('[') {
+            format!("[{bind}]")
+        } else {
+            bind.to_owned()
+        };
+        [bind_host.as_str(), "127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|h| host.eq_ignore_ascii_case(&format!("{h}:{port}")))
+    }
+
+    fn same_origin(&self, headers: &HeaderMap) -> bool {
+        let (Some(host), Some(origin)) = (header_str(headers, "host"), header_str(headers, "origin")) else {
+            return false;
+        };
+        self.host_allowed(host) && origin.eq_ignore_ascii_case(&format!("http://{host}"))
+    }
+
+    fn token_ok(&self, given: Option<&str>) -> bool {
+        given.is_some_and(|t| constant_time_eq(t.as_bytes(), self.0.token.as_bytes()))
+    }
+
+    fn demo(&self) -> Result<&Arc<Supervisor>, ApiError> {
+        self.0.demo.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_demo",
+                "only `chainsim demo` can stop, start or add nodes",
+            )
+        })
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 128 random bits as hex, from the OS.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    #[cfg(unix)]
+    let from_os = {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .is_ok()
+    };
+    #[cfg(not(unix))]
+    let from_os = false;
+    if !from_os {
+        // std's hasher keys are seeded from the OS's randomness.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(std::time::UNIX_EPOCH.elapsed().map_or(0, |d| d.as_nanos()));
+            for (b, v) in chunk.iter_mut().zip(h.finish().to_le_bytes()) {
+                *b = v;
+            }
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An error answer: `{"error": message, "code": code}` with a 4xx status for anything the
+/// caller did wrong, 502/504 when a node failed.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
+    }
+
+    fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    fn unknown_node(address: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "unknown_node", format!("unknown node {address}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message, "code": self.code }))).into_response()
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        let message = e.to_string();
+        match e {
+            NodeError::Unreachable(_) | NodeError::Dropped(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "unreachable", message)
+            }
+            NodeError::Timeout(_) => Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+            NodeError::Refused { status, .. } => {
+                let status = StatusCode::from_u16(status)
+                    .ok()
+                    .filter(StatusCode::is_client_error)
+                    .unwrap_or(StatusCode::BAD_GATEWAY);
+                Self::new(status, "refused", message)
+            }
+            NodeError::BadAnswer(_) => Self::new(StatusCode::BAD_GATEWAY, "bad_answer", message),
+        }
+    }
+}
+
+impl From<DemoError> for ApiError {
+    fn from(e: DemoError) -> Self {
+        let status = match e {
+            DemoError::NotManaged(_) => StatusCode::NOT_FOUND,
+            DemoError::AlreadyRunning(_) | DemoError::NotRunning(_) | DemoError::Busy(_) => StatusCode::CONFLICT,
+            // The machine, not the caller, is at fault; still not worth a 5xx to the page.
+            DemoError::NoPort | DemoError::Spawn { .. } => StatusCode::CONFLICT,
+        };
+        Self::new(status, "demo", e.to_string())
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The dashboard's routes, ready to serve or to call with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+        .route("/assets/favicon.svg", get(favicon))
+        .route("/api/events", get(page_events))
+        .route("/api/state", get(api_state))
+        .route("/api/tx", post(api_tx))
+        .route("/api/tx/{txid}", get(api_tx_lookup))
+        .route("/api/blocks/{id}", get(api_block))
+        .route("/api/nodes", post(api_add_node))
+        .route("/api/nodes/{addr}/{action}", post(api_node_action))
+        .route("/mine/{port}", get(compat_mine))
+        .route("/resolve/{port}", get(compat_resolve))
+        .route("/add_transaction", post(compat_add_tx))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method", "method not allowed here")
+        })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Refuses requests for a foreign `Host`, and state changes that do not come from the page.
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    if let Some(host) = header_str(headers, "host")
+        && !st.host_allowed(host)
+    {
+        return ApiError::forbidden("unknown Host; open the dashboard by its own address").into_response();
+    }
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        if !st.same_origin(headers) {
+            return ApiError::forbidden("cross-origin request refused").into_response();
+        }
+        // The original's form route carries the token in a form field instead.
+        if req.uri().path() != "/add_transaction" && !st.token_ok(header_str(headers, TOKEN_HEADER)) {
+            return ApiError::forbidden("missing or wrong X-Chainsim-Token").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn page_headers(content_type: &'static str) -> [(header::HeaderName, HeaderValue); 6] {
+    [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (header::REFERRER_POLICY, HeaderValue::from_static("same-origin")),
+    ]
+}
+
+async fn index(State(st): State<AppState>) -> Response {
+    (page_headers("text/html; charset=utf-8"), st.0.index.clone()).into_response()
+}
+
+async fn app_js() -> Response {
+    (page_headers("text/javascript; charset=utf-8"), APP_JS).into_response()
+}
+
+async fn app_css() -> Response {
+    (page_headers("text/css; charset=utf-8"), APP_CSS).into_response()
+}
+
+async fn favicon() -> Response {
+    (page_headers("image/svg+xml"), FAVICON).into_response()
+}
+
+async fn api_state(State(st): State<AppState>) -> Json<Value> {
+    Json(st.monitor().snapshot())
+}
+
+/// The page's live feed: a full snapshot first (and again if the page fell behind),
+/// then every change as it happens.
+async fn page_events(State(st): State<AppState>) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
+    let mon = Arc::clone(st.monitor());
+    let (tx, rx) = mpsc::channel::<Event>(256);
+    let mut sub = mon.subscribe();
+    let mut stop = mon.shutdown_signal();
+    tokio::spawn(async move {
+        let snapshot = |m: &Monitor| Event::default().event("snapshot").data(m.snapshot().to_string());
+        if tx.send(snapshot(&mon)).await.is_err() {
+            return;
+        }
+        loop {
+            let event = tokio::select! {
+                r = sub.recv() => match r {
+                    Ok(e) => Event::default().event(e.kind).data(&*e.data),
+                    Err(broadcast::error::RecvError::Lagged(_)) => snapshot(&mon),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.wait_for(|s| *s) => return,
+                () = tx.closed() => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(rx).map(Ok)).keep_alive(KeepAlive::default())
+}
+
+/// Reads the node an action names: a valid address the dashboard watches.
+fn known_node(st: &AppState, raw: &str) -> Result<String, ApiError> {
+    let address = validate::address(raw).map_err(|_| ApiError::unknown_node(raw))?;
+    if st.monitor().knows(&address) {
+        Ok(address)
+    } else {
+        Err(ApiError::unknown_node(&address))
+    }
+}
+
+fn text_field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a str, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(ApiError::invalid(format!("{key} is required"))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(ApiError::invalid(format!("{key} must be text"))),
+    }
+}
+
+fn tx_time() -> f64 {
+    std::time::UNIX_EPOCH.elapsed().map_or(0.0, |d| d.as_secs_f64())
+}
+
+async fn submit_tx(st: &AppState, node: &str, sender: &str, recipient: &str, amount: u64) -> Result<Value, ApiError> {
+    let tx = json!({ "sender": sender, "recipient": recipient, "amount": amount, "time": tx_time() });
+    let answer = st.monitor().client().submit(node, &tx).await?;
+    st.monitor().poke(node);
+    Ok(json!({
+        "ok": true,
+        "node": node,
+        "message": answer.get("message"),
+        "txid": answer.get("txid"),
+    }))
+}
+
+/// `POST /api/tx` `{sender, recipient, amount, node}`: sends the transaction to that one
+/// node; the network's gossip does the rest.
+async fn api_tx(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::invalid("the request body must be a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("the request body must be a JSON object"))?;
+    let sender = text_field(obj, "sender")?;
+    let recipient = text_field(obj, "recipient")?;
+    let amount = validate::amount(obj.get("amount")).map_err(ApiError::invalid)?;
+    validate::transaction(sender, recipient).map_err(ApiError::invalid)?;
+    let node = known_node(&st, text_field(obj, "node")?)?;
+    Ok(Json(submit_tx(&st, &node, sender, recipient, amount).await?))
+}
+
+async fn do_mine(st: &AppState, node: &str) -> Result<Value, ApiError> {
+    let answer = st.monitor().client().mine(node).await?;
+    st.monitor().poke(node);
+    let block = answer.get("block").cloned().unwrap_or(Value::Null);
+    Ok(json!({
+        "ok": true,
+        "node": node,
+        "message": answer.get("message"),
+        "height": block.get("height"),
+        "hash": block.get("hash"),
+        "txs": block.get("transactions").and_then(Value::as_array).map_or(0, Vec::len),
+    }))
+}
+
+async fn do_sync(st: &AppState, node: &str) -> Result<Value, ApiError> {
+    let answer = st.monitor().client().resolve(node).await?;
+    st.monitor().poke(node);
+    Ok(json!({
+        "ok": true,
+        "node": node,
+        "message": answer.get("message"),
+        "replaced": answer.get("replaced"),
+        "length": answer.get("length"),
+    }))
+}
+
+fn port_of(address: &str) -> Result<u16, ApiError> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .ok_or_else(|| ApiError::unknown_node(address))
+}
+
+/// `POST /api/nodes/{addr}/{mine|sync|stop|start}`.
+async fn api_node_action(State(st): State<AppState>, Path((addr, action)): Path<(String, String)>) -> ApiResult {
+    let node = known_node(&st, &addr)?;
+    let result = match action.as_str() {
+        "mine" => do_mine(&st, &node).await?,
+        "sync" => do_sync(&st, &node).await?,
+        "stop" | "start" => {
+            let sup = st.demo()?;
+            let port = port_of(&node)?;
+            if !sup.manages(port).await || node != crate::demo::node_address(port) {
+                return Err(DemoError::NotManaged(node).into());
+            }
+            if action == "stop" {
+                sup.stop(port).await?;
+            } else {
+                sup.start(port).await?;
+            }
+            st.monitor().poke(&node);
+            json!({ "ok": true, "node": node })
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("unknown action {action:?}"),
+            ));
+        }
+    };
+    Ok(Json(result))
+}
+
+/// `POST /api/nodes`: in the demo, starts one more node.
+async fn api_add_node(State(st): State<AppState>) -> ApiResult {
+    let sup = st.demo()?;
+    let address = sup.add().await?;
+    st.monitor().watch(&address, Origin::Demo);
+    Ok(Json(json!({ "ok": true, "node": address })))
+}
+
+fn node_param(
+    st: &AppState,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Vec<String>, ApiError> {
+    let query = query.map_err(|_| ApiError::invalid("bad query string"))?;
+    match query.get("node") {
+        Some(n) => Ok(vec![known_node(st, n)?]),
+        None => Ok(st.monitor().online_nodes()),
+    }
+}
+
+fn is_hex64(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /api/tx/{txid}?node=`: a transaction's status and Merkle proof from a node.
+async fn api_tx_lookup(
+    State(st): State<AppState>,
+    Path(txid): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    if !is_hex64(&txid) {
+        return Err(ApiError::invalid("a txid is 64 hex digits"));
+    }
+    first_answer(&st, node_param(&st, query)?, |c, n| {
+        let txid = txid.clone();
+        async move { c.transaction(&n, &txid).await }
+    })
+    .await
+}
+
+/// `GET /api/blocks/{hash or height}?node=`: one block from a node.
+async fn api_block(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let is_height = !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit());
+    if !is_hex64(&id) && !is_height {
+        return Err(ApiError::invalid("a block is named by its hash or its height"));
+    }
+    first_answer(&st, node_param(&st, query)?, |c, n| {
+        let id = id.clone();
+        async move { c.block(&n, &id).await }
+    })
+    .await
+}
+
+/// Asks the nodes in turn and returns the first answer; the last error otherwise.
+async fn first_answer<F, Fut>(st: &AppState, nodes: Vec<String>, ask: F) -> ApiResult
+where
+    F: Fn(NodeClient, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, NodeError>>,
+{
+    let mut last = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no node is online");
+    for n in nodes {
+        match ask(st.monitor().client().clone(), n).await {
+            Ok(v) => return Ok(Json(v)),
+            Err(e) => last = e.into(),
+        }
+    }
+    Err(last)
+}
+
+/// Whether a plain link click or typed URL (not another site) asked for a GET action.
+fn same_site_navigation(st: &AppState, headers: &HeaderMap) -> bool {
+    match header_str(headers, "sec-fetch-site") {
+        Some(site) => matches!(site, "same-origin" | "none"),
+        // Browsers without Fetch Metadata: fall back to the Referer.
+        None => match (header_str(headers, "host"), header_str(headers, "referer")) {
+            (Some(host), Some(referer)) => st.host_allowed(host) && referer.starts_with(&format!("http://{host}/")),
+            _ => false,
+        },
+    }
+}
+
+fn flash(code: &str, node: Option<&str>) -> Redirect {
+    let mut url = format!("/?flash={code}");
+    if let Some(n) = node {
+        url.push_str("&node=");
+        url.push_str(n);
+    }
+    Redirect::to(&url)
+}
+
+async fn compat_action(st: &AppState, headers: &HeaderMap, port: &str, mine: bool) -> Redirect {
+    if !same_site_navigation(st, headers) {
+        return flash("blocked", None);
+    }
+    let Some(node) = port.parse::<u16>().ok().and_then(|p| st.monitor().find_by_port(p)) else {
+        return flash("unknown_node", None);
+    };
+    let (ok, failed) = if mine {
+        (do_mine(st, &node).await.is_ok(), "mine_fail")
+    } else {
+        (do_sync(st, &node).await.is_ok(), "sync_fail")
+    };
+    match (ok, mine) {
+        (true, true) => flash("mine_ok", Some(&node)),
+        (true, false) => flash("sync_ok", Some(&node)),
+        (false, _) => flash(failed, Some(&node)),
+    }
+}
+
+/// The original's `GET /mine/<port>`.
+async fn compat_mine(State(st): State<AppState>, headers: HeaderMap, Path(port): Path<String>) -> Redirect {
+    compat_action(&st, &headers, &port, true).await
+}
+
+/// The original's `GET /resolve/<port>` (its "sync" button).
+async fn compat_resolve(State(st): State<AppState>, headers: HeaderMap, Path(port): Path<String>) -> Redirect {
+    compat_action(&st, &headers, &port, false).await
+}
+
+/// The original's `POST /add_transaction` form (`sender`, `recipient`, `amount`, plus the
+/// page's `token`, and optionally `node`). Same-origin is already checked by [`guard`].
+async fn compat_add_tx(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Result<Redirect, ApiError> {
+    let Form(form) = form.map_err(|_| ApiError::invalid("expected an HTML form body"))?;
+    let token = header_str(&headers, TOKEN_HEADER).or(form.get("token").map(String::as_str));
+    if !st.token_ok(token) {
+        return Err(ApiError::forbidden("missing or wrong token"));
+    }
+    let field = |k: &str| {
+        form.get(k)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::invalid(format!("{k} is required")))
+    };
+    let sender = field("sender")?;
+    let recipient = field("recipient")?;
+    let amount = validate::amount_text(field("amount")?).map_err(ApiError::invalid)?;
+    validate::transaction(sender, recipient).map_err(ApiError::invalid)?;
+    let node = match form.get("node").filter(|n| !n.is_empty()) {
+        Some(n) => known_node(&st, n)?,
+        None => st
+            .monitor()
+            .online_nodes()
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "unreachable", "no node is online"))?,
+    };
+    match submit_tx(&st, &node, sender, recipient, amount).await {
+        Ok(_) => Ok(flash("tx_ok", Some(&node))),
+        Err(_) => Ok(flash("tx_fail", Some(&node))),
+    }
+}

@@ -1,0 +1,377 @@
+//! Handler tests of the dashboard's own HTTP API, without a socket.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use chainsim_dashboard::monitor::Origin;
+use chainsim_dashboard::{AppState, TOKEN_HEADER, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const HOST: &str = "127.0.0.1:8123";
+const ORIGIN: &str = "http://127.0.0.1:8123";
+
+fn state() -> AppState {
+    AppState::new("127.0.0.1", 8123).expect("state")
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+
+    /// An error answer must be JSON with a textual `error`.
+    fn error(&self) -> String {
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(ct.starts_with("application/json"), "content type {ct}");
+        self.json()["error"].as_str().expect("error field is text").to_owned()
+    }
+}
+
+async fn send(st: &AppState, req: Request<Body>) -> Answer {
+    let resp = app(st.clone()).oneshot(req).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = to_bytes(resp.into_body(), 1 << 20).await.expect("body").to_vec();
+    Answer { status, headers, body }
+}
+
+/// A request as the page sends it: right Host, Origin and token.
+fn page_post(st: &AppState, uri: &str, body: &str) -> Request<Body> {
+    Request::post(uri)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(TOKEN_HEADER, st.token())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn index_embeds_the_token_and_forbids_foreign_scripts() {
+    let st = state();
+    let a = send(
+        &st,
+        Request::get("/")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let html = String::from_utf8(a.body.clone()).expect("utf8");
+    assert!(html.contains(st.token()));
+    assert!(!html.contains("__CHAINSIM_TOKEN__"));
+    let csp = a
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .expect("csp");
+    assert!(csp.contains("script-src 'self'"));
+}
+
+#[tokio::test]
+async fn tokens_differ_between_processes_states() {
+    assert_ne!(state().token(), state().token());
+    assert_eq!(state().token().len(), 32);
+}
+
+#[tokio::test]
+async fn foreign_host_is_refused() {
+    // DNS rebinding: a foreign name that resolves to 127.0.0.1.
+    let st = state();
+    let a = send(
+        &st,
+        Request::get("/")
+            .header(header::HOST, "evil.example:8123")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    a.error();
+}
+
+#[tokio::test]
+async fn localhost_is_the_same_dashboard() {
+    let st = state();
+    let req = Request::post("/api/tx")
+        .header(header::HOST, "localhost:8123")
+        .header(header::ORIGIN, "http://localhost:8123")
+        .header(TOKEN_HEADER, st.token())
+        .body(Body::from("{}"))
+        .expect("request");
+    // Past the guard: the body is what is wrong now.
+    assert_eq!(send(&st, req).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn state_changes_need_same_origin_and_token() {
+    let st = state();
+    let body = r#"{"sender":"Alice","recipient":"Bob","amount":10,"node":"127.0.0.1:5000"}"#;
+    let cases = [
+        ("no origin, no token", None, None),
+        ("no origin", None, Some(st.token().to_owned())),
+        (
+            "foreign origin",
+            Some("http://evil.example"),
+            Some(st.token().to_owned()),
+        ),
+        ("other port", Some("http://127.0.0.1:9999"), Some(st.token().to_owned())),
+        ("null origin", Some("null"), Some(st.token().to_owned())),
+        ("no token", Some(ORIGIN), None),
+        ("wrong token", Some(ORIGIN), Some("0".repeat(32))),
+        ("empty token", Some(ORIGIN), Some(String::new())),
+    ];
+    for uri in [
+        "/api/tx",
+        "/api/nodes",
+        "/api/nodes/127.0.0.1:5000/mine",
+        "/api/nodes/127.0.0.1:5000/sync",
+        "/api/nodes/127.0.0.1:5000/stop",
+        "/api/nodes/127.0.0.1:5000/start",
+    ] {
+        for (what, origin, token) in &cases {
+            let mut req = Request::post(uri).header(header::HOST, HOST);
+            if let Some(o) = origin {
+                req = req.header(header::ORIGIN, *o);
+            }
+            if let Some(t) = token {
+                req = req.header(TOKEN_HEADER, t.as_str());
+            }
+            let a = send(&st, req.body(Body::from(body)).expect("request")).await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{uri}: {what}");
+            a.error();
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_transactions_answer_400_json() {
+    let st = state();
+    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    let good = json!({"sender": "Alice", "recipient": "Bob", "amount": 10, "node": "127.0.0.1:1"});
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for (field, value) in [
+        ("sender", json!("")),
+        ("sender", json!("   ")),
+        ("sender", json!(null)),
+        ("sender", json!(5)),
+        ("sender", json!("0")),
+        ("sender", json!("x".repeat(65))),
+        ("sender", json!("tab\there")),
+        ("recipient", json!("")),
+        ("amount", json!(0)),
+        ("amount", json!(-5)),
+        ("amount", json!(1.5)),
+        ("amount", json!("abc")),
+        ("amount", json!("1.5")),
+        ("amount", json!("")),
+        ("amount", json!(null)),
+        ("amount", json!([10])),
+        ("amount", json!("100000000000000000000")),
+    ] {
+        let mut v = good.clone();
+        v[field] = value.clone();
+        cases.push((format!("{field}={value}"), v.to_string()));
+    }
+    for field in ["sender", "recipient", "amount", "node"] {
+        let mut v = good.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove(field);
+        }
+        cases.push((format!("missing {field}"), v.to_string()));
+    }
+    cases.push(("not JSON".into(), "sender=Alice".into()));
+    cases.push(("empty body".into(), String::new()));
+    cases.push(("array".into(), "[1,2]".into()));
+    for (what, body) in cases {
+        let a = send(&st, page_post(&st, "/api/tx", &body)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}");
+        assert!(!a.error().is_empty(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_node_answers_404_json() {
+    let st = state();
+    let body = r#"{"sender":"Alice","recipient":"Bob","amount":10,"node":"127.0.0.1:5999"}"#;
+    let a = send(&st, page_post(&st, "/api/tx", body)).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.error().contains("127.0.0.1:5999"));
+    for uri in [
+        "/api/nodes/127.0.0.1:5999/mine",
+        "/api/nodes/127.0.0.1:5999/sync",
+        "/api/nodes/not-an-address/mine",
+        "/api/nodes/%3Cscript%3E/mine",
+    ] {
+        let a = send(&st, page_post(&st, uri, "")).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{uri}");
+        a.error();
+    }
+}
+
+#[tokio::test]
+async fn a_dead_node_fails_fast_with_a_clear_message() {
+    let st = state();
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    let started = Instant::now();
+    let body = r#"{"sender":"Alice","recipient":"Bob","amount":10,"node":"127.0.0.1:1"}"#;
+    let a = send(&st, page_post(&st, "/api/tx", body)).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY);
+    assert!(a.error().contains("not reachable"));
+    assert_eq!(a.json()["code"], "unreachable");
+    let a = send(&st, page_post(&st, "/api/nodes/127.0.0.1:1/mine", "")).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY);
+    a.error();
+    // Generous: only proves that nothing waits for the long mining timeout.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn demo_actions_outside_the_demo_answer_409() {
+    let st = state();
+    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    for uri in [
+        "/api/nodes",
+        "/api/nodes/127.0.0.1:1/stop",
+        "/api/nodes/127.0.0.1:1/start",
+    ] {
+        let a = send(&st, page_post(&st, uri, "")).await;
+        assert_eq!(a.status, StatusCode::CONFLICT, "{uri}");
+        a.error();
+    }
+    let a = send(&st, page_post(&st, "/api/nodes/127.0.0.1:1/explode", "")).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let st = state();
+    let a = send(
+        &st,
+        Request::get("/nope")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    a.error();
+    let a = send(
+        &st,
+        Request::get("/api/tx")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    a.error();
+    let a = send(
+        &st,
+        Request::get("/api/tx/xyz")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    a.error();
+}
+
+#[tokio::test]
+async fn original_get_routes_do_nothing_for_other_sites() {
+    let st = state();
+    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    for uri in ["/mine/1", "/resolve/1"] {
+        let a = send(
+            &st,
+            Request::get(uri)
+                .header(header::HOST, HOST)
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert!(a.status.is_redirection(), "{uri}");
+        let to = a.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
+        assert_eq!(to, Some("/?flash=blocked"), "{uri}");
+    }
+    // Same origin: it acts (and reports that the dead node failed).
+    let a = send(
+        &st,
+        Request::get("/mine/1")
+            .header(header::HOST, HOST)
+            .header("sec-fetch-site", "same-origin")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let to = a.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
+    assert_eq!(to, Some("/?flash=mine_fail&node=127.0.0.1:1"));
+}
+
+#[tokio::test]
+async fn original_form_route_needs_same_origin_and_token() {
+    let st = state();
+    let form = "sender=Alice&recipient=Bob&amount=10";
+    let post = |origin: Option<&str>, body: String| {
+        let mut r = Request::post("/add_transaction")
+            .header(header::HOST, HOST)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(o) = origin {
+            r = r.header(header::ORIGIN, o);
+        }
+        r.body(Body::from(body)).expect("request")
+    };
+    let a = send(&st, post(Some("http://evil.example"), form.to_owned())).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(&st, post(None, format!("{form}&token={}", st.token()))).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = send(&st, post(Some(ORIGIN), form.to_owned())).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    a.error();
+    for bad in [
+        "sender=&recipient=Bob&amount=10",
+        "sender=Alice&recipient=Bob&amount=abc",
+        "sender=Alice&recipient=Bob&amount=0",
+        "sender=Alice&recipient=Bob",
+    ] {
+        let a = send(&st, post(Some(ORIGIN), format!("{bad}&token={}", st.token()))).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        a.error();
+    }
+}
+
+#[tokio::test]
+async fn state_is_json_with_the_watched_nodes() {
+    let st = state();
+    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    let a = send(
+        &st,
+        Request::get("/api/state")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["demo"], false);
+    assert_eq!(v["nodes"][0]["address"], "127.0.0.1:1");
+    assert_eq!(v["nodes"][0]["online"], false);
+}
