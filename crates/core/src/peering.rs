@@ -300,6 +300,12 @@ impl Node {
         if matches!(p.state, PeerState::Blocked | PeerState::Banned | PeerState::Connecting) {
             return;
         }
+        // A peer that keeps forgetting us must not drive a hot loop of hellos: at most one
+        // immediate re-handshake a second, ordinary backoff beyond that.
+        if p.connecting_since != 0 && now.saturating_sub(p.connecting_since) < 1_000 {
+            self.fail_peer(to, "handshake lost again within a second", now);
+            return;
+        }
         // Re-handshake on the existing link right away, whatever the outbound slots say: it
         // is the same link, not a new one.
         p.state = PeerState::Connecting;

@@ -64,6 +64,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
     }
+    // serde fills a struct from a JSON array by position, so `["Alice", "Bob", 10]` would
+    // pass for `{sender, recipient, amount}`; every body of this API is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request("expected a JSON object"));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let what = if e.is_syntax() || e.is_eof() {
             "malformed JSON"
