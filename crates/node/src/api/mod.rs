@@ -80,6 +80,9 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn wait_until_ready(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if *s.handle.shared.ready.borrow() {
+        return next.run(req).await;
+    }
     let mut ready = s.handle.shared.ready.subscribe();
     if ready.wait_for(|r| *r).await.is_err() {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down").into_response();
