@@ -33,7 +33,13 @@ struct WrkResult {
 
 fn wrk(addr: SocketAddr, script: &std::path::Path, secs: Duration) -> anyhow::Result<WrkResult> {
     let out = std::process::Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{}s", secs.as_secs().max(1)), "--latency", "-s"])
+        .args([
+            "-t2",
+            "-c64",
+            &format!("-d{}s", secs.as_secs().max(1)),
+            "--latency",
+            "-s",
+        ])
         .arg(script)
         .arg(format!("http://{addr}"))
         .output()
@@ -62,7 +68,10 @@ fn wrk(addr: SocketAddr, script: &std::path::Path, secs: Duration) -> anyhow::Re
 
 pub async fn run(secs: Duration) -> anyhow::Result<()> {
     let secs = secs.max(Duration::from_secs(5));
-    println!("== http: POST /transactions/new, wrk -t2 -c64 -d{}s, every request a new transaction", secs.as_secs());
+    println!(
+        "== http: POST /transactions/new, wrk -t2 -c64 -d{}s, every request a new transaction",
+        secs.as_secs()
+    );
     let dir = super::temp_dir("http")?;
     let script = dir.join("post.lua");
     std::fs::write(&script, SCRIPT)?;
@@ -110,7 +119,10 @@ pub async fn run(secs: Duration) -> anyhow::Result<()> {
         move || wrk(base_addr, &script, secs)
     })
     .await??;
-    println!("trivial axum handler:   {:>9.0} requests/s  latency {}", b.rps, b.latency);
+    println!(
+        "trivial axum handler:   {:>9.0} requests/s  latency {}",
+        b.rps, b.latency
+    );
     let n = tokio::task::spawn_blocking(move || wrk(node_addr, &script, secs)).await??;
     println!(
         "chainsim node:          {:>9.0} requests/s  latency {}  (non-2xx: {})",

@@ -53,7 +53,10 @@ pub fn mining(secs: Duration) -> anyhow::Result<()> {
     println!("miner, {cores} threads:       {:>8.2} M hashes/s", all / 1e6);
     match openssl_rate() {
         Some(ssl) => {
-            println!("openssl speed -evp sha256 -bytes 96 (1 core): {:>8.2} M hashes/s", ssl / 1e6);
+            println!(
+                "openssl speed -evp sha256 -bytes 96 (1 core): {:>8.2} M hashes/s",
+                ssl / 1e6
+            );
             println!("miner per core / openssl: {:.0}%  (target >= 70%)", one / ssl * 100.0);
         }
         None => println!("openssl not found: no comparison"),
@@ -157,7 +160,11 @@ pub fn validation(secs: Duration) -> anyhow::Result<()> {
             "blocks of {txs:>5} transactions: {:>9.0} blocks/s  ({:.2} M transactions/s){}",
             rate,
             rate * txs as f64 / 1e6,
-            if txs == 100 { "  (target >= 20,000 blocks/s)" } else { "" }
+            if txs == 100 {
+                "  (target >= 20,000 blocks/s)"
+            } else {
+                ""
+            }
         );
     }
     Ok(())
@@ -166,7 +173,9 @@ pub fn validation(secs: Duration) -> anyhow::Result<()> {
 pub fn mempool() -> anyhow::Result<()> {
     println!("== mempool: inserts of distinct transactions");
     let n = 500_000usize;
-    let txs: Vec<Transaction> = (0..n).map(|i| Transaction::new(format!("s{i}"), "Bob", 10, 1_700_000_000_000 + i as u64)).collect();
+    let txs: Vec<Transaction> = (0..n)
+        .map(|i| Transaction::new(format!("s{i}"), "Bob", 10, 1_700_000_000_000 + i as u64))
+        .collect();
     let ids: Vec<_> = txs.iter().map(Transaction::compute_txid).collect();
     let mut pool = chainsim_core::Mempool::new(n);
     let start = Instant::now();
@@ -185,6 +194,9 @@ pub fn mempool() -> anyhow::Result<()> {
         while node.poll_output().is_some() {}
     }
     let full = n as f64 / start.elapsed().as_secs_f64();
-    println!("Node::submit_transaction (checks, txid, store op, event): {:>10.0} inserts/s", full);
+    println!(
+        "Node::submit_transaction (checks, txid, store op, event): {:>10.0} inserts/s",
+        full
+    );
     Ok(())
 }

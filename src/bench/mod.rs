@@ -68,7 +68,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("chainsim-bench-{tag}-{}-{}", std::process::id(), fastrand::u32(..)));
+    let dir = std::env::temp_dir().join(format!(
+        "chainsim-bench-{tag}-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

@@ -37,7 +37,14 @@ fn spawn_node(dir: &Path, port: u16, peers: &[u16], extra: &[&str]) -> anyhow::R
     let out = std::fs::File::create(&log)?;
     let mut cmd = Command::new(exe);
     cmd.arg("node")
-        .args(["--port", &port.to_string(), "--mine-threads", "1", "--test-network", "--no-default-peers"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--mine-threads",
+            "1",
+            "--test-network",
+            "--no-default-peers",
+        ])
         .arg("--data-dir")
         .arg(dir.join(format!("node-{port}")))
         .args(extra)
@@ -55,7 +62,11 @@ fn spawn_node(dir: &Path, port: u16, peers: &[u16], extra: &[&str]) -> anyhow::R
 }
 
 async fn status(client: &reqwest::Client, port: u16) -> Option<serde_json::Value> {
-    let resp = client.get(format!("http://127.0.0.1:{port}/status")).send().await.ok()?;
+    let resp = client
+        .get(format!("http://127.0.0.1:{port}/status"))
+        .send()
+        .await
+        .ok()?;
     resp.json().await.ok()
 }
 
@@ -91,7 +102,9 @@ fn watch_events(client: reqwest::Client, idx: usize, port: u16, out: mpsc::Unbou
                 if let Some(name) = line.strip_prefix("event:") {
                     event = name.trim().to_string();
                 } else if let Some(data) = line.strip_prefix("data:") {
-                    let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) else { continue };
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) else {
+                        continue;
+                    };
                     let id = match event.as_str() {
                         "tx" => v["txid"].as_str(),
                         "block" => v["hash"].as_str(),
@@ -128,7 +141,9 @@ async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: us
     for p in &procs {
         let port = p.port;
         wait_until("nodes to serve", Duration::from_secs(60), async || {
-            status(&client, port).await.is_some_and(|s| s["peers"].as_u64().unwrap_or(0) >= 1)
+            status(&client, port)
+                .await
+                .is_some_and(|s| s["peers"].as_u64().unwrap_or(0) >= 1)
         })
         .await?;
     }
@@ -152,7 +167,12 @@ async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: us
         let txid = resp["txid"].as_str().context("no txid")?.to_string();
         tx_times.push(spread_time(&mut rx, "tx", &txid, n).await?);
         // A block mined at node 0: from the moment node 0 stored it.
-        let resp: serde_json::Value = client.post(format!("http://127.0.0.1:{}/mine", ports[0])).send().await?.json().await?;
+        let resp: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{}/mine", ports[0]))
+            .send()
+            .await?
+            .json()
+            .await?;
         let hash = resp["block"]["hash"].as_str().context("no block hash")?.to_string();
         block_times.push(spread_time(&mut rx, "block", &hash, n).await?);
     }
@@ -188,7 +208,9 @@ async fn spread_time(rx: &mut mpsc::UnboundedReceiver<Seen>, kind: &str, id: &st
         let item = tokio::time::timeout_at(deadline, rx.recv())
             .await
             .with_context(|| format!("{kind} {id} reached only {} of {n} nodes", seen.len()))?;
-        let Some((idx, name, got, at)) = item else { bail!("event streams closed") };
+        let Some((idx, name, got, at)) = item else {
+            bail!("event streams closed")
+        };
         if name == kind && got == id {
             seen.entry(idx).or_insert(at);
         }
@@ -200,7 +222,9 @@ async fn spread_time(rx: &mut mpsc::UnboundedReceiver<Seen>, kind: &str, id: &st
 
 pub async fn propagation(rounds: usize) -> anyhow::Result<()> {
     println!("== propagation: time from the first node having an item to the last node having it (SSE arrival times)");
-    let line: Vec<Vec<u16>> = (0..10).map(|i| if i == 0 { vec![] } else { vec![i as u16 - 1] }).collect();
+    let line: Vec<Vec<u16>> = (0..10)
+        .map(|i| if i == 0 { vec![] } else { vec![i as u16 - 1] })
+        .collect();
     measure("10-node line", &line, 1, rounds).await?;
     let mut rng = fastrand::Rng::with_seed(7);
     let graph: Vec<Vec<u16>> = (0..20)
@@ -232,10 +256,16 @@ pub async fn catchup(blocks: usize) -> anyhow::Result<()> {
     // Idle node: fresh store, no peers.
     let idle_port = free_port()?;
     let idle = spawn_node(&dir, idle_port, &[], &[])?;
-    wait_until("idle node", Duration::from_secs(30), async || status(&client, idle_port).await.is_some()).await?;
+    wait_until("idle node", Duration::from_secs(30), async || {
+        status(&client, idle_port).await.is_some()
+    })
+    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = rss_kb(idle.child.id()).unwrap_or(0);
-    println!("memory: idle node resident size {:.1} MB  (target < 15 MB)", idle_rss as f64 / 1024.0);
+    println!(
+        "memory: idle node resident size {:.1} MB  (target < 15 MB)",
+        idle_rss as f64 / 1024.0
+    );
     drop(idle);
 
     // Node A holds the chain, written straight into its store.
@@ -247,11 +277,20 @@ pub async fn catchup(blocks: usize) -> anyhow::Result<()> {
     write_store(&dir.join(format!("node-{a_port}")), &params, &chain)?;
     let t = Instant::now();
     let a = spawn_node(&dir, a_port, &[], &[])?;
-    wait_until("node A", Duration::from_secs(120), async || status(&client, a_port).await.is_some()).await?;
-    println!("node A start-up, verifying {blocks} stored blocks from genesis: {:.2?}", t.elapsed());
+    wait_until("node A", Duration::from_secs(120), async || {
+        status(&client, a_port).await.is_some()
+    })
+    .await?;
+    println!(
+        "node A start-up, verifying {blocks} stored blocks from genesis: {:.2?}",
+        t.elapsed()
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let a_rss = rss_kb(a.child.id()).unwrap_or(0);
-    println!("memory: node holding {blocks} blocks resident size {:.1} MB", a_rss as f64 / 1024.0);
+    println!(
+        "memory: node holding {blocks} blocks resident size {:.1} MB",
+        a_rss as f64 / 1024.0
+    );
 
     // Node B starts empty with A as its only peer and serves once caught up.
     let b_port = free_port()?;
@@ -259,16 +298,27 @@ pub async fn catchup(blocks: usize) -> anyhow::Result<()> {
     let b = spawn_node(&dir, b_port, &[a_port], &[])?;
     let want = blocks as u64 + 1;
     wait_until("node B to catch up", Duration::from_secs(300), async || {
-        status(&client, b_port).await.is_some_and(|s| s["length"].as_u64() == Some(want))
+        status(&client, b_port)
+            .await
+            .is_some_and(|s| s["length"].as_u64() == Some(want))
     })
     .await?;
     let total = t.elapsed();
     let log = std::fs::read_to_string(&b.log).unwrap_or_default();
-    let line = log.lines().find(|l| l.contains("caught up")).unwrap_or("(no catch-up line in the log)");
-    println!("node B from process start to serving at length {want}: {total:.2?} ({:.0} blocks/s)", blocks as f64 / total.as_secs_f64());
+    let line = log
+        .lines()
+        .find(|l| l.contains("caught up"))
+        .unwrap_or("(no catch-up line in the log)");
+    println!(
+        "node B from process start to serving at length {want}: {total:.2?} ({:.0} blocks/s)",
+        blocks as f64 / total.as_secs_f64()
+    );
     println!("node B log: {}", line.split("] ").nth(1).unwrap_or(line));
     if let Some(secs) = parse_download_secs(line) {
-        println!("download rate from B's log: {:.0} blocks/s  (target >= 5,000 blocks/s)", blocks as f64 / secs);
+        println!(
+            "download rate from B's log: {:.0} blocks/s  (target >= 5,000 blocks/s)",
+            blocks as f64 / secs
+        );
     }
     drop(b);
     drop(a);
@@ -312,8 +362,12 @@ fn write_store(dir: &Path, params: &ChainParams, chain: &[Arc<chainsim_primitive
     store.commit(&ops)?;
     // Sanity: the core accepts what was written.
     let state = store.load()?;
-    Node::restore(Arc::new(params.clone()), NodeConfig::new("127.0.0.1:1".parse()?, "x"), state)
-        .map_err(|e| anyhow::anyhow!("bench chain invalid: {e}"))?;
+    Node::restore(
+        Arc::new(params.clone()),
+        NodeConfig::new("127.0.0.1:1".parse()?, "x"),
+        state,
+    )
+    .map_err(|e| anyhow::anyhow!("bench chain invalid: {e}"))?;
     Ok(())
 }
 

@@ -102,7 +102,11 @@ impl Node {
         }
         // A peer we are saying hello to may answer and start talking before its answer is
         // processed here (the two travel separately): it accepted us, so listen.
-        if !self.peers.get(from).is_some_and(|p| matches!(p.state, PeerState::Connected | PeerState::Connecting)) {
+        if !self
+            .peers
+            .get(from)
+            .is_some_and(|p| matches!(p.state, PeerState::Connected | PeerState::Connecting))
+        {
             return Err(PeerError::NotConnected(from.clone()));
         }
         if let Some(p) = self.peers.get_mut(from) {

@@ -23,7 +23,10 @@ fn messages_racing_the_hello_answer_are_accepted() {
     let mut a = Node::new(params(), NodeConfig::new(addr(1), "a"));
     let mut b = Node::new(params(), NodeConfig::new(addr(2), "b"));
     a.add_peer(addr(2), true, T0);
-    let (to, hello) = sends(&mut a).into_iter().find(|(_, m)| matches!(m, Message::Hello(_))).unwrap();
+    let (to, hello) = sends(&mut a)
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::Hello(_)))
+        .unwrap();
     assert_eq!(to, addr(2));
     assert_eq!(a.peers().get(&addr(2)).unwrap().state, PeerState::Connecting);
     let answer = b.handle_message(&addr(1), hello, T0).unwrap();
@@ -45,9 +48,16 @@ fn lost_handshake_is_redone_at_once_even_with_full_outbound_slots() {
     let mut a = Node::new(params(), config);
     let mut b = Node::new(params(), NodeConfig::new(addr(2), "b"));
     b.add_peer(addr(1), true, T0);
-    let (_, hello) = sends(&mut b).into_iter().find(|(_, m)| matches!(m, Message::Hello(_))).unwrap();
+    let (_, hello) = sends(&mut b)
+        .into_iter()
+        .find(|(_, m)| matches!(m, Message::Hello(_)))
+        .unwrap();
     a.handle_message(&addr(2), hello, T0).unwrap();
     sends(&mut a);
     a.handle_handshake_lost(&addr(2), T0 + 1);
-    assert!(sends(&mut a).iter().any(|(to, m)| *to == addr(2) && matches!(m, Message::Hello(_))));
+    assert!(
+        sends(&mut a)
+            .iter()
+            .any(|(to, m)| *to == addr(2) && matches!(m, Message::Hello(_)))
+    );
 }

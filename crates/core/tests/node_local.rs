@@ -471,7 +471,10 @@ fn a_transaction_cannot_be_mined_twice_in_one_chain() {
         matches!(&err, BlockRejected::Invalid(ValidationError::AlreadyMined(id)) if *id == t.compute_txid()),
         "{err:?}"
     );
-    assert_eq!(ValidationError::AlreadyMined(t.compute_txid()).rule(), "tx-already-mined");
+    assert_eq!(
+        ValidationError::AlreadyMined(t.compute_txid()).rule(),
+        "tx-already-mined"
+    );
     // A competing branch from genesis may carry it once, but not twice along that branch.
     let s1 = child(&p, &g, "other", T0 + 1_500, vec![t.clone()]);
     node.submit_block(s1.clone(), T0 + 1_500).unwrap();

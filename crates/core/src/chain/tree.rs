@@ -272,7 +272,12 @@ impl BlockTree {
         }
         let fork_height = self.entries.get(&cursor)?.height();
         txids.iter().copied().find(|txid| {
-            side_txids.contains(txid) || self.tx_index.get(txid).and_then(|(h, _)| self.entries.get(h)).is_some_and(|e| e.height() <= fork_height)
+            side_txids.contains(txid)
+                || self
+                    .tx_index
+                    .get(txid)
+                    .and_then(|(h, _)| self.entries.get(h))
+                    .is_some_and(|e| e.height() <= fork_height)
         })
     }
 
