@@ -86,9 +86,7 @@ impl StoreError {
     pub(crate) fn database(path: &Path, error: impl Into<redb::Error>) -> Self {
         match error.into() {
             redb::Error::Corrupted(detail) => Self::corrupted(path, detail),
-            redb::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => {
-                Self::corrupted(path, e.to_string())
-            }
+            redb::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => Self::corrupted(path, e.to_string()),
             error => Self::Database {
                 path: path.to_owned(),
                 error,
@@ -100,14 +98,10 @@ impl StoreError {
     pub(crate) fn open(path: &Path, error: redb::DatabaseError) -> Self {
         use redb::{DatabaseError as D, StorageError as S};
         match error {
-            D::DatabaseAlreadyOpen | D::LockProtocolMismatch => Self::Locked {
-                path: path.to_owned(),
-            },
+            D::DatabaseAlreadyOpen | D::LockProtocolMismatch => Self::Locked { path: path.to_owned() },
             D::Storage(S::Corrupted(detail)) => Self::corrupted(path, detail),
             // redb reports a file without its magic number (not a database at all) this way.
-            D::Storage(S::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
-                Self::corrupted(path, e.to_string())
-            }
+            D::Storage(S::Io(e)) if e.kind() == io::ErrorKind::InvalidData => Self::corrupted(path, e.to_string()),
             error => Self::Open {
                 path: path.to_owned(),
                 error,

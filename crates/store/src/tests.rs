@@ -13,13 +13,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "chainsim-store-unit-{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("chainsim-store-unit-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         Self(dir)
     }
@@ -58,7 +53,7 @@ fn put(b: &Block) -> StoreOp {
 
 /// Writes straight into the tables, bypassing the store's own encoding.
 fn raw_write(store: &RedbStore, f: impl FnOnce(&redb::WriteTransaction)) {
-    let txn = store.db.begin_write().expect("begin");
+    let txn = store.db().begin_write().expect("begin");
     f(&txn);
     txn.commit().expect("commit");
 }
@@ -79,14 +74,12 @@ fn block_under_wrong_hash_is_corruption() {
     let mut store = RedbStore::open(&dir.0).expect("open");
     let (a, b) = (block(1), block(2));
     store.commit(&[put(&a), put(&b)]).expect("commit");
+    store.checkpoint().expect("checkpoint");
     // Swap b's bytes into a's slot: a value that decodes but is not the block of its key.
     raw_write(&store, |txn| {
         let mut t = txn.open_table(BLOCKS).expect("table");
-        t.insert(
-            a.compute_hash().0,
-            encode_block_value(0, &b, Work(1)).as_slice(),
-        )
-        .expect("insert");
+        t.insert(a.compute_hash().0, encode_block_value(0, &b, Work(1)).as_slice())
+            .expect("insert");
     });
     let line = expect_corrupted(store.load(), "has hash");
     assert!(line.starts_with("store "), "{line}");
@@ -98,12 +91,12 @@ fn undecodable_block_is_corruption() {
     let mut store = RedbStore::open(&dir.0).expect("open");
     let a = block(1);
     store.commit(&[put(&a)]).expect("commit");
+    store.checkpoint().expect("checkpoint");
     raw_write(&store, |txn| {
         let mut t = txn.open_table(BLOCKS).expect("table");
         let mut value = encode_block_value(0, &a, Work(1));
         value.truncate(value.len() - 3);
-        t.insert(a.compute_hash().0, value.as_slice())
-            .expect("insert");
+        t.insert(a.compute_hash().0, value.as_slice()).expect("insert");
     });
     expect_corrupted(store.load(), "does not decode: unexpected end of data");
 }
@@ -113,6 +106,7 @@ fn index_pointing_nowhere_is_corruption() {
     let dir = TempDir::new("dangling");
     let mut store = RedbStore::open(&dir.0).expect("open");
     store.commit(&[put(&block(1))]).expect("commit");
+    store.checkpoint().expect("checkpoint");
     raw_write(&store, |txn| {
         let mut t = txn.open_table(BLOCK_ORDER).expect("table");
         t.insert(9, [0xAB; 32]).expect("insert");
@@ -124,17 +118,13 @@ fn index_pointing_nowhere_is_corruption() {
 fn unindexed_block_and_bad_tip_are_corruption() {
     let dir = TempDir::new("unindexed");
     let mut store = RedbStore::open(&dir.0).expect("open");
-    store
-        .commit(&[put(&block(1)), put(&block(2))])
-        .expect("commit");
+    store.commit(&[put(&block(1)), put(&block(2))]).expect("commit");
+    store.checkpoint().expect("checkpoint");
     raw_write(&store, |txn| {
         let mut t = txn.open_table(BLOCK_ORDER).expect("table");
         t.remove(1).expect("remove");
     });
-    expect_corrupted(
-        store.load(),
-        "2 blocks are stored but 1 are in the block index",
-    );
+    expect_corrupted(store.load(), "2 blocks are stored but 1 are in the block index");
 
     let dir = TempDir::new("bad-tip");
     let store = RedbStore::open(&dir.0).expect("open");
@@ -151,6 +141,7 @@ fn commit_failing_part_way_leaves_nothing() {
     let mut store = RedbStore::open(&dir.0).expect("open");
     let (a, b) = (block(1), block(2));
     store.commit(&[put(&a)]).expect("commit");
+    store.checkpoint().expect("checkpoint");
     // Make a's index entry disagree, so deleting a fails after earlier ops were applied.
     raw_write(&store, |txn| {
         let mut t = txn.open_table(BLOCK_ORDER).expect("table");
@@ -166,18 +157,14 @@ fn commit_failing_part_way_leaves_nothing() {
         ),
         StoreOp::DeleteBlock(a.compute_hash()),
     ];
-    expect_corrupted(store.commit(&ops), "is not at its position 0");
+    // The commit only logs the batch; applying it to the database fails at the checkpoint.
+    store.commit(&ops).expect("logged");
+    expect_corrupted(store.checkpoint(), "is not at its position 0");
 
-    // Nothing of the failed batch is visible, before or after reopening.
-    let check = |store: &RedbStore| {
-        let txn = store.db.begin_read().expect("read");
-        assert!(
-            txn.open_table(META)
-                .expect("meta")
-                .get("k")
-                .expect("get")
-                .is_none()
-        );
+    // Nothing of the failed batch is in the database, before or after the store is dropped.
+    let check = |db: &Database| {
+        let txn = db.begin_read().expect("read");
+        assert!(txn.open_table(META).expect("meta").get("k").expect("get").is_none());
         assert!(
             txn.open_table(BLOCKS)
                 .expect("blocks")
@@ -199,16 +186,13 @@ fn commit_failing_part_way_leaves_nothing() {
                 .expect("get")
                 .is_none()
         );
-        assert!(
-            txn.open_table(MEMPOOL)
-                .expect("mempool")
-                .is_empty()
-                .expect("len")
-        );
+        assert!(txn.open_table(MEMPOOL).expect("mempool").is_empty().expect("len"));
     };
-    check(&store);
+    check(store.db());
     drop(store);
-    check(&RedbStore::open(&dir.0).expect("reopen"));
+    check(&Database::open(dir.0.join(FILE_NAME)).expect("open the database alone"));
+    // The batch is still in the log, and replaying it meets the same damage.
+    expect_corrupted(RedbStore::open(&dir.0), "is not at its position 0");
 }
 
 #[test]
@@ -217,12 +201,247 @@ fn unknown_format_is_refused() {
     let store = RedbStore::open(&dir.0).expect("open");
     raw_write(&store, |txn| {
         let mut t = txn.open_table(INTERNAL).expect("table");
-        t.insert(KEY_FORMAT, 99u32.to_le_bytes().as_slice())
-            .expect("insert");
+        t.insert(KEY_FORMAT, 99u32.to_le_bytes().as_slice()).expect("insert");
     });
     drop(store);
     expect_corrupted(
         RedbStore::open(&dir.0),
         "unknown format version 99, this binary reads 1",
     );
+}
+
+// The write-ahead log.
+
+/// Ends the store as a crash right after its last commit would: the database without the
+/// pending ops, the log with them. (Dropping it normally would checkpoint.)
+fn crash(mut store: RedbStore) {
+    store.pending.clear();
+    store.wal_len = 0;
+    drop(store);
+}
+
+fn wal_of(dir: &TempDir) -> PathBuf {
+    dir.0.join(WAL_FILE_NAME)
+}
+
+fn wal_bytes(dir: &TempDir) -> Vec<u8> {
+    std::fs::read(wal_of(dir)).expect("read log")
+}
+
+/// Three batches touching every kind of op, the last deleting part of the first.
+fn batches() -> Vec<Vec<StoreOp>> {
+    let (a, b) = (block(1), block(2));
+    let tx = |n: u64| Transaction::new("x", "y", n, 2);
+    vec![
+        vec![
+            put(&a),
+            StoreOp::SetTip(a.compute_hash()),
+            StoreOp::PutTx(tx(1).compute_txid(), tx(1)),
+            StoreOp::PutMeta("k".into(), vec![1]),
+        ],
+        vec![
+            put(&b),
+            StoreOp::SetTip(b.compute_hash()),
+            StoreOp::PutTx(tx(2).compute_txid(), tx(2)),
+        ],
+        vec![
+            StoreOp::DeleteTx(tx(1).compute_txid()),
+            StoreOp::DeleteBlock(a.compute_hash()),
+            StoreOp::PutMeta("k".into(), vec![3]),
+        ],
+    ]
+}
+
+/// The reference state after the first `n` of `batches`.
+fn expected(batches: &[Vec<StoreOp>], n: usize) -> StoredState {
+    let mut memory = chainsim_core::store::MemoryStore::default();
+    for b in &batches[..n] {
+        memory.commit(b).expect("memory");
+    }
+    memory.load().expect("memory load")
+}
+
+fn assert_state(got: &StoredState, want: &StoredState) {
+    assert_eq!(got.blocks, want.blocks);
+    assert_eq!(got.tip, want.tip);
+    assert_eq!(got.mempool, want.mempool);
+    assert_eq!(got.meta, want.meta);
+}
+
+/// Commits `batches` without checkpointing, crashes, and returns the log.
+fn logged(dir: &TempDir, batches: &[Vec<StoreOp>]) -> Vec<u8> {
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    for b in batches {
+        store.commit(b).expect("commit");
+    }
+    assert_eq!(store.pending.len(), batches.iter().map(Vec::len).sum());
+    assert_state(&store.load().expect("load"), &expected(batches, batches.len()));
+    crash(store);
+    wal_bytes(dir)
+}
+
+/// Where each record of `log` starts, and the end.
+fn record_starts(log: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut pos = 0;
+    while pos < log.len() {
+        let len = u32::from_le_bytes(log[pos..pos + 4].try_into().expect("4 bytes")) as usize;
+        pos += wal::HEADER_LEN + len;
+        starts.push(pos);
+    }
+    starts
+}
+
+#[test]
+fn acknowledged_batches_survive_in_the_log() {
+    let dir = TempDir::new("wal-replay");
+    let batches = batches();
+    let log = logged(&dir, &batches);
+    assert_eq!(record_starts(&log).len(), batches.len() + 1, "one record per batch");
+    let store = RedbStore::open(&dir.0).expect("reopen");
+    assert_state(&store.load().expect("load"), &expected(&batches, 3));
+    // Replayed into the database, and the log emptied.
+    assert!(store.pending.is_empty());
+    assert_eq!(store.last_seq, 3);
+    assert!(wal_bytes(&dir).is_empty());
+    crash(store);
+    let store = RedbStore::open(&dir.0).expect("reopen again");
+    assert_state(&store.load().expect("load"), &expected(&batches, 3));
+}
+
+#[test]
+fn torn_tail_is_discarded() {
+    let batches = batches();
+    // A torn record: half of it, or only part of its header.
+    for keep in [|len: usize| len / 2, |_| 5, |len: usize| len - 1] {
+        let dir = TempDir::new("wal-torn");
+        let log = logged(&dir, &batches[..2]);
+        let record = wal::encode_record(3, &batches[2]).expect("encode");
+        let mut torn = log.clone();
+        torn.extend_from_slice(&record[..keep(record.len())]);
+        std::fs::write(wal_of(&dir), &torn).expect("write log");
+
+        let mut store = RedbStore::open(&dir.0).expect("open with a torn tail");
+        assert_state(&store.load().expect("load"), &expected(&batches, 2));
+        assert!(wal_bytes(&dir).is_empty(), "the torn tail is cut off");
+        // Committing again reuses the number of the lost record.
+        store.commit(&batches[2]).expect("commit after recovery");
+        crash(store);
+        let store = RedbStore::open(&dir.0).expect("reopen");
+        assert_state(&store.load().expect("load"), &expected(&batches, 3));
+    }
+}
+
+#[test]
+fn record_failing_its_checksum_ends_the_log() {
+    let dir = TempDir::new("wal-checksum");
+    let batches = batches();
+    let mut log = logged(&dir, &batches);
+    let starts = record_starts(&log);
+    // A byte inside the second record's payload; the third record is intact.
+    log[starts[1] + wal::HEADER_LEN + 10] ^= 0x40;
+    std::fs::write(wal_of(&dir), &log).expect("write log");
+    let store = RedbStore::open(&dir.0).expect("open");
+    assert_state(&store.load().expect("load"), &expected(&batches, 1));
+    assert!(wal_bytes(&dir).is_empty());
+}
+
+#[test]
+fn undecodable_record_with_valid_checksum_is_corruption() {
+    let dir = TempDir::new("wal-undecodable");
+    let batches = batches();
+    let mut log = logged(&dir, &batches[..1]);
+    let mut payload = 2u64.to_le_bytes().to_vec();
+    payload.push(99);
+    log.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    log.extend_from_slice(&wal::checksum(&payload));
+    log.extend_from_slice(&payload);
+    std::fs::write(wal_of(&dir), &log).expect("write log");
+
+    let e = RedbStore::open(&dir.0).expect_err("must not open");
+    assert!(e.is_corruption(), "{e}");
+    let line = e.to_string();
+    assert!(line.contains(WAL_FILE_NAME), "{line}");
+    assert!(line.contains("unknown op tag 99"), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+    // Nothing was applied or thrown away: the log is kept for inspection.
+    assert_eq!(wal_bytes(&dir), log);
+}
+
+#[test]
+fn log_not_following_the_database_is_corruption() {
+    let dir = TempDir::new("wal-gap");
+    let batches = batches();
+    logged(&dir, &batches[..1]);
+    // Record 5 after record 1: records 2 to 4 are missing.
+    let mut log = wal_bytes(&dir);
+    log.extend(wal::encode_record(5, &batches[1]).expect("encode"));
+    std::fs::write(wal_of(&dir), &log).expect("write log");
+    let e = RedbStore::open(&dir.0).expect_err("must not open");
+    assert!(e.is_corruption(), "{e}");
+    assert!(e.to_string().contains("record 5 follows record 1"), "{e}");
+}
+
+#[test]
+fn replaying_a_checkpointed_log_again_changes_nothing() {
+    let dir = TempDir::new("wal-twice");
+    // A block deleted and stored again, then another stored: a naive second replay would move
+    // the first behind the second.
+    let (w, z) = (block(1), block(2));
+    let batches = vec![
+        vec![put(&w), StoreOp::SetTip(w.compute_hash())],
+        vec![
+            StoreOp::DeleteBlock(w.compute_hash()),
+            put(&w),
+            put(&z),
+            StoreOp::SetTip(z.compute_hash()),
+            StoreOp::PutMeta("k".into(), vec![2]),
+        ],
+    ];
+    let want = expected(&batches, 2);
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    store.commit(&batches[0]).expect("commit");
+    store.checkpoint().expect("checkpoint");
+    store.commit(&batches[1]).expect("commit");
+    let log = wal_bytes(&dir);
+    assert!(!log.is_empty());
+    // Checkpoint and truncate, then put the log back: a crash between the two.
+    store.close().expect("close");
+    assert!(wal_bytes(&dir).is_empty());
+    for round in 0..2 {
+        std::fs::write(wal_of(&dir), &log).expect("restore log");
+        let store = RedbStore::open(&dir.0).expect("open");
+        assert_state(&store.load().expect("load"), &want);
+        assert_eq!(store.last_seq, 2, "round {round}");
+        assert!(wal_bytes(&dir).is_empty());
+        drop(store);
+    }
+    let store = RedbStore::open(&dir.0).expect("open");
+    assert_state(&store.load().expect("load"), &want);
+}
+
+#[test]
+fn checkpoint_policy_triggers() {
+    let dir = TempDir::new("wal-policy");
+    let batches = batches();
+    let policy = CheckpointPolicy {
+        max_ops: 5,
+        ..CheckpointPolicy::default()
+    };
+    let mut store = RedbStore::open_with(&dir.0, policy).expect("open");
+    store.commit(&batches[0]).expect("commit");
+    assert_eq!(store.pending.len(), 4);
+    store.commit(&batches[1]).expect("commit");
+    assert!(store.pending.is_empty(), "7 ops exceed the limit of 5");
+    assert!(wal_bytes(&dir).is_empty());
+    assert_state(&store.load_db().expect("load").0, &expected(&batches, 2));
+
+    let policy = CheckpointPolicy {
+        max_age: Duration::ZERO,
+        ..CheckpointPolicy::default()
+    };
+    let mut store = RedbStore::open_with(&TempDir::new("wal-age").0, policy).expect("open");
+    std::thread::sleep(Duration::from_millis(2));
+    store.commit(&batches[0]).expect("commit");
+    assert!(store.pending.is_empty(), "checkpointed on age");
 }

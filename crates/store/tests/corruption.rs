@@ -34,15 +34,10 @@ fn populated(dir: &Path) {
 
 /// Opens and loads, and checks that a failure is a one-line error naming the file.
 fn open_and_load(dir: &Path) -> Result<usize, StoreError> {
-    let result = RedbStore::open(dir)
-        .and_then(|s| s.load())
-        .map(|s| s.blocks.len());
+    let result = RedbStore::open(dir).and_then(|s| s.load()).map(|s| s.blocks.len());
     if let Err(e) = &result {
         let line = e.to_string();
-        assert!(
-            line.contains(&dir.join("chain.redb").display().to_string()),
-            "{line}"
-        );
+        assert!(line.contains(&dir.join("chain.redb").display().to_string()), "{line}");
         assert!(!line.contains('\n'), "{line}");
         assert!(e.is_corruption(), "{line}");
     }
@@ -55,10 +50,7 @@ fn truncated_file_is_reported() {
     populated(dir.path());
     let file = dir.path().join("chain.redb");
     let len = std::fs::metadata(&file).expect("metadata").len();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&file)
-        .expect("open file");
+    let f = std::fs::OpenOptions::new().write(true).open(&file).expect("open file");
     f.set_len(len / 2).expect("truncate");
     drop(f);
     let e = open_and_load(dir.path()).expect_err("a half file must not load");

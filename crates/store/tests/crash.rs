@@ -2,6 +2,10 @@
 //! after `commit` returned; the parent kills it with SIGKILL at a random moment and checks that
 //! every acknowledged batch is fully there and no batch is half there.
 //!
+//! In half of the rounds the child never checkpoints, so the acknowledged batches exist only in
+//! the write-ahead log and survive through its replay; in the others it checkpoints every few
+//! batches, so that kills also land inside checkpoints.
+//!
 //! The child is this very test binary, re-run with a filter selecting [`crash_child`] and an
 //! environment variable telling that test to act instead of returning at once.
 
@@ -16,11 +20,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chainsim_core::store::{ChainStore, StoreOp};
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid, Work};
-use chainsim_store::RedbStore;
+use chainsim_store::{CheckpointPolicy, RedbStore};
 use common::{TempDir, block, tx};
 
 const CHILD_ENV: &str = "CHAINSIM_STORE_CRASH_CHILD_DIR";
-const ROUNDS: usize = 4;
+/// The child's checkpoint limit in ops; without it the child never checkpoints.
+const MAX_OPS_ENV: &str = "CHAINSIM_STORE_CRASH_MAX_OPS";
+const ROUNDS: usize = 6;
 /// Stops a child that is never killed, so that the test is bounded even if the parent errs.
 const MAX_BATCHES: u64 = 50_000;
 const TXS_PER_BATCH: u64 = 20;
@@ -60,10 +66,7 @@ fn batch_ops(b: u64, block: &Block) -> Vec<StoreOp> {
             ops.push(StoreOp::DeleteTx(batch_tx(b - 1, i).compute_txid()));
         }
     }
-    ops.push(StoreOp::PutMeta(
-        format!("batch/{b}"),
-        b.to_le_bytes().to_vec(),
-    ));
+    ops.push(StoreOp::PutMeta(format!("batch/{b}"), b.to_le_bytes().to_vec()));
     ops.push(StoreOp::SetTip(hash));
     ops
 }
@@ -75,7 +78,18 @@ fn crash_child() {
         return;
     };
     let dir = Path::new(&dir);
-    let mut store = RedbStore::open(dir).expect("child open");
+    let policy = match std::env::var(MAX_OPS_ENV) {
+        Ok(n) => CheckpointPolicy {
+            max_ops: n.parse().expect("max ops"),
+            ..CheckpointPolicy::default()
+        },
+        Err(_) => CheckpointPolicy {
+            max_ops: usize::MAX,
+            max_log_bytes: u64::MAX,
+            max_age: Duration::from_secs(3600),
+        },
+    };
+    let mut store = RedbStore::open_with(dir, policy).expect("child open");
     // Continue after the batches of earlier rounds, so that every round also recovers from
     // the previous kill.
     let start = store.load().expect("child load").blocks.len() as u64;
@@ -114,21 +128,13 @@ fn verify(dir: &Path) -> u64 {
         state.blocks.iter().map(|b| b.as_ref()).eq(want.iter()),
         "blocks are not batches 0..{n} in order"
     );
-    assert_eq!(
-        state.tip,
-        want.last().map(Block::compute_hash),
-        "tip of {n} batches"
-    );
+    assert_eq!(state.tip, want.last().map(Block::compute_hash), "tip of {n} batches");
 
     let mut meta: Vec<&String> = state.meta.keys().collect();
     meta.sort();
     let mut want_meta: Vec<String> = (0..n).map(|b| format!("batch/{b}")).collect();
     want_meta.sort();
-    assert_eq!(
-        meta,
-        want_meta.iter().collect::<Vec<_>>(),
-        "markers of {n} batches"
-    );
+    assert_eq!(meta, want_meta.iter().collect::<Vec<_>>(), "markers of {n} batches");
 
     let mut want_pool: BTreeMap<Txid, Transaction> = BTreeMap::new();
     for b in 0..n {
@@ -138,16 +144,8 @@ fn verify(dir: &Path) -> u64 {
             want_pool.insert(t.compute_txid(), t);
         }
     }
-    let got_pool: HashMap<Txid, Transaction> = state
-        .mempool
-        .into_iter()
-        .map(|t| (t.compute_txid(), t))
-        .collect();
-    assert_eq!(
-        got_pool.len(),
-        want_pool.len(),
-        "mempool size after {n} batches"
-    );
+    let got_pool: HashMap<Txid, Transaction> = state.mempool.into_iter().map(|t| (t.compute_txid(), t)).collect();
+    assert_eq!(got_pool.len(), want_pool.len(), "mempool size after {n} batches");
     for (txid, t) in &want_pool {
         assert_eq!(got_pool.get(txid), Some(t), "mempool after {n} batches");
     }
@@ -170,9 +168,16 @@ fn kill_9_loses_no_acknowledged_batch() {
     let mut acked_total = 0;
 
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
+        let log_only = round % 2 == 0;
+        let mut command = Command::new(&exe);
+        command
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
+            .env(CHILD_ENV, dir.path());
+        if !log_only {
+            // A batch is 27 ops (26 in the first): a checkpoint every 1 to 5 batches.
+            command.env(MAX_OPS_ENV, (1 + rng.below(130)).to_string());
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -202,16 +207,25 @@ fn kill_9_loses_no_acknowledged_batch() {
         child.kill().expect("kill child");
         let status = child.wait().expect("wait child");
         drop(reader);
-        let last_ack =
-            last_ack.unwrap_or_else(|| panic!("child acknowledged nothing (status {status})"));
+        let last_ack = last_ack.unwrap_or_else(|| panic!("child acknowledged nothing (status {status})"));
         assert_eq!(seen, wanted, "child ended early (status {status})");
 
+        let log_len = std::fs::metadata(dir.path().join("chain.wal"))
+            .expect("log after kill")
+            .len();
+        if log_only {
+            // The acknowledged batches of this round are in the log alone.
+            assert!(log_len > 0, "round {round}: the child left an empty log");
+        }
         let n = verify(dir.path());
         assert!(
             n > last_ack,
             "round {round}: batch {last_ack} was acknowledged but only {n} batches survived"
         );
-        eprintln!("round {round}: acknowledged up to {last_ack}, {n} batches on disk");
+        eprintln!(
+            "round {round}: acknowledged up to {last_ack}, {n} batches on disk, {log_len} bytes of log replayed{}",
+            if log_only { " (no checkpoints)" } else { "" }
+        );
         acked_total += seen;
     }
     assert!(acked_total >= ROUNDS as u64);

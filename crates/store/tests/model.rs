@@ -62,12 +62,7 @@ fn to_store_op(op: &Op, blocks: &[Block], txs: &[Transaction]) -> StoreOp {
 }
 
 fn assert_same(got: &StoredState, want: &StoredState) -> Result<(), TestCaseError> {
-    let hashes = |s: &StoredState| {
-        s.blocks
-            .iter()
-            .map(|b| b.compute_hash())
-            .collect::<Vec<_>>()
-    };
+    let hashes = |s: &StoredState| s.blocks.iter().map(|b| b.compute_hash()).collect::<Vec<_>>();
     prop_assert_eq!(hashes(got), hashes(want));
     prop_assert_eq!(&got.blocks, &want.blocks);
     prop_assert_eq!(got.tip, want.tip);
@@ -84,6 +79,7 @@ proptest! {
     fn redb_matches_memory(
         ops in proptest::collection::vec(op(), 0..60),
         cuts in proptest::collection::vec(0usize..60, 0..12),
+        checkpoints in proptest::collection::vec(any::<bool>(), 13),
     ) {
         let (blocks, txs) = pool();
         let ops: Vec<StoreOp> = ops.iter().map(|o| to_store_op(o, &blocks, &txs)).collect();
@@ -95,16 +91,29 @@ proptest! {
         let dir = TempDir::new("model");
         let mut redb = RedbStore::open(dir.path()).expect("open");
         let mut memory = MemoryStore::default();
-        for w in cuts.windows(2) {
+        for (w, checkpoint) in cuts.windows(2).zip(&checkpoints) {
             let batch = &ops[w[0]..w[1]];
             memory.commit(batch).expect("memory commit");
             redb.commit(batch).expect("redb commit");
+            // load() sees the logged ops on top of the database, before and after they are
+            // checkpointed into it.
             assert_same(&redb.load().expect("load"), &memory.load().expect("memory load"))?;
+            if *checkpoint {
+                redb.checkpoint().expect("checkpoint");
+                assert_same(&redb.load().expect("load"), &memory.load().expect("memory load"))?;
+            }
         }
         let want = memory.load().expect("memory load");
+        // Dropping checkpoints the log; putting it back afterwards is a crash between that
+        // checkpoint and the truncation of the log, and its replay must change nothing.
+        let log = std::fs::read(redb.wal_path()).expect("read log");
         drop(redb);
         let reopened = RedbStore::open(dir.path()).expect("reopen");
         assert_same(&reopened.load().expect("load after reopen"), &want)?;
+        drop(reopened);
+        std::fs::write(dir.path().join("chain.wal"), &log).expect("restore log");
+        let replayed = RedbStore::open(dir.path()).expect("reopen with the log again");
+        assert_same(&replayed.load().expect("load after second replay"), &want)?;
     }
 }
 
@@ -114,11 +123,7 @@ fn everything_committed_before_drop_is_there_after_reopen() {
     let (blocks, txs) = pool();
     let mut ops = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
-        ops.push(to_store_op(
-            &Op::PutBlock(i, i as u128 * 1000),
-            &blocks,
-            &txs,
-        ));
+        ops.push(to_store_op(&Op::PutBlock(i, i as u128 * 1000), &blocks, &txs));
         ops.push(StoreOp::SetTip(b.compute_hash()));
     }
     for i in 0..TXS {
@@ -133,10 +138,7 @@ fn everything_committed_before_drop_is_there_after_reopen() {
     }
     store.commit(&[]).expect("empty commit");
     drop(store);
-    let got = RedbStore::open(dir.path())
-        .expect("reopen")
-        .load()
-        .expect("load");
+    let got = RedbStore::open(dir.path()).expect("reopen").load().expect("load");
     assert_eq!(got.blocks.len(), BLOCKS);
     assert_eq!(got.tip, Some(blocks[BLOCKS - 1].compute_hash()));
     assert_eq!(got.mempool.len(), TXS);
@@ -169,14 +171,35 @@ fn wipe_moves_the_file_aside_and_keeps_it() {
         assert!(fresh.load().expect("load").meta.is_empty());
         drop(fresh);
         std::fs::remove_file(dir.path().join("chain.redb")).expect("remove fresh file");
+        std::fs::remove_file(dir.path().join("chain.wal")).expect("remove fresh log");
     }
     let moved: Vec<_> = std::fs::read_dir(dir.path())
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(moved.len(), 2, "{moved:?}");
-    assert!(
-        moved.iter().all(|n| n.starts_with("chain.redb.bad-")),
-        "{moved:?}"
-    );
+    assert!(moved.iter().all(|n| n.starts_with("chain.redb.bad-")), "{moved:?}");
+}
+
+#[test]
+fn wipe_moves_a_non_empty_log_aside_with_the_database() {
+    let dir = TempDir::new("wipe-wal");
+    let mut store = RedbStore::open(dir.path()).expect("open");
+    store.commit(&[StoreOp::PutMeta("k".into(), vec![1])]).expect("commit");
+    drop(store);
+    // A log left by a crash: its records belong to the database being moved aside.
+    let log = vec![1u8; 40];
+    std::fs::write(dir.path().join("chain.wal"), &log).expect("write log");
+    chainsim_store::wipe(dir.path()).expect("wipe");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let suffix = names[0].strip_prefix("chain.redb.").expect("database moved");
+    assert_eq!(names[1], format!("chain.wal.{suffix}"));
+    assert_eq!(std::fs::read(dir.path().join(&names[1])).expect("read"), log);
+    let fresh = RedbStore::open(dir.path()).expect("open after wipe");
+    assert!(fresh.load().expect("load").meta.is_empty());
 }

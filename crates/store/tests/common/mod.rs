@@ -14,14 +14,9 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     pub fn new(name: &str) -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "chainsim-store-{name}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("chainsim-store-{name}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         Self(dir)
     }
@@ -50,11 +45,7 @@ pub fn tx(n: u64) -> Transaction {
 /// A block at `height` on top of `prev` with `n_txs` transactions after the coinbase; it
 /// carries no valid proof of work, which storage does not care about.
 pub fn block(height: u64, prev: BlockHash, n_txs: u64, salt: u64) -> Block {
-    let mut transactions = vec![Transaction::coinbase(
-        format!("miner{salt}"),
-        50,
-        10_000 + height,
-    )];
+    let mut transactions = vec![Transaction::coinbase(format!("miner{salt}"), 50, 10_000 + height)];
     transactions.extend((0..n_txs).map(|i| tx(salt * 100 + i)));
     let mut b = Block {
         header: Header {
