@@ -250,7 +250,12 @@ where
     };
     let (found_tx, found_rx) = mpsc::unbounded_channel();
     let driver = Driver {
-        peers: PeerClient::new(shared.listen.clone(), handle.command_sender(), shared.clone()),
+        peers: PeerClient::new(
+            shared.listen.clone(),
+            handle.command_sender(),
+            shared.clone(),
+            tokio::runtime::Handle::current(),
+        ),
         node,
         store,
         rx,
@@ -265,7 +270,14 @@ where
         after_commit: Vec::new(),
         failed: false,
     };
-    let task = tokio::spawn(driver.run(shutdown));
+    // The driver gets a thread of its own: its durable commits block for a disk sync, which
+    // must not stall one of the runtime's few workers serving HTTP.
+    let task = tokio::task::spawn_blocking(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(driver.run(shutdown)),
+            Err(e) => tracing::error!("cannot start the driver's runtime: {e}"),
+        }
+    });
     (handle, task)
 }
 

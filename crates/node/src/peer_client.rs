@@ -31,11 +31,13 @@ pub struct PeerClient {
     queues: HashMap<PeerAddr, mpsc::Sender<Message>>,
     driver: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    /// The main runtime: peer exchanges run there, not on the driver's thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl PeerClient {
     /// A client sending as `from`, reporting outcomes to `driver`.
-    pub fn new(from: PeerAddr, driver: mpsc::Sender<Command>, shared: Arc<Shared>) -> Self {
+    pub fn new(from: PeerAddr, driver: mpsc::Sender<Command>, shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
         let http = reqwest::Client::builder()
             .timeout(EXCHANGE_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -48,6 +50,7 @@ impl PeerClient {
             queues: HashMap::new(),
             driver,
             shared,
+            runtime,
         }
     }
 
@@ -55,7 +58,7 @@ impl PeerClient {
     pub fn send(&mut self, to: PeerAddr, msg: Message) -> Result<(), String> {
         let queue = self.queues.entry(to.clone()).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(QUEUE);
-            tokio::spawn(worker(
+            self.runtime.spawn(worker(
                 self.http.clone(),
                 self.from.clone(),
                 to.clone(),

@@ -108,7 +108,9 @@ pub struct CheckpointPolicy {
 impl Default for CheckpointPolicy {
     fn default() -> Self {
         Self {
-            max_ops: 50_000,
+            // A checkpoint runs on the commit path: 10,000 ops keep its pause near 30 ms
+            // (50,000 measured ~140 ms at p99 under HTTP load) at the same throughput.
+            max_ops: 10_000,
             max_log_bytes: 16 * 1024 * 1024,
             max_age: Duration::from_secs(2),
         }
