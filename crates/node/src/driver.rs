@@ -272,12 +272,13 @@ where
     };
     // The driver gets a thread of its own: its durable commits block for a disk sync, which
     // must not stall one of the runtime's few workers serving HTTP.
-    let task = tokio::task::spawn_blocking(move || {
-        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(driver.run(shutdown)),
-            Err(e) => tracing::error!("cannot start the driver's runtime: {e}"),
-        }
-    });
+    let task =
+        tokio::task::spawn_blocking(
+            move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(driver.run(shutdown)),
+                Err(e) => tracing::error!("cannot start the driver's runtime: {e}"),
+            },
+        );
     (handle, task)
 }
 

@@ -37,7 +37,12 @@ pub struct PeerClient {
 
 impl PeerClient {
     /// A client sending as `from`, reporting outcomes to `driver`.
-    pub fn new(from: PeerAddr, driver: mpsc::Sender<Command>, shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        from: PeerAddr,
+        driver: mpsc::Sender<Command>,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(EXCHANGE_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)

@@ -113,12 +113,12 @@ impl TestApi {
 /// Asserts a 4xx with a JSON body `{"error": "<non-empty text>"}`.
 #[track_caller]
 fn assert_client_error(what: &str, status: StatusCode, body: &Value) {
-    assert!(
-        status.is_client_error(),
-        "{what}: expected a 4xx, got {status} {body}"
-    );
+    assert!(status.is_client_error(), "{what}: expected a 4xx, got {status} {body}");
     let msg = body["error"].as_str().unwrap_or_default();
-    assert!(!msg.is_empty(), "{what}: error body must be {{\"error\": ...}}, got {body}");
+    assert!(
+        !msg.is_empty(),
+        "{what}: error body must be {{\"error\": ...}}, got {body}"
+    );
 }
 
 fn is_hex64(v: &Value) -> bool {
@@ -144,7 +144,7 @@ fn verify_proof(txid: &str, proof: &Value) -> bool {
         let s = unhex32(s.as_str().unwrap());
         let mut hasher = Sha256::new();
         hasher.update([0xffu8]);
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             hasher.update(h);
             hasher.update(s);
         } else {
@@ -195,7 +195,10 @@ async fn new_transaction_then_duplicate_answers_201_then_200() {
         let (status, v) = api
             .new_tx(json!({"sender": "Carol", "recipient": "Dave", "amount": amount, "time": 1_700_000_001}))
             .await;
-        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "{amount}: {status} {v}");
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::OK,
+            "{amount}: {status} {v}"
+        );
     }
 }
 
@@ -224,22 +227,34 @@ async fn bad_transactions_answer_4xx_and_change_nothing() {
         ("whitespace body", b"  \n ".to_vec()),
         ("malformed JSON", br#"{"sender": "Alice", "recipient""#.to_vec()),
         ("not JSON", b"sender=Alice&recipient=Bob&amount=10".to_vec()),
-        ("invalid UTF-8", b"{\"sender\": \"\xff\xfe\", \"recipient\": \"Bob\", \"amount\": 1}".to_vec()),
+        (
+            "invalid UTF-8",
+            b"{\"sender\": \"\xff\xfe\", \"recipient\": \"Bob\", \"amount\": 1}".to_vec(),
+        ),
         ("JSON array", b"[1, 2, 3]".to_vec()),
         // serde would fill the fields by position from an array: must still be refused.
         ("fields as an array", br#"["Mallory", "Bob", 10, 1700000000]"#.to_vec()),
         ("JSON null", b"null".to_vec()),
         ("JSON string", b"\"Alice\"".to_vec()),
         ("deeply nested", deep.into_bytes()),
-        ("missing sender", ok(&|v| {
-            v.as_object_mut().unwrap().remove("sender");
-        })),
-        ("missing recipient", ok(&|v| {
-            v.as_object_mut().unwrap().remove("recipient");
-        })),
-        ("missing amount", ok(&|v| {
-            v.as_object_mut().unwrap().remove("amount");
-        })),
+        (
+            "missing sender",
+            ok(&|v| {
+                v.as_object_mut().unwrap().remove("sender");
+            }),
+        ),
+        (
+            "missing recipient",
+            ok(&|v| {
+                v.as_object_mut().unwrap().remove("recipient");
+            }),
+        ),
+        (
+            "missing amount",
+            ok(&|v| {
+                v.as_object_mut().unwrap().remove("amount");
+            }),
+        ),
         ("null sender", ok(&|v| v["sender"] = Value::Null)),
         ("numeric sender", ok(&|v| v["sender"] = json!(5))),
         ("boolean recipient", ok(&|v| v["recipient"] = json!(true))),
@@ -255,12 +270,21 @@ async fn bad_transactions_answer_4xx_and_change_nothing() {
         ("fractional amount", ok(&|v| v["amount"] = json!(1.5))),
         ("tiny fractional amount", ok(&|v| v["amount"] = json!(0.0001))),
         ("huge amount 1e30", ok(&|v| v["amount"] = json!(1e30))),
-        ("amount 2^64", b"{\"sender\":\"Alice\",\"recipient\":\"Bob\",\"amount\":18446744073709551616}".to_vec()),
-        ("amount -2^63", b"{\"sender\":\"Alice\",\"recipient\":\"Bob\",\"amount\":-9223372036854775808}".to_vec()),
+        (
+            "amount 2^64",
+            b"{\"sender\":\"Alice\",\"recipient\":\"Bob\",\"amount\":18446744073709551616}".to_vec(),
+        ),
+        (
+            "amount -2^63",
+            b"{\"sender\":\"Alice\",\"recipient\":\"Bob\",\"amount\":-9223372036854775808}".to_vec(),
+        ),
         ("empty sender", ok(&|v| v["sender"] = json!(""))),
         ("blank recipient", ok(&|v| v["recipient"] = json!("   "))),
         ("over-long sender", ok(&|v| v["sender"] = json!(long))),
-        ("over-long recipient in bytes", ok(&|v| v["recipient"] = json!(long_utf8))),
+        (
+            "over-long recipient in bytes",
+            ok(&|v| v["recipient"] = json!(long_utf8)),
+        ),
         ("control character", ok(&|v| v["sender"] = json!("Al\nice"))),
         ("NUL character", ok(&|v| v["recipient"] = json!("Bo\u{0}b"))),
         ("coinbase sender", ok(&|v| v["sender"] = json!("0"))),
@@ -464,7 +488,9 @@ async fn transaction_lookup_pending_then_confirmed_with_merkle_proof() {
     let mut txids = Vec::new();
     for i in 0..4 {
         let (s, v) = api
-            .new_tx(json!({"sender": format!("sender{i}"), "recipient": "Bob", "amount": i + 1, "time": 1_700_000_000 + i}))
+            .new_tx(
+                json!({"sender": format!("sender{i}"), "recipient": "Bob", "amount": i + 1, "time": 1_700_000_000 + i}),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         txids.push(v["txid"].as_str().unwrap().to_string());
@@ -484,10 +510,17 @@ async fn transaction_lookup_pending_then_confirmed_with_merkle_proof() {
         assert_eq!(v["transaction"]["txid"], txid.as_str());
         let proof = &v["proof"];
         assert_eq!(proof["root"], block["merkle_root"], "{v}");
-        assert_eq!(proof["siblings"].as_array().unwrap().len(), 3, "five leaves, three levels");
+        assert_eq!(
+            proof["siblings"].as_array().unwrap().len(),
+            3,
+            "five leaves, three levels"
+        );
         assert!(verify_proof(txid, proof), "proof of {txid} does not verify: {proof}");
         // The same proof must not prove another transaction.
-        assert!(!verify_proof(&txids[(txids.iter().position(|t| t == txid).unwrap_or(0) + 1) % 4], proof));
+        assert!(!verify_proof(
+            &txids[(txids.iter().position(|t| t == txid).unwrap_or(0) + 1) % 4],
+            proof
+        ));
     }
 
     // A transaction already mined is "already exists" too.
@@ -531,10 +564,7 @@ async fn status_metrics_and_peers_have_their_shapes() {
     assert_eq!(s["peers"], 0);
     assert_eq!(s["mining"], false);
     assert_eq!(s["miner"], "tester");
-    assert_eq!(
-        s["genesis"],
-        ChainParams::default_network().genesis_hash().to_hex()
-    );
+    assert_eq!(s["genesis"], ChainParams::default_network().genesis_hash().to_hex());
 
     api.new_tx(json!({"sender": "Alice", "recipient": "Bob", "amount": 3}))
         .await;
@@ -562,7 +592,10 @@ async fn status_metrics_and_peers_have_their_shapes() {
     let peers = api.ok("/peers").await;
     assert_eq!(peers, json!({"peers": []}));
     let (status, v) = api
-        .post("/nodes/register", json!({"nodes": ["http://127.0.0.1:45001", "127.0.0.1:45002/"]}))
+        .post(
+            "/nodes/register",
+            json!({"nodes": ["http://127.0.0.1:45001", "127.0.0.1:45002/"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
     let total: Vec<&str> = v["total_nodes"]
@@ -571,7 +604,10 @@ async fn status_metrics_and_peers_have_their_shapes() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert!(total.contains(&"127.0.0.1:45001") && total.contains(&"127.0.0.1:45002"), "{v}");
+    assert!(
+        total.contains(&"127.0.0.1:45001") && total.contains(&"127.0.0.1:45002"),
+        "{v}"
+    );
     let peers = api.ok("/peers").await;
     let list = peers["peers"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{peers}");

@@ -332,8 +332,10 @@ fn torn_tail_is_discarded() {
     }
 }
 
+/// A crash tears only the last record; damage followed by an intact record is corruption,
+/// and the acknowledged batches after it must not be dropped quietly.
 #[test]
-fn record_failing_its_checksum_ends_the_log() {
+fn damaged_record_followed_by_an_intact_one_is_corruption() {
     let dir = TempDir::new("wal-checksum");
     let batches = batches();
     let mut log = logged(&dir, &batches);
@@ -341,8 +343,24 @@ fn record_failing_its_checksum_ends_the_log() {
     // A byte inside the second record's payload; the third record is intact.
     log[starts[1] + wal::HEADER_LEN + 10] ^= 0x40;
     std::fs::write(wal_of(&dir), &log).expect("write log");
+    let e = RedbStore::open(&dir.0).expect_err("must not open");
+    assert!(e.is_corruption(), "{e}");
+    assert!(e.to_string().contains(WAL_FILE_NAME), "{e}");
+    assert_eq!(wal_bytes(&dir), log, "the log is left as it was, for inspection");
+}
+
+/// Damage in the last record is what a crash leaves: the records before it are kept.
+#[test]
+fn damaged_last_record_ends_the_log() {
+    let dir = TempDir::new("wal-checksum-last");
+    let batches = batches();
+    let mut log = logged(&dir, &batches);
+    let starts = record_starts(&log);
+    let last = starts.len() - 2; // starts ends with the end of the log
+    log[starts[last] + wal::HEADER_LEN + 10] ^= 0x40;
+    std::fs::write(wal_of(&dir), &log).expect("write log");
     let store = RedbStore::open(&dir.0).expect("open");
-    assert_state(&store.load().expect("load"), &expected(&batches, 1));
+    assert_state(&store.load().expect("load"), &expected(&batches, last));
     assert!(wal_bytes(&dir).is_empty());
 }
 

@@ -108,6 +108,13 @@ pub(crate) fn scan(log: &[u8]) -> Result<Vec<Record>, String> {
             break;
         };
         if checksum(payload) != sum {
+            // A crash tears only the last record. An intact record after this one means the
+            // damage is in the middle: acknowledged batches follow, so refuse, never drop them.
+            if let Some(at) = find_intact_record(log, pos + 1, records.last().map(|r: &Record| r.seq)) {
+                return Err(format!(
+                    "record at byte {pos} fails its checksum but an intact record follows at byte {at}"
+                ));
+            }
             break;
         }
         let record =
@@ -116,6 +123,26 @@ pub(crate) fn scan(log: &[u8]) -> Result<Vec<Record>, String> {
         pos += HEADER_LEN + len;
     }
     Ok(records)
+}
+
+/// The offset of the first intact record (plausible header, matching checksum) at or after
+/// `from`. The sequence number leading each payload filters out almost every offset before
+/// any hashing, so the search stays cheap even over a large log.
+fn find_intact_record(log: &[u8], from: usize, last_good_seq: Option<u64>) -> Option<usize> {
+    let min_seq = last_good_seq.map_or(0, |s| s + 1);
+    (from..log.len().saturating_sub(HEADER_LEN + 8)).find(|&at| {
+        let len = u32::from_le_bytes([log[at], log[at + 1], log[at + 2], log[at + 3]]) as usize;
+        let start = at + HEADER_LEN;
+        let Some(payload) = log.get(start..start + len).filter(|p| p.len() >= 8) else {
+            return false;
+        };
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&payload[..8]);
+        let seq = u64::from_le_bytes(seq);
+        (min_seq..min_seq.saturating_add(1_000_000)).contains(&seq)
+            && checksum(payload) == log[at + 4..start]
+            && decode_payload(payload).is_ok()
+    })
 }
 
 /// A cursor over a payload whose errors say what was being read.
