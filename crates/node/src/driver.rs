@@ -4,8 +4,8 @@
 //! consensus state needs no lock. The loop takes every command waiting (up to a batch),
 //! feeds them to the node, drains the node's outputs, writes all store operations of the
 //! batch in ONE durable commit (group commit: many concurrent requests share one fsync),
-//! and only then answers the requests, publishes events and sends peer messages. So an
-//! acknowledged transaction or block is always on disk.
+//! and only then answers the requests and publishes events. So an acknowledged transaction
+//! or block is always on disk. Peer messages leave before the commit (see `finish_batch`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -450,6 +450,14 @@ impl<S: ChainStore> Driver<S> {
                 Output::Send { to, msg } => sends.push((to, msg)),
             }
         }
+        // Peer messages go out before the commit: durability gates acknowledgements to
+        // clients, not gossip (a peer validates whatever it gets, and a block we lose in a
+        // crash comes back by sync). It lets the next download overlap this batch's disk sync.
+        for (to, msg) in sends {
+            if let Err(reason) = self.peers.send(to.clone(), msg) {
+                self.node.handle_send_failed(&to, &reason, now_ms());
+            }
+        }
         if !ops.is_empty()
             && let Err(e) = self.store.commit(&ops)
         {
@@ -467,11 +475,6 @@ impl<S: ChainStore> Driver<S> {
         }
         for event in events {
             self.publish(event);
-        }
-        for (to, msg) in sends {
-            if let Err(reason) = self.peers.send(to.clone(), msg) {
-                self.node.handle_send_failed(&to, &reason, now_ms());
-            }
         }
         self.steer_mining();
     }

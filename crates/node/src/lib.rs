@@ -285,7 +285,7 @@ async fn initial_sync(handle: &NodeHandle, port: u16, patience: Duration, mut st
                 tracing::info!("[{port}] already have the newest chain (length {})", height + 1);
             } else {
                 tracing::info!(
-                    "[{port}] caught up: length {} ({} blocks downloaded in {:.1?})",
+                    "[{port}] caught up: length {} ({} blocks downloaded in {:.2?})",
                     height + 1,
                     height - start_height,
                     start.elapsed()
