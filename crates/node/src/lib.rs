@@ -100,6 +100,9 @@ pub enum NodeError {
     /// A peer address is malformed.
     #[error(transparent)]
     Addr(#[from] AddrError),
+    /// The miner name cannot be paid.
+    #[error("invalid miner name: {0}")]
+    Miner(String),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -128,6 +131,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_listening: impl FnOnce(SocketAddr) + Send,
 ) -> Result<(), NodeError> {
+    // Refuse bad settings before anything is created on disk or the network.
+    let mut bootstrap = Vec::new();
+    for peer in &opts.peers {
+        bootstrap.push(peer.parse::<PeerAddr>()?);
+    }
+    if let Some(name) = &opts.miner {
+        chainsim_primitives::Transaction::coinbase(name.clone(), 1, 0)
+            .check_well_formed(true)
+            .map_err(|e| NodeError::Miner(e.to_string().replace("recipient", "--miner")))?;
+    }
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
         .await
         .map_err(|source| NodeError::Bind {
@@ -187,10 +200,6 @@ pub async fn run(
         report.mempool
     );
 
-    let mut bootstrap = Vec::new();
-    for peer in &opts.peers {
-        bootstrap.push(peer.parse::<PeerAddr>()?);
-    }
     if bootstrap.is_empty() && !opts.no_default_peers {
         bootstrap = DEFAULT_PEERS.iter().filter_map(|a| a.parse().ok()).collect();
     }
