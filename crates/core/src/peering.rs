@@ -379,9 +379,8 @@ impl Node {
 
     /// Timers: retries, handshake timeouts, pings, ban expiry, sync stalls.
     pub fn handle_timeout(&mut self, now: u64) {
-        if now < self.next_tick {
-            return;
-        }
+        // Everything below is due-time driven and idempotent, so an early call is harmless
+        // and a late one catches up; `next_tick` only tells the caller when to come back.
         self.next_tick = now + TICK_MS;
         let mut expired = Vec::new();
         for p in self.peers.iter_mut() {
