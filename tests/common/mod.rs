@@ -313,28 +313,19 @@ impl TestNode {
 
     /// SIGTERM (what Ctrl+C's sibling sends), then waits for a clean exit.
     pub async fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        let pid = self.child.as_ref().unwrap().id();
+        let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
         assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not stop on SIGTERM:\n{}", self.name, self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_for_exit("did not stop on SIGTERM").await
     }
 
     /// Waits for a process expected to exit by itself (e.g. on a corrupted store).
     pub async fn wait_exit(&mut self) -> ExitStatus {
+        self.wait_for_exit("did not exit").await
+    }
+
+    /// Waits for the process to end; kills it and fails the test after `PATIENCE`.
+    async fn wait_for_exit(&mut self, complaint: &str) -> ExitStatus {
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -344,7 +335,7 @@ impl TestNode {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{} did not exit:\n{}", self.name, self.log_tail());
+                panic!("{} {complaint}:\n{}", self.name, self.log_tail());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
