@@ -263,6 +263,20 @@ impl Sim {
         *self.delays.entry(Self::key(i, j)).or_insert_with(|| rng.u64(lo..=hi))
     }
 
+    /// Reports to node `from` (in its `epoch`) that its message to `peer` failed, after the
+    /// transport's timeout, as the live node's peer client would.
+    fn fail_later(&mut self, from: usize, epoch: u32, peer: PeerAddr, reason: String) {
+        self.schedule(
+            self.now + FAIL_AFTER_MS,
+            Ev::Failed {
+                to: from,
+                epoch,
+                peer,
+                reason,
+            },
+        );
+    }
+
     fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         self.queue.push(Reverse((at, self.seq)));
@@ -305,29 +319,13 @@ impl Sim {
         }
         let Some(&j) = self.index.get(&to) else {
             let reason = format!("connection to {to} refused");
-            self.schedule(
-                self.now + FAIL_AFTER_MS,
-                Ev::Failed {
-                    to: from,
-                    epoch,
-                    peer: to,
-                    reason,
-                },
-            );
+            self.fail_later(from, epoch, to, reason);
             return;
         };
         let lost = self.loss > 0.0 && self.rng.f64() < self.loss;
         if lost || self.cut.contains(&Self::key(from, j)) || !self.nodes[j].up {
             let reason = format!("request to {to} timed out");
-            self.schedule(
-                self.now + FAIL_AFTER_MS,
-                Ev::Failed {
-                    to: from,
-                    epoch,
-                    peer: to,
-                    reason,
-                },
-            );
+            self.fail_later(from, epoch, to, reason);
             return;
         }
         let at = self.now + self.delay(from, j);
