@@ -11,7 +11,6 @@ use chainsim_core::store::{ChainStore, StoreOp};
 use chainsim_core::{ChainParams, Node, NodeConfig};
 use chainsim_primitives::Work;
 use tokio::sync::mpsc;
-use tokio_stream_lite::next_chunk;
 
 /// A node process that is killed when dropped.
 struct Proc {
@@ -93,7 +92,7 @@ fn watch_events(client: reqwest::Client, idx: usize, port: u16, out: mpsc::Unbou
         let mut resp = resp;
         let mut buf = String::new();
         let mut event = String::new();
-        while let Some(chunk) = next_chunk(&mut resp).await {
+        while let Ok(Some(chunk)) = resp.chunk().await {
             let now = Instant::now();
             buf.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(pos) = buf.find('\n') {
@@ -369,11 +368,4 @@ fn write_store(dir: &Path, params: &ChainParams, chain: &[Arc<chainsim_primitive
     )
     .map_err(|e| anyhow::anyhow!("bench chain invalid: {e}"))?;
     Ok(())
-}
-
-/// Reading a reqwest body chunk by chunk without pulling in a stream crate.
-mod tokio_stream_lite {
-    pub async fn next_chunk(resp: &mut reqwest::Response) -> Option<Vec<u8>> {
-        resp.chunk().await.ok().flatten().map(|b| b.to_vec())
-    }
 }

@@ -468,21 +468,22 @@ impl TestNode {
 
     /// The hashes of the best chain, genesis first.
     pub async fn chain_hashes(&self) -> Vec<String> {
-        self.get("/chain").await["chain"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["hash"].as_str().unwrap().to_string())
-            .collect()
+        self.field_of_each("/chain", "chain", "hash").await
     }
 
     /// Txids of the pending transactions.
     pub async fn pending(&self) -> Vec<String> {
-        self.get("/transactions/pending").await["transactions"]
+        self.field_of_each("/transactions/pending", "transactions", "txid")
+            .await
+    }
+
+    /// `field` of every item of the list `list` in `GET path`'s answer.
+    async fn field_of_each(&self, path: &str, list: &str, field: &str) -> Vec<String> {
+        self.get(path).await[list]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t["txid"].as_str().unwrap().to_string())
+            .map(|item| item[field].as_str().unwrap().to_string())
             .collect()
     }
 

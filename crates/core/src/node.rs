@@ -601,7 +601,7 @@ impl Node {
         self.store(StoreOp::SetTip(tip));
         if change.is_reorg() {
             self.stats.reorgs += 1;
-            let fork_height = self.tree.height() + 1 - change.connected.len() as u64 - 1;
+            let fork_height = self.tree.height() - change.connected.len() as u64;
             self.emit(Event::Reorg {
                 fork_height,
                 disconnected: change.disconnected.clone(),

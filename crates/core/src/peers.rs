@@ -153,7 +153,7 @@ pub struct PeerInfo {
     pub retry_at: u64,
     /// When we last heard from it (ms).
     pub last_seen: u64,
-    /// When our last request to it was sent (ms), for stall detection.
+    /// When our last hello to it was sent (ms): handshake timeouts and the re-handshake limit.
     #[serde(skip)]
     pub connecting_since: u64,
     /// It sent a block we could not connect: download from it even without a work claim.

@@ -51,6 +51,17 @@ struct Managed {
     stopping: bool,
 }
 
+impl Managed {
+    /// A node just started with `peers`.
+    fn running(peers: Vec<String>, child: Child) -> Self {
+        Self {
+            peers,
+            child: Some(child),
+            stopping: false,
+        }
+    }
+}
+
 /// Owns the demo's node processes.
 pub struct Supervisor {
     exe: PathBuf,
@@ -111,14 +122,7 @@ impl Supervisor {
                         return Err(e.into());
                     }
                 };
-                nodes.insert(
-                    port,
-                    Managed {
-                        peers,
-                        child: Some(child),
-                        stopping: false,
-                    },
-                );
+                nodes.insert(port, Managed::running(peers, child));
             }
         }
         Ok(sup)
@@ -231,14 +235,7 @@ impl Supervisor {
             .ok_or(DemoError::NoPort)?;
         let peers: Vec<String> = nodes.keys().map(|p| node_address(*p)).collect();
         let child = self.spawn(port, &peers)?;
-        nodes.insert(
-            port,
-            Managed {
-                peers,
-                child: Some(child),
-                stopping: false,
-            },
-        );
+        nodes.insert(port, Managed::running(peers, child));
         Ok(node_address(port))
     }
 

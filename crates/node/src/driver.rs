@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use chainsim_core::chain::BlockEntry;
 use chainsim_core::node::{BlockOutcome, BlockRejected, Output, PeerError, TxOutcome, TxRejected};
 use chainsim_core::{ChainStore, Event, Message, Node, PeerAddr, StoreOp};
 use chainsim_primitives::{Block, Transaction};
@@ -61,7 +62,7 @@ pub enum Command {
     /// Mine one block; the reply comes when it is mined and stored.
     Mine {
         /// Where the block goes.
-        reply: Reply<Result<Arc<Block>, MineError>>,
+        reply: Reply<Result<BlockEntry, MineError>>,
     },
     /// A block handed in through the API.
     SubmitBlock {
@@ -292,7 +293,7 @@ struct Driver<S> {
     peers: PeerClient,
     shared: Arc<Shared>,
     config: DriverConfig,
-    mine_queue: VecDeque<Reply<Result<Arc<Block>, MineError>>>,
+    mine_queue: VecDeque<Reply<Result<BlockEntry, MineError>>>,
     job: Option<Job>,
     next_job_id: u64,
     /// Replies held back until the batch's commit is durable.
@@ -418,16 +419,16 @@ impl<S: ChainStore> Driver<S> {
         let hash = block.compute_hash();
         match self.node.submit_mined_block(block, now_ms()) {
             Ok(outcome) if self.node.tree().is_active(&outcome.hash) => {
-                let block = self.node.tree().get(&outcome.hash).map(|e| e.block.clone());
-                if let (Some(block), Some(reply)) = (block, self.mine_queue.pop_front()) {
+                let entry = self.node.tree().get(&outcome.hash).cloned();
+                if let (Some(entry), Some(reply)) = (entry, self.mine_queue.pop_front()) {
                     tracing::info!(
                         "[{}] mined block {} at height {} with {} transactions",
                         self.config.port,
                         &hash.to_hex()[..16],
                         outcome.height,
-                        block.transactions.len()
+                        entry.block.transactions.len()
                     );
-                    self.reply_later(reply, Ok(block));
+                    self.reply_later(reply, Ok(entry));
                 }
             }
             Ok(_) => tracing::info!(

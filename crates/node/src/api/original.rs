@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, parse_json};
 use super::views::{BlockRef, BlockView, TxView};
-use crate::driver::{Command, MineError, now_ms};
+use crate::driver::{Command, now_ms};
 
 /// Largest amount a JSON float can carry exactly.
 const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
@@ -129,21 +129,14 @@ pub async fn pending(State(s): State<AppState>) -> Result<impl IntoResponse, Api
 
 /// `GET|POST /mine`: mines one block and answers it once stored.
 pub async fn mine(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let block = s
+    // Shutting down or a storage failure: either way the node cannot mine now.
+    let entry = s
         .handle
         .request(|reply| Command::Mine { reply })
         .await?
-        .map_err(|e| match e {
-            MineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-            MineError::Storage(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        })?;
-    let r = BlockRef {
-        hash: block.compute_hash(),
-        txids: block.compute_txids().into(),
-        block,
-    };
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(
-        json!({ "message": "new block mined", "block": BlockView::new(&r) }),
+        json!({ "message": "new block mined", "block": BlockView::new(&BlockRef::from(&entry)) }),
     ))
 }
 
