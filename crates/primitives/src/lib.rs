@@ -5,6 +5,7 @@
 //! SHA-256 (not Bitcoin's double SHA-256): one compression per nonce makes mining and
 //! benchmarks easy to reason about, and length-extension does not matter for fixed-size headers.
 
+pub mod addr;
 pub mod block;
 pub mod encode;
 pub mod genesis;
@@ -14,6 +15,7 @@ pub mod merkle;
 pub mod pow;
 pub mod transaction;
 
+pub use addr::{AddrError, PeerAddr};
 pub use block::Block;
 pub use encode::DecodeError;
 pub use genesis::genesis_block;

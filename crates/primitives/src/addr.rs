@@ -1,0 +1,109 @@
+//! Peer addresses: `HOST:PORT`, parsed in one place for the node, the dashboard and the
+//! command line, so that `localhost:5000` and `http://127.0.0.1:5000/` name the same node.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A peer's listening address, `HOST:PORT`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerAddr(String);
+
+/// Why a string is not a peer address.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid peer address {0:?}: expected HOST:PORT or http://HOST:PORT")]
+pub struct AddrError(pub String);
+
+impl PeerAddr {
+    /// The address as `HOST:PORT`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.0.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = AddrError;
+    /// Accepts `HOST:PORT`, `http://HOST:PORT` and a trailing slash, as the original did.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || AddrError(s.chars().take(100).collect());
+        let t = s.trim();
+        let t = t.strip_prefix("http://").unwrap_or(t);
+        let t = t.trim_end_matches('/');
+        let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+        if !host_ok || port == 0 {
+            return Err(bad());
+        }
+        let host = if host.eq_ignore_ascii_case("localhost") {
+            "127.0.0.1".to_string()
+        } else {
+            host.to_ascii_lowercase()
+        };
+        Ok(Self(format!("{host}:{port}")))
+    }
+}
+
+impl TryFrom<String> for PeerAddr {
+    type Error = AddrError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PeerAddr> for String {
+    fn from(a: PeerAddr) -> String {
+        a.0
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerAddr({})", self.0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_like_the_original() {
+        let a: PeerAddr = "http://127.0.0.1:5001".parse().unwrap();
+        assert_eq!(a.as_str(), "127.0.0.1:5001");
+        assert_eq!("127.0.0.1:5001/".parse::<PeerAddr>().unwrap(), a);
+        assert_eq!("localhost:5001".parse::<PeerAddr>().unwrap(), a);
+        assert_eq!(a.port(), 5001);
+        for bad in [
+            "",
+            "5001",
+            "host:",
+            "host:99999",
+            "host:0",
+            "a b:1",
+            "http://:80",
+            "x:y",
+        ] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+}
