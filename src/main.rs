@@ -67,6 +67,9 @@ struct NodeArgs {
     /// Join the easy test network (its own genesis; about 256 hashes a block).
     #[arg(long, hide = true)]
     test_network: bool,
+    /// Ping a quiet peer link after this many seconds (and drop one silent three times as long).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    keepalive_secs: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -146,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 mempool_capacity: a.mempool_capacity,
                 sync_patience: Duration::from_secs(30),
                 test_network: a.test_network,
+                keepalive: Duration::from_secs(a.keepalive_secs.max(1)),
             };
             chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
                 if e.suggests_resync() && !e.to_string().contains("--resync") {

@@ -9,23 +9,22 @@ mod common;
 use chainsim_core::ChainParams;
 use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireWork};
 use chainsim_primitives::{Block, BlockHash, MerkleRoot, Transaction, Work};
-use common::peer::{FakePeer, block_from_json, child, now_ms, seal, solve, unsealed_child};
+use common::peer::{FakeLink, FakePeer, block_from_json, child, now_ms, seal, solve, unsealed_child};
 use common::{TestNode, eventually};
 use serde_json::{Value, json};
 
 /// Three hours, past the two hours a block may be ahead of the local clock.
 const THREE_HOURS_MS: u64 = 3 * 60 * 60 * 1000;
 
-/// Handshakes `fake` with `node` and waits until the node lists it as connected.
-async fn handshake(fake: &FakePeer, node: &TestNode) {
-    let (status, body) = fake.send(&node.addr(), &fake.hello()).await;
-    assert_eq!(status, 200, "hello refused: {body}");
-    let replies: Vec<Message> = serde_json::from_str(&body).unwrap();
-    match replies.as_slice() {
-        [Message::Hello(h)] => assert_eq!(h.genesis, fake.params().genesis_hash()),
+/// Opens a link from `fake` to `node`, handshakes, and waits until the node lists it.
+async fn handshake(fake: &FakePeer, node: &TestNode) -> FakeLink {
+    let (link, answer) = fake.connect_as(&node.addr(), &fake.addr()).await;
+    match answer {
+        Message::Hello(h) => assert_eq!(h.genesis, fake.params().genesis_hash()),
         other => panic!("expected the node's hello back, got {other:?}"),
     }
     node.wait_connected(&fake.addr()).await;
+    link
 }
 
 async fn peer_entry(node: &TestNode, addr: &str) -> Value {
@@ -36,12 +35,24 @@ async fn peer_entry(node: &TestNode, addr: &str) -> Value {
         .unwrap_or_else(|| panic!("{addr} is not in {}'s peers", node.name))
 }
 
-/// Sends `block` from `fake` and expects a 4xx refusal and `rule` named in the log.
-async fn refused_block(node: &TestNode, fake: &FakePeer, block: Block, rule: &str) {
-    let (status, body) = fake.send_block(&node.addr(), block).await;
-    assert_eq!(status, 400, "a block breaking {rule} was not refused: {body}");
-    assert!(body.contains(rule), "the refusal does not name {rule}: {body}");
+/// Sends `block` on `link` and expects `rule` named in the node's log.
+async fn refused_block(node: &TestNode, fake: &FakePeer, link: &mut FakeLink, block: Block, rule: &str) {
+    link.send_block(block).await;
     node.wait_log(&format!("from {}: rule {rule}:", fake.addr())).await;
+}
+
+/// Waits until `node` closed `link` for misbehaviour, saying so in its log.
+async fn closed_for_misbehaving(node: &TestNode, fake: &FakePeer, link: &mut FakeLink) {
+    assert!(link.closed().await, "the node kept the link open");
+    node.wait_log(&format!("closing peer {}: misbehaved", fake.addr()))
+        .await;
+    // The claimed address was never proven, so it is not banned: the node may dial it
+    // itself, and then only on a link of its own, with a clean score.
+    let entry = peer_entry(node, &fake.addr()).await;
+    if entry["state"] == "connected" {
+        assert_eq!(entry["direction"], "outbound", "{entry}");
+        assert_eq!(entry["score"], 0, "{entry}");
+    }
 }
 
 /// The node's state that no hostile input may change.
@@ -63,12 +74,12 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
 
     // evil1: a bad proof of work, then a wrong Merkle root.
     let evil1 = FakePeer::start(params.clone()).await;
-    handshake(&evil1, &node).await;
+    let mut link = handshake(&evil1, &node).await;
     let mut bad_pow = child(&params, &tip, "evil1", t, vec![tx(1)]);
     while params.bits.to_target().is_met_by(&bad_pow.compute_hash()) {
         bad_pow.header.nonce = bad_pow.header.nonce.wrapping_add(1);
     }
-    refused_block(&node, &evil1, bad_pow, "proof-of-work").await;
+    refused_block(&node, &evil1, &mut link, bad_pow, "proof-of-work").await;
     let entry = peer_entry(&node, &evil1.addr()).await;
     assert!(entry["score"].as_u64().unwrap() > 0, "the score did not rise: {entry}");
     assert_eq!(entry["state"], "connected", "one offence is not yet a ban: {entry}");
@@ -76,33 +87,30 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
     let mut bad_root = unsealed_child(&params, &tip, "evil1", t, vec![tx(2)]);
     bad_root.header.merkle_root = MerkleRoot([7; 32]);
     solve(&params, &mut bad_root);
-    refused_block(&node, &evil1, bad_root, "merkle-root").await;
-    assert_eq!(peer_entry(&node, &evil1.addr()).await["state"], "banned");
-    // A banned peer is not listened to, not even its hello.
-    let (status, body) = evil1.send(&node.addr(), &evil1.hello()).await;
-    assert_eq!(status, 403, "{body}");
+    refused_block(&node, &evil1, &mut link, bad_root, "merkle-root").await;
+    closed_for_misbehaving(&node, &evil1, &mut link).await;
     assert_eq!(snapshot(&node).await, before);
 
     // evil2: a coinbase paying too much, then a duplicate transaction.
     let evil2 = FakePeer::start(params.clone()).await;
-    handshake(&evil2, &node).await;
+    let mut link = handshake(&evil2, &node).await;
     let mut greedy = unsealed_child(&params, &tip, "evil2", t, vec![tx(3)]);
     greedy.transactions[0].amount = params.reward + 1;
     seal(&params, &mut greedy);
-    refused_block(&node, &evil2, greedy, "coinbase-reward").await;
+    refused_block(&node, &evil2, &mut link, greedy, "coinbase-reward").await;
     let score = peer_entry(&node, &evil2.addr()).await["score"].as_u64().unwrap();
     assert!(score > 0, "the score did not rise");
     // Not adjacent, so the Merkle tree is not "mutated": only the duplicate rule is broken.
     let dup = child(&params, &tip, "evil2", t, vec![tx(4), tx(5), tx(4)]);
-    refused_block(&node, &evil2, dup, "tx-duplicate").await;
-    assert_eq!(peer_entry(&node, &evil2.addr()).await["state"], "banned");
+    refused_block(&node, &evil2, &mut link, dup, "tx-duplicate").await;
+    closed_for_misbehaving(&node, &evil2, &mut link).await;
     assert_eq!(snapshot(&node).await, before);
 
-    // evil3: a block from 3 hours ahead, a broken link, an oversized payload, garbage.
+    // evil3: a block from 3 hours ahead, a broken link, garbage, an oversized frame.
     let evil3 = FakePeer::start(params.clone()).await;
-    handshake(&evil3, &node).await;
+    let mut link = handshake(&evil3, &node).await;
     let future = child(&params, &tip, "evil3", now_ms() + THREE_HOURS_MS, vec![tx(6)]);
-    refused_block(&node, &evil3, future, "time-too-new").await;
+    refused_block(&node, &evil3, &mut link, future, "time-too-new").await;
     let score_after_future = peer_entry(&node, &evil3.addr()).await["score"].as_u64().unwrap();
     assert!(score_after_future > 0);
 
@@ -111,32 +119,20 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
     nowhere.header.prev_hash = BlockHash([0x42; 32]);
     nowhere.header.nonce = 0;
     let orphan = child(&params, &nowhere, "evil3", t + 1, vec![tx(7)]);
-    let (status, body) = evil3.send_block(&node.addr(), orphan).await;
-    assert!(status == 200 || (400..500).contains(&status), "{status} {body}");
-    let status = node.status().await;
-    assert!(status["orphans"].as_u64().unwrap() <= 1, "{status}");
-    assert_eq!(snapshot(&node).await, before);
-
-    // Above the 64 MiB message limit: 413, read no further.
-    let mut huge = br#"{"type":"txs","txs":[""#.to_vec();
-    huge.resize(65 * 1024 * 1024, b'a');
-    let (status, body) = evil3.send_raw(&node.addr(), huge).await;
-    assert_eq!(status, 413, "oversized payload: {body}");
-
-    let (status, body) = evil3.send_raw(&node.addr(), b"\x00\x01 not json {{{".to_vec()).await;
-    assert_eq!(status, 400, "{body}");
-    node.wait_log(&format!("peer {} sent garbage", evil3.addr())).await;
-    let score = peer_entry(&node, &evil3.addr()).await["score"].as_u64().unwrap();
-    assert!(score > score_after_future, "garbage did not raise the score ({score})");
-    // Garbage again: enough to be banned.
-    let (status, _) = evil3
-        .send_raw(&node.addr(), br#"{"type": "block", "block": "zz"}"#.to_vec())
-        .await;
-    assert_eq!(status, 400);
-    eventually("evil3 to be banned", common::PATIENCE, || async {
-        peer_entry(&node, &evil3.addr()).await["state"] == "banned"
+    link.send_block(orphan).await;
+    eventually("the orphan to be held", common::PATIENCE, || async {
+        node.status().await["orphans"].as_u64().unwrap() == 1
     })
     .await;
+    assert_eq!(snapshot(&node).await, before);
+
+    link.send_frame(b"\x00\x01 not json {{{").await;
+    node.wait_log("sent garbage").await;
+    let score = peer_entry(&node, &evil3.addr()).await["score"].as_u64().unwrap();
+    assert!(score > score_after_future, "garbage did not raise the score ({score})");
+    // Above the 64 MiB frame limit: the link is closed without reading it.
+    link.send_bytes(&(65u32 * 1024 * 1024).to_be_bytes()).await;
+    assert!(link.closed().await, "an oversized frame must close the link");
     assert_eq!(snapshot(&node).await, before);
 
     // evil4: a hello from another network.
@@ -149,13 +145,17 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
         height: 0,
         work: WireWork(Work(1)),
         agent: "evil4".into(),
+        token: "evil4".into(),
     });
-    let (status, body) = evil4.send(&node.addr(), &hello).await;
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("another network"), "{body}");
-    node.wait_log(&format!("peer {}: Banned (peer is on another network", evil4.addr()))
-        .await;
-    assert_eq!(peer_entry(&node, &evil4.addr()).await["state"], "banned");
+    let mut link = evil4.open(&node.addr()).await;
+    link.send(&hello).await;
+    assert!(link.closed().await, "a foreign hello must close the link");
+    node.wait_log("another network").await;
+
+    // evil5: speaks before its hello.
+    let mut link = evil4.open(&node.addr()).await;
+    link.send(&Message::GetAddr).await;
+    assert!(link.closed().await, "speaking before the hello must close the link");
 
     // Nothing any of them sent changed the chain or the mempool, or was relayed.
     assert_eq!(snapshot(&node).await, before);
@@ -182,4 +182,52 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
     assert_eq!(node.chain_hashes().await, honest.chain_hashes().await);
     // The victim's own two blocks were disconnected; its pending transaction survives.
     assert_eq!(node.pending().await, before.1);
+}
+
+/// The spoofing attack: a stranger that can reach node A claims to be A's honest peer B,
+/// misbehaves, and says hello from another network. Only the stranger's own link suffers:
+/// B stays connected to A with a clean score and is never banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_be_impersonated_or_banned_by_a_stranger() {
+    let params = ChainParams::default_network();
+    let b = TestNode::start("B", &[]).await;
+    let a = TestNode::start("A", &[&b]).await;
+    a.wait_connected(&b.addr()).await;
+    b.wait_connected(&a.addr()).await;
+
+    let stranger = FakePeer::start(params.clone()).await;
+    for round in 0..2 {
+        let (mut link, answer) = stranger.connect_as(&a.addr(), &b.addr()).await;
+        assert!(matches!(answer, Message::Hello(_)), "{answer:?}");
+        // Garbage until the link is closed.
+        for _ in 0..3 {
+            link.send_frame(b"{ not a message").await;
+        }
+        assert!(link.closed().await, "round {round}: the stranger's link stays open");
+    }
+    // A hello on another network, claiming to be B.
+    let mut foreign = Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        genesis: ChainParams::testnet().genesis_hash(),
+        listen: b.addr().parse().unwrap(),
+        height: 0,
+        work: WireWork(Work(1)),
+        agent: "spoof".into(),
+        token: "spoof".into(),
+    });
+    let mut link = stranger.open(&a.addr()).await;
+    link.send(&foreign).await;
+    assert!(link.closed().await);
+    if let Message::Hello(h) = &mut foreign {
+        h.genesis = params.genesis_hash();
+    }
+
+    // B is still A's connected peer, with no blame, and everything still flows.
+    let entry = peer_entry(&a, &b.addr()).await;
+    assert_eq!(entry["state"], "connected", "{entry}");
+    assert_eq!(entry["score"], 0, "{entry}");
+    assert!(!a.log().contains(&format!("peer {}: Banned", b.addr())), "B was banned");
+    let hash = b.mine().await["hash"].as_str().unwrap().to_string();
+    a.wait_tip(&hash).await;
+    assert_eq!(peer_entry(&a, &b.addr()).await["state"], "connected");
 }

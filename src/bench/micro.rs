@@ -190,12 +190,19 @@ pub fn mempool() -> anyhow::Result<()> {
     let mut node = Node::new(Arc::new(ChainParams::default_network()), config);
     let start = Instant::now();
     for tx in txs {
-        node.submit_transaction(tx, 0)?;
+        let id = chainsim_core::CommandId(0);
+        node.handle_input(
+            chainsim_core::Time::ZERO,
+            chainsim_core::Input::Command {
+                id,
+                command: chainsim_core::Command::SubmitTx(tx),
+            },
+        );
         while node.poll_output().is_some() {}
     }
     let full = n as f64 / start.elapsed().as_secs_f64();
     println!(
-        "Node::submit_transaction (checks, txid, store op, event): {:>10.0} inserts/s",
+        "Node::handle_input(SubmitTx) (checks, txid, store op, event, reply): {:>10.0} inserts/s",
         full
     );
     Ok(())

@@ -1,30 +1,28 @@
-//! A fake peer: a small HTTP server inside the test that speaks chainsim's peer protocol
-//! (`POST /p2p`, JSON messages tagged by `type`, blocks as hex of their canonical encoding).
-//! It holds a chain of its own that it serves like an honest node, can hold back block
-//! downloads on command (to freeze a node mid-sync), and sends whatever the test wants to a
-//! real node, from its own listening address.
+//! A fake peer inside the test that speaks chainsim's peer protocol: it listens for links
+//! (`GET /p2p` upgraded to length-prefixed JSON frames, see `chainsim_node::wire`), holds a
+//! chain of its own that it serves like an honest node, can hold back block downloads on
+//! command (to freeze a node mid-sync), and opens links of its own to a real node to send
+//! whatever the test wants, claiming whatever listening address the test wants.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use chainsim_core::ChainParams;
 use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireBlock, WireWork};
+use chainsim_node::wire::{self, UPGRADE};
 use chainsim_primitives::pow::search_nonce;
 use chainsim_primitives::{Block, BlockHash, Header, MerkleRoot, Transaction, Work};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
-
-/// Header naming the sender's listening address.
-pub const FROM_HEADER: &str = "x-chainsim-from";
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> u64 {
@@ -132,17 +130,18 @@ impl Shared {
             .fold(Work(0), |w, b| w.saturating_add(b.header.bits.work()))
     }
 
-    fn hello(&self) -> Hello {
+    fn hello(&self, listen: &str) -> Hello {
         // Not inside the struct expression: a lock guard taken there would live to its end.
         let height = (self.chain.lock().unwrap().len() - 1) as u64;
         let work = self.work();
         Hello {
             version: PROTOCOL_VERSION,
             genesis: self.params.genesis_hash(),
-            listen: self.listen.parse().unwrap(),
+            listen: listen.parse().unwrap(),
             height,
             work: WireWork(work),
             agent: "fake-peer/0".into(),
+            token: format!("fake-{listen}"),
         }
     }
 
@@ -162,34 +161,119 @@ impl Shared {
             tip_height,
         }
     }
+
+    /// The honest answers to one message.
+    async fn answer(&self, msg: Message) -> Vec<Message> {
+        self.received.lock().unwrap().push(msg.kind().to_string());
+        match msg {
+            Message::Hello(_) => vec![Message::Hello(self.hello(&self.listen))],
+            Message::GetAddr => vec![Message::Addr { addrs: Vec::new() }],
+            Message::GetBlocks { locator, limit } => {
+                let n = self.getblocks.fetch_add(1, Ordering::SeqCst) + 1;
+                if n > self.answer_first.load(Ordering::SeqCst) {
+                    let mut gate = self.gate.subscribe();
+                    let _ = gate.wait_for(|open| *open).await;
+                }
+                vec![self.serve_blocks(&locator, limit)]
+            }
+            Message::GetData { blocks, .. } => {
+                let chain = self.chain.lock().unwrap();
+                let index = self.index.lock().unwrap();
+                blocks
+                    .iter()
+                    .filter_map(|h| index.get(h).map(|i| chain[*i].clone()))
+                    .map(|b| Message::Block { block: WireBlock(b) })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
-async fn p2p(State(s): State<Arc<Shared>>, body: Bytes) -> impl IntoResponse {
-    let Ok(msg) = serde_json::from_slice::<Message>(&body) else {
-        return (StatusCode::BAD_REQUEST, "unreadable message".to_string());
-    };
-    s.received.lock().unwrap().push(msg.kind().to_string());
-    let replies = match msg {
-        Message::Hello(_) => vec![Message::Hello(s.hello())],
-        Message::GetAddr => vec![Message::Addr { addrs: Vec::new() }],
-        Message::GetBlocks { locator, limit } => {
-            let n = s.getblocks.fetch_add(1, Ordering::SeqCst) + 1;
-            if n > s.answer_first.load(Ordering::SeqCst) {
-                let mut gate = s.gate.subscribe();
-                let _ = gate.wait_for(|open| *open).await;
+/// Serves one link honestly until it closes.
+async fn serve_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, s: Arc<Shared>) {
+    let (mut r, mut w) = tokio::io::split(stream);
+    while let Ok(Some(msg)) = wire::read_frame(&mut r).await {
+        for reply in s.answer(msg).await {
+            if wire::write_frame(&mut w, &reply).await.is_err() {
+                return;
             }
-            vec![s.serve_blocks(&locator, limit)]
         }
-        _ => Vec::new(),
-    };
-    (StatusCode::OK, serde_json::to_string(&replies).unwrap())
+    }
+}
+
+async fn p2p(State(s): State<Arc<Shared>>, mut req: Request) -> Response {
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            serve_link(hyper_util::rt::TokioIo::new(upgraded), s).await;
+        }
+    });
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(UPGRADE));
+    resp
+}
+
+/// A link the fake opened to a real node.
+pub struct FakeLink {
+    reader: tokio::io::ReadHalf<tokio::net::TcpStream>,
+    writer: tokio::io::WriteHalf<tokio::net::TcpStream>,
+}
+
+impl FakeLink {
+    /// Sends one message.
+    pub async fn send(&mut self, msg: &Message) {
+        let _ = wire::write_frame(&mut self.writer, msg).await;
+    }
+
+    /// Sends raw bytes as one frame (length prefix included).
+    pub async fn send_frame(&mut self, body: &[u8]) {
+        let _ = self.writer.write_all(&(body.len() as u32).to_be_bytes()).await;
+        let _ = self.writer.write_all(body).await;
+    }
+
+    /// Sends raw bytes as they are.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        let _ = self.writer.write_all(bytes).await;
+    }
+
+    /// Sends a block.
+    pub async fn send_block(&mut self, block: Block) {
+        self.send(&Message::Block {
+            block: WireBlock(Arc::new(block)),
+        })
+        .await;
+    }
+
+    /// The next message from the node, or `None` once the node closed the link (or
+    /// nothing came within the patience).
+    pub async fn recv(&mut self) -> Option<Message> {
+        match tokio::time::timeout(super::PATIENCE, wire::read_frame(&mut self.reader)).await {
+            Ok(Ok(m)) => m,
+            _ => None,
+        }
+    }
+
+    /// Waits until the node closes the link, skipping what it sends meanwhile.
+    pub async fn closed(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + super::PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, wire::read_frame(&mut self.reader)).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(_) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
 }
 
 /// The fake peer. Dropping it stops its server.
 pub struct FakePeer {
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
-    http: reqwest::Client,
 }
 
 impl FakePeer {
@@ -209,24 +293,14 @@ impl FakePeer {
             answer_first: AtomicUsize::new(usize::MAX),
             gate,
         });
-        let app = Router::new()
-            .route("/p2p", post(p2p))
-            .layer(DefaultBodyLimit::max(64 * 1024 * 1024))
-            .with_state(shared.clone());
+        let app = Router::new().route("/p2p", get(p2p)).with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        // A fresh connection per message: after refusing an oversized upload the node
-        // closes that connection, and a pooled client could pick it for the next message.
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        FakePeer { shared, server, http }
+        FakePeer { shared, server }
     }
 
-    /// `HOST:PORT` the fake listens on (and claims in its hello).
+    /// `HOST:PORT` the fake listens on (and claims in its hello by default).
     pub fn addr(&self) -> String {
         self.shared.listen.clone()
     }
@@ -261,9 +335,14 @@ impl FakePeer {
         (self.shared.chain.lock().unwrap().len() - 1) as u64
     }
 
+    /// Its handshake, claiming `listen` as its address.
+    pub fn hello_as(&self, listen: &str) -> Message {
+        Message::Hello(self.shared.hello(listen))
+    }
+
     /// Its handshake.
     pub fn hello(&self) -> Message {
-        Message::Hello(self.shared.hello())
+        self.hello_as(&self.shared.listen)
     }
 
     /// Answer the next `n` block downloads, then hold further ones until [`Self::release`].
@@ -289,40 +368,32 @@ impl FakePeer {
         self.shared.received.lock().unwrap().clone()
     }
 
-    /// Posts raw bytes to `node`'s `/p2p` as this peer. Returns the status (0 when the
-    /// exchange itself failed, e.g. the node cut an oversized upload short) and the body.
-    pub async fn send_raw(&self, node: &str, body: Vec<u8>) -> (u16, String) {
-        let resp = self
-            .http
-            .post(format!("http://{node}/p2p"))
-            .header(FROM_HEADER, self.addr())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        match resp {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.text().await.unwrap_or_default())
-            }
-            Err(e) => (0, e.to_string()),
-        }
+    /// Opens a link to `node` without saying hello.
+    pub async fn open(&self, node: &str) -> FakeLink {
+        let stream = wire::dial(&node.parse().unwrap(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let (reader, writer) = tokio::io::split(stream);
+        FakeLink { reader, writer }
     }
 
-    /// Sends one message to `node` as this peer.
-    pub async fn send(&self, node: &str, msg: &Message) -> (u16, String) {
-        self.send_raw(node, serde_json::to_vec(msg).unwrap()).await
+    /// Opens a link to `node` and completes the handshake claiming `listen`; returns the
+    /// link and the node's hello.
+    pub async fn connect_as(&self, node: &str, listen: &str) -> (FakeLink, Message) {
+        let mut link = self.open(node).await;
+        link.send(&self.hello_as(listen)).await;
+        let answer = link.recv().await.expect("the node's hello");
+        (link, answer)
     }
 
-    /// Sends a block to `node`.
-    pub async fn send_block(&self, node: &str, block: Block) -> (u16, String) {
-        self.send(
-            node,
-            &Message::Block {
-                block: WireBlock(Arc::new(block)),
-            },
-        )
-        .await
+    /// Opens a link to `node` as itself and completes the handshake.
+    pub async fn connect(&self, node: &str) -> FakeLink {
+        let (link, answer) = self.connect_as(node, &self.addr()).await;
+        assert!(
+            matches!(answer, Message::Hello(_)),
+            "expected the node's hello, got {answer:?}"
+        );
+        link
     }
 }
 

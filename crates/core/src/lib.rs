@@ -1,27 +1,40 @@
 //! chainsim's sans-IO core: validation, the block tree and fork choice, the mempool, and
 //! the node's protocol state machine. It reads no clock, opens no socket and spawns no
-//! task: callers pass the time in and carry the outputs out (see [`node`]).
+//! task: callers pass the time in and carry the outputs out (see [`node`]), through the
+//! one piece of transport glue in [`link`].
 
+pub mod accept;
+pub mod addrbook;
 pub mod chain;
 pub mod event;
-pub mod gossip;
+pub mod input;
+pub mod link;
 pub mod mempool;
+mod messages;
 pub mod node;
+pub mod orphans;
+pub mod output;
 pub mod params;
 pub mod peering;
 pub mod peers;
 pub mod protocol;
+pub mod relay;
 pub mod store;
 pub mod sync;
+pub mod time;
 
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};
 pub use event::Event;
+pub use input::{Command, CommandId, Input};
+pub use link::{Effects, PeerIds, drive};
 pub use mempool::Mempool;
 pub use node::{
-    BlockOutcome, BlockRejected, Node, NodeConfig, Origin, Output, PeerError, RestoreError, RestoreReport, TxOutcome,
-    TxRejected,
+    BlockOutcome, BlockRejected, Node, NodeConfig, Origin, RestoreError, RestoreReport, TxOutcome, TxRejected,
 };
+pub use output::{Output, Reply};
 pub use params::ChainParams;
-pub use peers::{PeerAddr, PeerState};
+pub use peers::{PeerAddr, PeerId, PeerState};
 pub use protocol::Message;
+pub use relay::RelayMode;
 pub use store::{ChainStore, MemoryStore, StoreOp, StoredState};
+pub use time::Time;

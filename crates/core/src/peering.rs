@@ -1,445 +1,655 @@
-//! Links with peers: the handshake, message dispatch, liveness, misbehaviour and bans,
-//! and the operator's block list.
+//! Peering: the life of every link (dial, handshake, keep-alive, close), the address book,
+//! misbehaviour and bans, the operator's blocks, and peer exchange. It owns the links and
+//! the address book; the node asks it who is ready and tells it what peers did.
+//!
+//! Identity is the link: the sender of a message is the link it arrived on. An outbound
+//! link's address is proven (we dialled it); an inbound link's address is what its hello
+//! claims. Bans and blocks of an address act on proven addresses, so a stranger claiming to
+//! be peer B gets its own link closed, never B's. Two links between the same two nodes
+//! (both dialled at once) carry the same hello token; the one dialled by the node with the
+//! smaller address stays, on both sides, and the other closes without blame.
 
-use chainsim_primitives::Transaction;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
+use chainsim_primitives::{BlockHash, Work, sha256};
+
+use crate::addrbook::{AddrBook, AddrState, RetryPolicy};
 use crate::event::Event;
-use crate::node::{BlockRejected, Node, Origin, PeerError, TICK_MS, TxRejected};
-use crate::peers::{BAN_MS, BAN_SCORE, DROP_AFTER_FAILURES, Direction, PeerAddr, PeerState, REFUSED_MS, backoff_ms};
-use crate::protocol::{
-    Hello, MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork,
-};
-use crate::sync::MAX_LOCATOR;
+use crate::output::Outbox;
+use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
+use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
+use crate::time::Time;
 
-/// How often connected peers are pinged, in milliseconds.
-pub const PING_INTERVAL_MS: u64 = 5_000;
-/// How long a handshake may take before it counts as a failure.
-pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// Settings of peering.
+#[derive(Debug, Clone)]
+pub struct PeeringConfig {
+    /// Where this node listens, as peers should reach it.
+    pub listen: PeerAddr,
+    /// Software name and version sent in the handshake.
+    pub agent: String,
+    /// Link and address book limits.
+    pub limits: PeerLimits,
+    /// Retry delays after failures.
+    pub retry: RetryPolicy,
+    /// Ping a link that has been quiet this long, and close one silent for three times
+    /// as long. `None` turns keep-alive off (a simulator's links never die silently).
+    pub keepalive: Option<Duration>,
+    /// Longest wait for the other side's hello once a link is up.
+    pub handshake_timeout: Duration,
+    /// Longest dial (the transport normally reports sooner).
+    pub dial_timeout: Duration,
+    /// How long a misbehaving address stays banned.
+    pub ban: Duration,
+    /// How long an incompatible address (other genesis or version) is left alone.
+    pub refused: Duration,
+}
 
-impl Node {
-    /// Our handshake message.
-    pub fn hello(&self) -> Hello {
+impl PeeringConfig {
+    /// Defaults for a node listening at `listen`.
+    pub fn new(listen: PeerAddr) -> Self {
+        Self {
+            listen,
+            agent: concat!("chainsim/", env!("CARGO_PKG_VERSION")).to_string(),
+            limits: PeerLimits::default(),
+            retry: RetryPolicy::default(),
+            keepalive: Some(Duration::from_secs(30)),
+            handshake_timeout: Duration::from_secs(10),
+            dial_timeout: Duration::from_secs(10),
+            ban: Duration::from_secs(10 * 60),
+            refused: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// What the node's tip looks like, for hellos and pings.
+#[derive(Debug, Clone, Copy)]
+pub struct TipInfo {
+    /// Best height.
+    pub height: u64,
+    /// Best chain work.
+    pub work: Work,
+}
+
+/// How a hello ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloOutcome {
+    /// The link is ready for the first time.
+    Ready,
+    /// Refused or a duplicate: the link is closing.
+    Closed,
+    /// Nothing new (a second hello, scored as misbehaviour).
+    Ignored,
+}
+
+/// Links, the address book and the rules between them.
+#[derive(Debug)]
+pub struct Peering {
+    config: PeeringConfig,
+    genesis: BlockHash,
+    secret: [u8; 16],
+    links: LinkTable,
+    book: AddrBook,
+    /// Links we asked the transport to close: their going down is no failure.
+    closing: BTreeSet<PeerId>,
+}
+
+impl Peering {
+    /// Peering for a node on the network of `genesis`; `secret` makes its hello tokens.
+    pub fn new(config: PeeringConfig, genesis: BlockHash, secret: [u8; 16]) -> Self {
+        Self {
+            config,
+            genesis,
+            secret,
+            links: LinkTable::default(),
+            book: AddrBook::default(),
+            closing: BTreeSet::new(),
+        }
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &PeeringConfig {
+        &self.config
+    }
+    /// Open links.
+    pub fn links(&self) -> &LinkTable {
+        &self.links
+    }
+    /// Open links, mutable (height and work updates).
+    pub fn links_mut(&mut self) -> &mut LinkTable {
+        &mut self.links
+    }
+    /// Known addresses.
+    pub fn book(&self) -> &AddrBook {
+        &self.book
+    }
+    /// Ready links not closing.
+    pub fn ready_ids(&self) -> Vec<PeerId> {
+        self.links
+            .ready()
+            .filter(|l| !self.closing.contains(&l.id))
+            .map(|l| l.id)
+            .collect()
+    }
+    /// Whether messages from `id` are acted on (handshake done, not closing).
+    pub fn is_ready(&self, id: PeerId) -> bool {
+        self.links.is_ready(id) && !self.closing.contains(&id)
+    }
+    /// Whether we asked for `id` to be closed (what still arrives on it is ignored).
+    pub fn is_closing(&self, id: PeerId) -> bool {
+        self.closing.contains(&id)
+    }
+    /// The address of a link, proven or claimed.
+    pub fn addr_of(&self, id: PeerId) -> Option<&PeerAddr> {
+        self.links.get(id).and_then(|l| l.addr.as_ref())
+    }
+
+    /// Our hello for a link to `to` (its address, proven or claimed).
+    pub fn hello(&self, to: Option<&PeerAddr>, tip: TipInfo) -> Hello {
         Hello {
             version: PROTOCOL_VERSION,
-            genesis: self.params.genesis_hash(),
+            genesis: self.genesis,
             listen: self.config.listen.clone(),
-            height: self.tree.height(),
-            work: WireWork(self.tree.tip().chain_work),
+            height: tip.height,
+            work: WireWork(tip.work),
             agent: self.config.agent.clone(),
+            token: self.token_for(to),
         }
     }
 
-    /// Adds a peer to contact (command line, `/nodes/register`). Pinned peers are retried
-    /// forever instead of being forgotten after repeated failures.
-    pub fn add_peer(&mut self, addr: PeerAddr, pinned: bool, now: u64) -> bool {
-        if addr == self.config.listen {
-            return false;
-        }
-        let is_new = self.peers.get(&addr).is_none();
-        let p = self.peers.entry(&addr, now);
-        p.pinned |= pinned;
-        if matches!(p.state, PeerState::Backoff) && pinned {
-            // Registering by hand means "try now".
-            p.state = PeerState::Idle;
-            p.retry_at = now;
-        }
-        if is_new {
-            self.connect_idle_peers(now);
-        }
-        is_new
+    /// The token this node puts in every hello to `to`: a hash of a secret and the
+    /// receiver's address, so it is the same on every link between the two and no third
+    /// node can produce it.
+    fn token_for(&self, to: Option<&PeerAddr>) -> String {
+        let mut data = self.secret.to_vec();
+        data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
+        hex_prefix(&sha256(&data))
     }
 
-    /// Cuts the link with `addr` both ways until [`Node::unblock_peer`].
-    pub fn block_peer(&mut self, addr: PeerAddr, now: u64) {
-        let p = self.peers.entry(&addr, now);
-        p.state = PeerState::Blocked;
-        if self.sync.as_ref().is_some_and(|s| s.peer == addr) {
-            self.sync = None;
+    // ----- the operator and the address book ----------------------------------------
+
+    /// Remembers addresses given by a user (pinned) and dials what it can.
+    pub fn add_pinned(&mut self, addrs: Vec<PeerAddr>, now: Time, out: &mut Outbox) {
+        for addr in addrs {
+            if addr == self.config.listen {
+                continue;
+            }
+            if let Some(e) = self.book.add(&addr, true, usize::MAX, now)
+                && e.state == AddrState::Backoff
+            {
+                // Registering by hand means "try now".
+                e.state = AddrState::Idle;
+                e.retry_at = now;
+            }
         }
-        self.emit(Event::Peer {
+        self.connect_more(now, out);
+    }
+
+    /// Takes addresses a peer shared (bounded by the book's limit).
+    pub fn add_shared(&mut self, addrs: Vec<PeerAddr>, now: Time, out: &mut Outbox) {
+        for addr in addrs {
+            if addr != self.config.listen {
+                self.book.add(&addr, false, self.config.limits.max_known, now);
+            }
+        }
+        self.connect_more(now, out);
+    }
+
+    /// Cuts every link with `addr` and refuses it until unblocked.
+    pub fn block(&mut self, addr: PeerAddr, now: Time, out: &mut Outbox) {
+        if let Some(e) = self.book.add(&addr, true, usize::MAX, now) {
+            e.state = AddrState::Blocked;
+        }
+        let ids: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|l| l.addr.as_ref() == Some(&addr))
+            .map(|l| l.id)
+            .collect();
+        for id in ids {
+            self.close(id, "blocked by the operator", out);
+        }
+        out.emit(Event::Peer {
             address: addr,
             state: PeerState::Blocked,
             reason: Some("blocked by the operator".into()),
         });
-        self.maybe_start_sync(now);
     }
 
-    /// Allows the link with `addr` again and contacts it now. Returns false when the
-    /// address was not blocked.
-    pub fn unblock_peer(&mut self, addr: &PeerAddr, now: u64) -> bool {
-        let Some(p) = self.peers.get_mut(addr) else {
+    /// Allows `addr` again and dials it now. False when it was not blocked.
+    pub fn unblock(&mut self, addr: &PeerAddr, now: Time, out: &mut Outbox) -> bool {
+        let Some(e) = self.book.get_mut(addr).filter(|e| e.state == AddrState::Blocked) else {
             return false;
         };
-        if p.state != PeerState::Blocked {
-            return false;
-        }
-        p.state = PeerState::Idle;
-        p.failures = 0;
-        p.retry_at = now;
-        p.pinned = true;
-        self.emit(Event::Peer {
+        e.state = AddrState::Idle;
+        e.failures = 0;
+        e.retry_at = now;
+        e.pinned = true;
+        out.emit(Event::Peer {
             address: addr.clone(),
             state: PeerState::Idle,
             reason: Some("unblocked by the operator".into()),
         });
-        self.connect_idle_peers(now);
+        self.connect_more(now, out);
         true
     }
 
-    /// Handles one message from `from` and returns the direct replies (carried back in the
-    /// same exchange). Refusals come back as errors for the transport to report.
-    pub fn handle_message(&mut self, from: &PeerAddr, msg: Message, now: u64) -> Result<Vec<Message>, PeerError> {
-        self.stats.messages_in += 1;
-        if let Some(p) = self.peers.get(from) {
-            match p.state {
-                PeerState::Blocked => return Err(PeerError::Blocked(from.clone())),
-                PeerState::Banned if now < p.retry_at => return Err(PeerError::Banned(from.clone())),
-                _ => {}
-            }
-        }
-        if let Message::Hello(hello) = msg {
-            return self.on_hello(from, hello, now);
-        }
-        // A peer we are saying hello to may answer and start talking before its answer is
-        // processed here (the two travel separately): it accepted us, so listen.
-        if !self
-            .peers
-            .get(from)
-            .is_some_and(|p| matches!(p.state, PeerState::Connected | PeerState::Connecting))
-        {
-            return Err(PeerError::NotConnected(from.clone()));
-        }
-        if let Some(p) = self.peers.get_mut(from) {
-            p.last_seen = now;
-            p.failures = 0;
-        }
-        match msg {
-            Message::Hello(_) => Ok(Vec::new()),
-            Message::Ping { height, work } => {
-                if let Some(p) = self.peers.get_mut(from) {
-                    if work.0 > p.work {
-                        p.sync_failed = false;
-                    }
-                    p.height = height;
-                    p.work = work.0;
-                }
-                self.maybe_start_sync(now);
-                Ok(Vec::new())
-            }
-            Message::GetAddr => Ok(vec![Message::Addr {
-                addrs: self.shareable_addrs(from),
-            }]),
-            Message::Addr { addrs } => {
-                if addrs.len() > MAX_ADDRS_PER_MESSAGE {
-                    return Err(self.violation(from, 20, "too many addresses in one message", now));
-                }
-                for addr in addrs {
-                    if self.peers.len() < self.config.peer_limits.max_known {
-                        self.add_peer(addr, false, now);
-                    }
-                }
-                Ok(Vec::new())
-            }
-            Message::Txs { txs } => {
-                if txs.len() > MAX_TXS_PER_MESSAGE {
-                    return Err(self.violation(from, 20, "too many transactions in one message", now));
-                }
-                self.on_txs(from, txs, now)
-            }
-            Message::Block { block } => {
-                let block = block.0;
-                match self.accept_block(block.clone(), Origin::Peer(from.clone()), true, now) {
-                    Ok(_) | Err(BlockRejected::Duplicate(_)) => Ok(Vec::new()),
-                    Err(BlockRejected::UnknownParent(_)) => {
-                        self.on_orphan(from, block, now);
-                        Ok(Vec::new())
-                    }
-                    Err(BlockRejected::Invalid(e)) => {
-                        // A block from the future may become valid: a small penalty only.
-                        let points = if e.rule() == "time-too-new" { 10 } else { 50 };
-                        let reason = format!("sent an invalid block ({}): {e}", e.rule());
-                        Err(self.violation(from, points, &reason, now))
-                    }
-                }
-            }
-            Message::GetBlocks { locator, limit } => {
-                if locator.len() > MAX_LOCATOR {
-                    return Err(self.violation(from, 20, "block locator too long", now));
-                }
-                Ok(vec![self.serve_blocks(&locator, limit)])
-            }
-            Message::Blocks { blocks, tip_height } => {
-                if blocks.len() > MAX_BLOCKS_PER_MESSAGE {
-                    return Err(self.violation(from, 50, "too many blocks in one message", now));
-                }
-                self.on_blocks(from, blocks.into_iter().map(|b| b.0).collect(), tip_height, now);
-                Ok(Vec::new())
-            }
-        }
-    }
-
-    fn on_txs(&mut self, from: &PeerAddr, txs: Vec<Transaction>, now: u64) -> Result<Vec<Message>, PeerError> {
-        let origin = Origin::Peer(from.clone());
-        let mut malformed = 0;
-        for tx in txs {
-            match self.accept_tx(tx, &origin) {
-                Ok(_) | Err(TxRejected::MempoolFull(_)) => {}
-                Err(TxRejected::Malformed(_)) => malformed += 1,
-            }
-        }
-        if malformed > 0 {
-            let reason = format!("sent {malformed} malformed transactions");
-            return Err(self.violation(from, 10 * malformed.min(10), &reason, now));
-        }
-        Ok(Vec::new())
-    }
-
-    fn on_hello(&mut self, from: &PeerAddr, hello: Hello, now: u64) -> Result<Vec<Message>, PeerError> {
-        let refusal = if hello.version != PROTOCOL_VERSION {
-            Some(format!(
-                "protocol version {} is not ours ({PROTOCOL_VERSION})",
-                hello.version
-            ))
-        } else if hello.genesis != self.params.genesis_hash() {
-            Some(format!(
-                "peer is on another network: genesis {}, ours {}",
-                hello.genesis,
-                self.params.genesis_hash()
-            ))
-        } else if &hello.listen != from {
-            Some(format!(
-                "hello says it listens at {} but came from {from}",
-                hello.listen
-            ))
-        } else if hello.listen == self.config.listen {
-            Some("that is this node itself".to_string())
-        } else {
-            None
-        };
-        if let Some(reason) = refusal {
-            let p = self.peers.entry(from, now);
-            p.state = PeerState::Banned;
-            p.retry_at = now + REFUSED_MS;
-            self.emit(Event::Peer {
-                address: from.clone(),
-                state: PeerState::Banned,
-                reason: Some(reason.clone()),
-            });
-            if self.sync.as_ref().is_some_and(|s| &s.peer == from) {
-                self.sync = None;
-            }
-            return Err(PeerError::Refused(reason));
-        }
-        let our_listen = self.config.listen.clone();
-        let was = self.peers.get(from).map(|p| (p.state, p.direction));
-        // A hello while ours is in flight is their answer (or a simultaneous open): no reply.
-        let answering = !matches!(was, Some((PeerState::Connecting, _)));
-        if answering
-            && !matches!(was, Some((PeerState::Connected, _)))
-            && self.peers.count_active(Direction::Inbound) >= self.config.peer_limits.max_inbound
-        {
-            return Err(PeerError::Refused(format!("{our_listen} has too many inbound peers")));
-        }
-        let p = self.peers.entry(from, now);
-        let newly_connected = p.state != PeerState::Connected;
-        if answering && newly_connected {
-            p.direction = Direction::Inbound;
-        }
-        p.state = PeerState::Connected;
-        p.height = hello.height;
-        if hello.work.0 > p.work {
-            p.sync_failed = false;
-        }
-        p.work = hello.work.0;
-        p.last_seen = now;
-        p.failures = 0;
-        if newly_connected {
-            self.emit(Event::Peer {
-                address: from.clone(),
-                state: PeerState::Connected,
-                reason: None,
-            });
-            self.send(from.clone(), Message::GetAddr);
-            self.announce_addr(from);
-            // Hand a new (or returning) peer our pending transactions. Relaying happens only
-            // when a transaction is first accepted, so without this a relay lost to a failed
-            // request, or made while the link was down, would never reach that peer: the
-            // link's re-handshake after the failure is what retries it.
-            let pending: Vec<Transaction> = self.mempool.iter_oldest().map(|(_, tx)| tx.clone()).collect();
-            for chunk in pending.chunks(MAX_TXS_PER_MESSAGE) {
-                self.send(from.clone(), Message::Txs { txs: chunk.to_vec() });
-            }
-        }
-        self.maybe_start_sync(now);
-        Ok(if answering {
-            vec![Message::Hello(self.hello())]
-        } else {
-            Vec::new()
-        })
-    }
-
-    /// A message we sent arrived (its replies, if any, come through `handle_message`).
-    pub fn handle_delivered(&mut self, to: &PeerAddr, now: u64) {
-        if let Some(p) = self.peers.get_mut(to)
-            && p.state == PeerState::Connected
-        {
-            p.failures = 0;
-            p.last_seen = now;
-        }
-    }
-
-    /// A message we sent did not arrive or was refused.
-    pub fn handle_send_failed(&mut self, to: &PeerAddr, reason: &str, now: u64) {
-        if self.sync.as_ref().is_some_and(|s| &s.peer == to) {
-            self.sync = None;
-            self.maybe_start_sync(now);
-        }
-        self.fail_peer(to, reason, now);
-    }
-
-    /// The peer answered that it has no handshake with us (it restarted and forgot us):
-    /// say hello again at once instead of backing off.
-    pub fn handle_handshake_lost(&mut self, to: &PeerAddr, now: u64) {
-        let Some(p) = self.peers.get_mut(to) else { return };
-        if matches!(p.state, PeerState::Blocked | PeerState::Banned | PeerState::Connecting) {
-            return;
-        }
-        // A peer that keeps forgetting us must not drive a hot loop of hellos: at most one
-        // immediate re-handshake a second, ordinary backoff beyond that.
-        if p.connecting_since != 0 && now.saturating_sub(p.connecting_since) < 1_000 {
-            self.fail_peer(to, "handshake lost again within a second", now);
-            return;
-        }
-        // Re-handshake on the existing link right away, whatever the outbound slots say: it
-        // is the same link, not a new one.
-        p.state = PeerState::Connecting;
-        p.connecting_since = now;
-        if self.sync.as_ref().is_some_and(|s| &s.peer == to) {
-            self.sync = None;
-        }
-        self.send(to.clone(), Message::Hello(self.hello()));
-    }
-
-    /// Puts a peer into backoff, or forgets it after too many failures.
-    pub(crate) fn fail_peer(&mut self, addr: &PeerAddr, reason: &str, now: u64) {
-        let Some(p) = self.peers.get_mut(addr) else { return };
-        if matches!(p.state, PeerState::Blocked | PeerState::Banned) {
-            return;
-        }
-        let was_connected = p.state == PeerState::Connected;
-        p.failures += 1;
-        if !p.pinned && p.failures >= DROP_AFTER_FAILURES {
-            self.peers.remove(addr);
-            self.emit(Event::Peer {
-                address: addr.clone(),
-                state: PeerState::Idle,
-                reason: Some(format!("forgotten after repeated failures: {reason}")),
-            });
-            return;
-        }
-        p.state = PeerState::Backoff;
-        p.retry_at = now + backoff_ms(p.failures);
-        if was_connected {
-            self.emit(Event::Peer {
-                address: addr.clone(),
-                state: PeerState::Backoff,
-                reason: Some(reason.to_string()),
-            });
-        }
-        if self.sync.as_ref().is_some_and(|s| &s.peer == addr) {
-            self.sync = None;
-        }
-    }
-
-    /// A peer sent something unacceptable: adds to its score, bans it at [`BAN_SCORE`].
-    pub fn misbehave(&mut self, addr: &PeerAddr, points: u32, reason: &str, now: u64) {
-        let p = self.peers.entry(addr, now);
-        p.score = p.score.saturating_add(points);
-        if p.score < BAN_SCORE {
-            return;
-        }
-        p.state = PeerState::Banned;
-        p.retry_at = now + BAN_MS;
-        p.score = 0;
-        if self.sync.as_ref().is_some_and(|s| &s.peer == addr) {
-            self.sync = None;
-        }
-        self.emit(Event::Peer {
-            address: addr.clone(),
-            state: PeerState::Banned,
-            reason: Some(format!("banned: {reason}")),
-        });
-        self.maybe_start_sync(now);
-    }
-
-    fn violation(&mut self, from: &PeerAddr, points: u32, reason: &str, now: u64) -> PeerError {
-        self.misbehave(from, points, reason, now);
-        PeerError::Invalid(reason.to_string())
-    }
-
-    /// Timers: retries, handshake timeouts, pings, ban expiry, sync stalls.
-    pub fn handle_timeout(&mut self, now: u64) {
-        // Everything below is due-time driven and idempotent, so an early call is harmless
-        // and a late one catches up; `next_tick` only tells the caller when to come back.
-        self.next_tick = now + TICK_MS;
-        let mut expired = Vec::new();
-        for p in self.peers.iter_mut() {
-            match p.state {
-                PeerState::Banned | PeerState::Backoff if now >= p.retry_at => {
-                    p.state = PeerState::Idle;
-                    p.score = 0;
-                }
-                PeerState::Connecting if now.saturating_sub(p.connecting_since) > CONNECT_TIMEOUT_MS => {
-                    expired.push(p.address.clone());
-                }
-                _ => {}
-            }
-        }
-        for addr in expired {
-            self.fail_peer(&addr, "handshake timed out", now);
-        }
-        self.connect_idle_peers(now);
-        if now >= self.next_ping {
-            self.next_ping = now + PING_INTERVAL_MS;
-            let ping = Message::Ping {
-                height: self.tree.height(),
-                work: WireWork(self.tree.tip().chain_work),
-            };
-            for peer in self.peers.connected() {
-                self.send(peer, ping.clone());
-            }
-        }
-        self.check_sync_stall(now);
-        self.maybe_start_sync(now);
-    }
-
-    /// Opens links to idle peers while outbound slots are free, in a seeded random order.
-    pub(crate) fn connect_idle_peers(&mut self, now: u64) {
-        let free = self
-            .config
-            .peer_limits
-            .max_outbound
-            .saturating_sub(self.peers.count_active(Direction::Outbound));
+    /// Dials due addresses while outbound slots are free, in a seeded random order,
+    /// configured addresses first.
+    pub fn connect_more(&mut self, now: Time, out: &mut Outbox) {
+        let dialing = self
+            .book
+            .iter()
+            .filter(|e| matches!(e.state, AddrState::Dialing(_)))
+            .count();
+        let used = self.links.count(Direction::Outbound) + dialing;
+        let free = self.config.limits.max_outbound.saturating_sub(used);
         if free == 0 {
             return;
         }
         let mut candidates: Vec<PeerAddr> = self
-            .peers
-            .iter()
-            .filter(|p| p.state == PeerState::Idle && p.retry_at <= now)
-            .map(|p| p.address.clone())
+            .book
+            .due(now)
+            .into_iter()
+            .filter(|a| self.links.by_addr(a).is_none())
             .collect();
-        self.rng.shuffle(&mut candidates);
-        // Configured peers first: they are how the operator expects the node to join.
-        candidates.sort_by_key(|a| !self.peers.get(a).is_some_and(|p| p.pinned));
-        let hello = Message::Hello(self.hello());
+        // A stable shuffle keyed by the secret: deterministic per node, different between
+        // nodes, so that a network does not all dial the same addresses.
+        candidates.sort_by_key(|a| {
+            let pinned = self.book.get(a).is_some_and(|e| e.pinned);
+            (!pinned, self.token_for(Some(a)))
+        });
         for addr in candidates.into_iter().take(free) {
-            if let Some(p) = self.peers.get_mut(&addr) {
-                p.state = PeerState::Connecting;
-                p.direction = Direction::Outbound;
-                p.connecting_since = now;
+            if let Some(e) = self.book.get_mut(&addr) {
+                e.state = AddrState::Dialing(now);
             }
-            self.send(addr, hello.clone());
+            out.connect(addr);
         }
     }
+
+    /// A dial failed.
+    pub fn on_dial_failed(&mut self, addr: &PeerAddr, reason: &str, now: Time, out: &mut Outbox) {
+        if self
+            .book
+            .get(addr)
+            .is_some_and(|e| matches!(e.state, AddrState::Dialing(_)))
+        {
+            self.fail_addr(addr, reason, now, out);
+        }
+        self.connect_more(now, out);
+    }
+
+    fn fail_addr(&mut self, addr: &PeerAddr, reason: &str, now: Time, out: &mut Outbox) {
+        let was_known = self.book.get(addr).is_some();
+        if self.book.failed(addr, &self.config.retry, now) && was_known {
+            out.emit(Event::Peer {
+                address: addr.clone(),
+                state: PeerState::Idle,
+                reason: Some(format!("forgotten after repeated failures: {reason}")),
+            });
+        }
+    }
+
+    // ----- links ----------------------------------------------------------------------
+
+    /// A link came up. Outbound: say hello. Inbound: wait for theirs, if a slot is free.
+    pub fn on_link_up(&mut self, id: PeerId, addr: Option<PeerAddr>, tip: TipInfo, now: Time, out: &mut Outbox) {
+        let direction = if addr.is_some() {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        };
+        self.links.insert(Link::new(id, direction, addr.clone(), now));
+        match addr {
+            Some(addr) => {
+                let refused = self
+                    .book
+                    .get(&addr)
+                    .is_some_and(|e| matches!(e.state, AddrState::Blocked | AddrState::Banned));
+                if refused {
+                    self.close(id, "address blocked or banned", out);
+                    return;
+                }
+                if let Some(e) = self.book.get_mut(&addr)
+                    && matches!(e.state, AddrState::Dialing(_))
+                {
+                    e.state = AddrState::Idle;
+                }
+                let hello = self.hello(Some(&addr), tip);
+                self.send(id, Message::Hello(hello), now, out);
+            }
+            None if self.links.count(Direction::Inbound) > self.config.limits.max_inbound => {
+                let reason = format!("{} has too many inbound peers", self.config.listen);
+                self.close(id, &reason, out);
+            }
+            None => {}
+        }
+    }
+
+    /// A link closed. Returns it, so that the other parts can forget it.
+    pub fn on_link_down(&mut self, id: PeerId, reason: &str, now: Time, out: &mut Outbox) -> Option<Link> {
+        let link = self.links.remove(id)?;
+        let deliberate = self.closing.remove(&id);
+        if let Some(addr) = &link.addr {
+            if !deliberate && link.verified {
+                self.fail_addr(addr, reason, now, out);
+            }
+            let reconnected = self.links.by_addr(addr).is_some_and(|l| l.ready);
+            if link.ready && !reconnected {
+                let state = match self.book.get(addr).map(|e| e.state) {
+                    Some(AddrState::Blocked) => PeerState::Blocked,
+                    Some(AddrState::Banned) => PeerState::Banned,
+                    Some(AddrState::Backoff) => PeerState::Backoff,
+                    _ => PeerState::Idle,
+                };
+                out.emit(Event::Peer {
+                    address: addr.clone(),
+                    state,
+                    reason: Some(format!("link closed: {reason}")),
+                });
+            }
+        }
+        self.connect_more(now, out);
+        Some(link)
+    }
+
+    /// Handles a hello on link `id`.
+    pub fn on_hello(&mut self, id: PeerId, hello: Hello, tip: TipInfo, now: Time, out: &mut Outbox) -> HelloOutcome {
+        let Some(link) = self.links.get(id) else {
+            return HelloOutcome::Ignored;
+        };
+        if link.ready {
+            self.misbehave(id, 10, "sent a second hello on one link", now, out);
+            return HelloOutcome::Ignored;
+        }
+        let (direction, dialled) = (link.direction, link.addr.clone());
+        if let Some(reason) = self.refusal(&hello, direction) {
+            if let Some(addr) = dialled.filter(|_| direction == Direction::Outbound) {
+                // Proven address, incompatible node: leave it alone for a long while.
+                self.book.ban(&addr, now + self.config.refused, now);
+                out.emit(Event::Peer {
+                    address: addr,
+                    state: PeerState::Banned,
+                    reason: Some(reason.clone()),
+                });
+            }
+            self.close(id, &format!("handshake refused: {reason}"), out);
+            return HelloOutcome::Closed;
+        }
+        let addr = dialled.unwrap_or_else(|| hello.listen.clone());
+        if direction == Direction::Inbound {
+            let answer = self.hello(Some(&addr), tip);
+            self.send(id, Message::Hello(answer), now, out);
+            self.book.add(&addr, false, self.config.limits.max_known, now);
+        }
+        if let Some(l) = self.links.get_mut(id) {
+            l.ready = true;
+            l.addr = Some(addr.clone());
+            l.token = hello.token;
+            l.height = hello.height;
+            l.work = hello.work.0;
+            l.agent = hello.agent;
+            l.last_heard = now;
+        }
+        if !self.resolve_duplicate(id, out) {
+            return HelloOutcome::Closed;
+        }
+        let addr = self.addr_of(id).cloned().unwrap_or(addr);
+        if self.links.get(id).is_some_and(|l| l.verified) {
+            self.book.succeeded(&addr, now);
+        }
+        out.emit(Event::Peer {
+            address: addr.clone(),
+            state: PeerState::Connected,
+            reason: None,
+        });
+        self.send(id, Message::GetAddr, now, out);
+        // Tell the others about the newcomer, so that knowing one node is enough to join.
+        for other in self.ready_ids() {
+            if other != id {
+                let addrs = vec![addr.clone()];
+                self.send(other, Message::Addr { addrs }, now, out);
+            }
+        }
+        HelloOutcome::Ready
+    }
+
+    /// Why a hello is refused, if it is.
+    fn refusal(&self, hello: &Hello, direction: Direction) -> Option<String> {
+        if hello.version != PROTOCOL_VERSION {
+            return Some(format!(
+                "protocol version {} is not ours ({PROTOCOL_VERSION})",
+                hello.version
+            ));
+        }
+        if hello.genesis != self.genesis {
+            return Some(format!(
+                "peer is on another network: genesis {}, ours {}",
+                hello.genesis, self.genesis
+            ));
+        }
+        if hello.listen == self.config.listen || hello.token == self.token_for(Some(&self.config.listen)) {
+            return Some("that is this node itself".to_string());
+        }
+        let claimed = self.book.get(&hello.listen).map(|e| e.state);
+        if direction == Direction::Inbound && matches!(claimed, Some(AddrState::Blocked | AddrState::Banned)) {
+            return Some(format!("{} is blocked or banned here", hello.listen));
+        }
+        None
+    }
+
+    /// When the ready link `id` duplicates another ready link to the same node (same
+    /// token), keeps the one dialled by the node with the smaller address and closes the
+    /// other. Returns false when `id` itself was closed.
+    fn resolve_duplicate(&mut self, id: PeerId, out: &mut Outbox) -> bool {
+        let Some(link) = self.links.get(id) else { return false };
+        let twin = self
+            .links
+            .ready()
+            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !self.closing.contains(&l.id))
+            .map(|l| l.id);
+        let Some(twin) = twin else { return true };
+        let dialler = |l: &Link| match l.direction {
+            Direction::Outbound => self.config.listen.clone(),
+            Direction::Inbound => l.addr.clone().unwrap_or_else(|| self.config.listen.clone()),
+        };
+        let (a, b) = match (self.links.get(id), self.links.get(twin)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return true,
+        };
+        let keep_new = (dialler(a), a.id.0 > b.id.0) < (dialler(b), b.id.0 > a.id.0);
+        let (keep, drop) = if keep_new { (id, twin) } else { (twin, id) };
+        let proven = self.links.get(drop).filter(|l| l.verified).and_then(|l| l.addr.clone());
+        if let (Some(addr), Some(k)) = (proven, self.links.get_mut(keep)) {
+            k.addr = Some(addr);
+            k.verified = true;
+        }
+        self.close(drop, "duplicate link to the same node", out);
+        keep == id
+    }
+
+    /// Records that `id` spoke (liveness).
+    pub fn heard(&mut self, id: PeerId, now: Time) {
+        if let Some(l) = self.links.get_mut(id) {
+            l.last_heard = now;
+            if let Some(addr) = l.addr.clone().filter(|_| l.verified)
+                && let Some(e) = self.book.get_mut(&addr)
+            {
+                e.last_seen = now;
+            }
+        }
+    }
+
+    /// Sends on a link and notes when (keep-alive).
+    pub fn send(&mut self, id: PeerId, msg: Message, now: Time, out: &mut Outbox) {
+        if let Some(l) = self.links.get_mut(id) {
+            l.last_sent = now;
+        }
+        out.send(id, msg);
+    }
+
+    /// Closes a link (the transport reports it down later).
+    pub fn close(&mut self, id: PeerId, reason: &str, out: &mut Outbox) {
+        let Some(link) = self.links.get(id) else { return };
+        let who = link
+            .addr
+            .as_ref()
+            .map_or_else(|| "unknown".to_string(), PeerAddr::to_string);
+        if self.closing.insert(id) {
+            out.disconnect(id, format!("{who}: {reason} (link {id})"));
+        }
+    }
+
+    /// A link sent something unacceptable: adds to its score; at [`BAN_SCORE`] the link
+    /// closes and, when its address is proven, the address is banned. Returns true when
+    /// the link closes.
+    pub fn misbehave(&mut self, id: PeerId, points: u32, reason: &str, now: Time, out: &mut Outbox) -> bool {
+        let Some(l) = self.links.get_mut(id) else { return false };
+        l.score = l.score.saturating_add(points);
+        if l.score < BAN_SCORE {
+            return false;
+        }
+        if let Some(addr) = l.addr.clone().filter(|_| l.verified) {
+            self.book.ban(&addr, now + self.config.ban, now);
+            out.emit(Event::Peer {
+                address: addr,
+                state: PeerState::Banned,
+                reason: Some(format!("banned: {reason}")),
+            });
+        }
+        self.close(id, &format!("misbehaved: {reason}"), out);
+        true
+    }
+
+    /// Addresses worth sharing with `asker`: ready peers first, then others known good.
+    pub fn shareable_addrs(&self, asker: PeerId) -> Vec<PeerAddr> {
+        let except = self.addr_of(asker);
+        let mut out: Vec<PeerAddr> = Vec::new();
+        for addr in self.links.ready().filter_map(|l| l.addr.as_ref()) {
+            if Some(addr) != except && !out.contains(addr) {
+                out.push(addr.clone());
+            }
+        }
+        for e in self.book.iter() {
+            let good = matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0;
+            if good && Some(&e.addr) != except && !out.contains(&e.addr) {
+                out.push(e.addr.clone());
+            }
+        }
+        out.truncate(MAX_ADDRS_PER_MESSAGE);
+        out
+    }
+
+    // ----- time -----------------------------------------------------------------------
+
+    /// Due work: expired bans and backoffs, stale dials, handshake and silence timeouts,
+    /// keep-alive pings, and new dials.
+    pub fn on_timeout(&mut self, tip: TipInfo, now: Time, out: &mut Outbox) {
+        self.book.expire(now);
+        for addr in self.book.stale_dials(self.config.dial_timeout, now) {
+            self.fail_addr(&addr, "dial timed out", now, out);
+        }
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        for l in self.links.iter().filter(|l| !self.closing.contains(&l.id)) {
+            if !l.ready && l.opened + self.config.handshake_timeout <= now {
+                to_close.push((l.id, "handshake timed out".to_string()));
+            } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
+                if l.last_heard + k * 3 <= now {
+                    to_close.push((l.id, format!("silent for {:?}", now.since(l.last_heard))));
+                } else if l.last_sent + k <= now {
+                    to_ping.push(l.id);
+                }
+            }
+        }
+        for (id, reason) in to_close {
+            self.close(id, &reason, out);
+        }
+        for id in to_ping {
+            let ping = Message::Ping {
+                height: tip.height,
+                work: WireWork(tip.work),
+            };
+            self.send(id, ping, now, out);
+        }
+        self.connect_more(now, out);
+    }
+
+    /// The next time [`Peering::on_timeout`] has something to do.
+    pub fn next_deadline(&self, now: Time) -> Option<Time> {
+        let book = self.book.iter().filter_map(|e| match e.state {
+            AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
+            AddrState::Idle if e.retry_at > now => Some(e.retry_at),
+            AddrState::Dialing(since) => Some(since + self.config.dial_timeout),
+            _ => None,
+        });
+        let links = self
+            .links
+            .iter()
+            .filter(|l| !self.closing.contains(&l.id))
+            .filter_map(|l| {
+                if !l.ready {
+                    return Some(l.opened + self.config.handshake_timeout);
+                }
+                let k = self.config.keepalive?;
+                Some((l.last_sent + k).min(l.last_heard + k * 3))
+            });
+        book.chain(links).min()
+    }
+
+    // ----- views ----------------------------------------------------------------------
+
+    /// Every known peer with its state, for `/peers`: addresses in the book, and links
+    /// whose address is not in it.
+    pub fn view(&self) -> Vec<PeerInfo> {
+        let mut out: Vec<PeerInfo> = self
+            .book
+            .iter()
+            .map(|e| {
+                let link = self.links.by_addr(&e.addr).filter(|l| !self.closing.contains(&l.id));
+                let state = match (link, e.state) {
+                    (Some(l), _) if l.ready => PeerState::Connected,
+                    (Some(_), _) | (None, AddrState::Dialing(_)) => PeerState::Connecting,
+                    (None, AddrState::Idle) => PeerState::Idle,
+                    (None, AddrState::Backoff) => PeerState::Backoff,
+                    (None, AddrState::Blocked) => PeerState::Blocked,
+                    (None, AddrState::Banned) => PeerState::Banned,
+                };
+                PeerInfo {
+                    address: e.addr.clone(),
+                    state,
+                    direction: link.map_or(Direction::Outbound, |l| l.direction),
+                    height: link.map_or(0, |l| l.height),
+                    work: link.map_or(Work(0), |l| l.work),
+                    score: link.map_or(0, |l| l.score),
+                    failures: e.failures,
+                    pinned: e.pinned,
+                    last_seen: link.map_or(e.last_seen, |l| l.last_heard).as_millis(),
+                    link: link.map(|l| l.id),
+                }
+            })
+            .collect();
+        for l in self.links.ready().filter(|l| !self.closing.contains(&l.id)) {
+            let Some(addr) = &l.addr else { continue };
+            if self.book.get(addr).is_none() {
+                out.push(PeerInfo {
+                    address: addr.clone(),
+                    state: PeerState::Connected,
+                    direction: l.direction,
+                    height: l.height,
+                    work: l.work,
+                    score: l.score,
+                    failures: 0,
+                    pinned: false,
+                    last_seen: l.last_heard.as_millis(),
+                    link: Some(l.id),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn hex_prefix(bytes: &[u8; 32]) -> String {
+    bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

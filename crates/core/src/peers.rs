@@ -1,37 +1,61 @@
-//! The peer table: who we know, who we talk to, and how much we trust them.
+//! Links: who we are connected to right now, each known by a [`PeerId`].
 //!
-//! A peer is known by the address it listens on (`HOST:PORT`), whichever side opened the
-//! link, so each pair of nodes has one record on each side. Failures back off
-//! exponentially; misbehaviour adds to a score and a peer that reaches [`BAN_SCORE`] is
-//! banned for [`BAN_MS`]. Blocking (`/peers/block`) is sticky until unblocked: a blocked
-//! address is neither contacted nor listened to, and peer exchange cannot bring it back.
+//! A link is one connection, opened by us (outbound, to an address we dialled, so that
+//! address is proven) or by the other side (inbound, whose listening address is only a claim
+//! until proven). A message's sender is the link it came on: nothing a message says can make
+//! it count as another peer's, so misbehaviour scores live on the link. Addresses and what we
+//! know of them (backoff, bans, the operator's blocks) live in [`crate::addrbook`].
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
 use chainsim_primitives::Work;
 use serde::Serialize;
 
 pub use chainsim_primitives::addr::{AddrError, PeerAddr};
 
-/// Misbehaviour score at which a peer is banned.
-pub const BAN_SCORE: u32 = 100;
-/// How long a ban lasts, in milliseconds.
-pub const BAN_MS: u64 = 10 * 60 * 1000;
-/// First retry delay after a failure; doubles with each further failure.
-pub const BACKOFF_BASE_MS: u64 = 1_000;
-/// Longest retry delay.
-pub const BACKOFF_MAX_MS: u64 = 30_000;
-/// Failures after which a peer that was not configured is forgotten.
-pub const DROP_AFTER_FAILURES: u32 = 8;
-/// How long a refused peer (other genesis or version) is left alone.
-pub const REFUSED_MS: u64 = 60 * 60 * 1000;
+use crate::time::Time;
 
-/// Where a link stands.
+/// Misbehaviour score at which a link is closed and, when its address is proven, the
+/// address banned.
+pub const BAN_SCORE: u32 = 100;
+
+/// A link, numbered by the transport that carries it: small, copyable, never reused within
+/// one run of a node.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PeerId(pub u64);
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer#{}", self.0)
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Who opened a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We dialled them.
+    Outbound,
+    /// They dialled us.
+    Inbound,
+}
+
+/// Where a peer stands, as shown to users (`/peers`, events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerState {
     /// Known, will be contacted when a slot is free and its retry time has come.
     Idle,
-    /// Our hello is on its way.
+    /// Dialling, or the handshake is under way.
     Connecting,
     /// Handshake done; messages flow.
     Connected,
@@ -43,51 +67,57 @@ pub enum PeerState {
     Banned,
 }
 
-/// Who opened the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// We contacted them.
-    Outbound,
-    /// They contacted us.
-    Inbound,
-}
-
-/// What we know of one peer.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerInfo {
-    /// Its listening address.
-    pub address: PeerAddr,
-    /// Link state.
-    pub state: PeerState,
-    /// Who opened the link.
+/// One open link.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The link's number.
+    pub id: PeerId,
+    /// Who opened it.
     pub direction: Direction,
-    /// Best height it announced.
+    /// The peer's listening address: the dialled one (outbound), or what its hello claims
+    /// (inbound; `None` before the hello).
+    pub addr: Option<PeerAddr>,
+    /// Whether `addr` is proven: we dialled it, or a link we dialled carries the same token.
+    pub verified: bool,
+    /// Whether both hellos are done.
+    pub ready: bool,
+    /// The token its hello carried (duplicate links between one pair carry the same one).
+    pub token: String,
+    /// Best height it announced or sent.
     pub height: u64,
-    /// Best work it announced.
-    #[serde(skip)]
+    /// Best chain work it announced or sent.
     pub work: Work,
     /// Misbehaviour score.
     pub score: u32,
-    /// Consecutive failures.
-    pub failures: u32,
-    /// Configured on the command line or registered by hand: never forgotten.
-    pub pinned: bool,
-    /// When a retry or the end of a ban is due (ms).
-    #[serde(skip)]
-    pub retry_at: u64,
-    /// When we last heard from it (ms).
-    pub last_seen: u64,
-    /// When our last hello to it was sent (ms): handshake timeouts and the re-handshake limit.
-    #[serde(skip)]
-    pub connecting_since: u64,
-    /// It sent a block we could not connect: download from it even without a work claim.
-    #[serde(skip)]
-    pub wants_sync: bool,
-    /// It had nothing more to give during its last sync: do not pick it again until it
-    /// announces something new.
-    #[serde(skip)]
-    pub sync_failed: bool,
+    /// When the link came up.
+    pub opened: Time,
+    /// When we last heard from it.
+    pub last_heard: Time,
+    /// When we last sent it something.
+    pub last_sent: Time,
+    /// Software it announced.
+    pub agent: String,
+}
+
+impl Link {
+    /// A link that just came up.
+    pub fn new(id: PeerId, direction: Direction, addr: Option<PeerAddr>, now: Time) -> Self {
+        Self {
+            id,
+            direction,
+            verified: addr.is_some() && direction == Direction::Outbound,
+            addr,
+            ready: false,
+            token: String::new(),
+            height: 0,
+            work: Work(0),
+            score: 0,
+            opened: now,
+            last_heard: now,
+            last_sent: now,
+            agent: String::new(),
+        }
+    }
 }
 
 /// Limits of the peer table.
@@ -111,98 +141,157 @@ impl Default for PeerLimits {
     }
 }
 
-/// All known peers, ordered by address so that iteration is deterministic.
+/// Open links by id, in id order so that iteration is deterministic.
 #[derive(Debug, Default)]
-pub struct PeerTable {
-    peers: BTreeMap<PeerAddr, PeerInfo>,
+pub struct LinkTable {
+    links: BTreeMap<PeerId, Link>,
 }
 
-impl PeerTable {
-    /// A peer's record.
+impl LinkTable {
+    /// A link.
+    pub fn get(&self, id: PeerId) -> Option<&Link> {
+        self.links.get(&id)
+    }
+    /// A link, mutable.
+    pub fn get_mut(&mut self, id: PeerId) -> Option<&mut Link> {
+        self.links.get_mut(&id)
+    }
+    /// Adds a link.
+    pub fn insert(&mut self, link: Link) {
+        self.links.insert(link.id, link);
+    }
+    /// Removes a link.
+    pub fn remove(&mut self, id: PeerId) -> Option<Link> {
+        self.links.remove(&id)
+    }
+    /// Every link.
+    pub fn iter(&self) -> impl Iterator<Item = &Link> {
+        self.links.values()
+    }
+    /// Links whose handshake is done.
+    pub fn ready(&self) -> impl Iterator<Item = &Link> {
+        self.links.values().filter(|l| l.ready)
+    }
+    /// Ids of links whose handshake is done.
+    pub fn ready_ids(&self) -> Vec<PeerId> {
+        self.ready().map(|l| l.id).collect()
+    }
+    /// Whether `id` is up with its handshake done.
+    pub fn is_ready(&self, id: PeerId) -> bool {
+        self.links.get(&id).is_some_and(|l| l.ready)
+    }
+    /// Number of open links in one direction.
+    pub fn count(&self, direction: Direction) -> usize {
+        self.links.values().filter(|l| l.direction == direction).count()
+    }
+    /// Number of open links.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+    /// Whether no link is open.
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+    /// The open link to or from `addr`, preferring a proven one.
+    pub fn by_addr(&self, addr: &PeerAddr) -> Option<&Link> {
+        let mut found = None;
+        for l in self.links.values().filter(|l| l.addr.as_ref() == Some(addr)) {
+            if l.verified {
+                return Some(l);
+            }
+            found.get_or_insert(l);
+        }
+        found
+    }
+}
+
+/// What `/peers` shows of one peer: an address we know, with its open link if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Its listening address.
+    pub address: PeerAddr,
+    /// Where it stands.
+    pub state: PeerState,
+    /// Who opened the link (or would: outbound for an address we only know).
+    pub direction: Direction,
+    /// Best height it announced.
+    pub height: u64,
+    /// Best work it announced.
+    #[serde(skip)]
+    pub work: Work,
+    /// Misbehaviour score of its link.
+    pub score: u32,
+    /// Consecutive failures to reach it.
+    pub failures: u32,
+    /// Configured or registered by hand: never forgotten.
+    pub pinned: bool,
+    /// When we last heard from it (ms since the epoch; 0 never).
+    pub last_seen: u64,
+    /// Its link, when one is open.
+    #[serde(skip)]
+    pub link: Option<PeerId>,
+}
+
+/// The first delay after a failure; doubles with each further failure up to `max`.
+pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
+    base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let (b, m) = (Duration::from_secs(1), Duration::from_secs(30));
+        assert_eq!(backoff(1, b, m), Duration::from_secs(1));
+        assert_eq!(backoff(2, b, m), Duration::from_secs(2));
+        assert_eq!(backoff(5, b, m), Duration::from_secs(16));
+        assert_eq!(backoff(6, b, m), m);
+        assert_eq!(backoff(60, b, m), m);
+    }
+}
+
+/// Every known peer with its state, as `/peers` lists them.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct PeerList(pub Vec<PeerInfo>);
+
+impl PeerList {
+    /// Every entry.
+    pub fn iter(&self) -> std::slice::Iter<'_, PeerInfo> {
+        self.0.iter()
+    }
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether no peer is known.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The entry for `addr`.
     pub fn get(&self, addr: &PeerAddr) -> Option<&PeerInfo> {
-        self.peers.get(addr)
-    }
-    /// A peer's record, mutable.
-    pub fn get_mut(&mut self, addr: &PeerAddr) -> Option<&mut PeerInfo> {
-        self.peers.get_mut(addr)
-    }
-    /// Every record.
-    pub fn iter(&self) -> impl Iterator<Item = &PeerInfo> {
-        self.peers.values()
-    }
-    /// Every record, mutable.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PeerInfo> {
-        self.peers.values_mut()
+        self.0.iter().find(|p| &p.address == addr)
     }
     /// Addresses of connected peers.
     pub fn connected(&self) -> Vec<PeerAddr> {
-        self.peers
-            .values()
+        self.0
+            .iter()
             .filter(|p| p.state == PeerState::Connected)
             .map(|p| p.address.clone())
             .collect()
     }
     /// Whether `addr` is connected.
     pub fn is_connected(&self, addr: &PeerAddr) -> bool {
-        self.peers.get(addr).is_some_and(|p| p.state == PeerState::Connected)
-    }
-    /// Number of records.
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-    /// Whether no peer is known.
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
-    /// Links in a given direction that are up or being opened.
-    pub fn count_active(&self, direction: Direction) -> usize {
-        self.peers
-            .values()
-            .filter(|p| p.direction == direction && matches!(p.state, PeerState::Connected | PeerState::Connecting))
-            .count()
-    }
-    /// Adds a record if absent; returns the record.
-    pub fn entry(&mut self, addr: &PeerAddr, now: u64) -> &mut PeerInfo {
-        self.peers.entry(addr.clone()).or_insert_with(|| PeerInfo {
-            address: addr.clone(),
-            state: PeerState::Idle,
-            direction: Direction::Outbound,
-            height: 0,
-            work: Work(0),
-            score: 0,
-            failures: 0,
-            pinned: false,
-            retry_at: now,
-            last_seen: 0,
-            connecting_since: 0,
-            wants_sync: false,
-            sync_failed: false,
-        })
-    }
-    /// Forgets a record.
-    pub fn remove(&mut self, addr: &PeerAddr) -> Option<PeerInfo> {
-        self.peers.remove(addr)
+        self.get(addr).is_some_and(|p| p.state == PeerState::Connected)
     }
 }
 
-/// Delay before retry number `failures` (1-based).
-pub fn backoff_ms(failures: u32) -> u64 {
-    BACKOFF_BASE_MS
-        .saturating_mul(1u64 << failures.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX_MS)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff_ms(1), 1_000);
-        assert_eq!(backoff_ms(2), 2_000);
-        assert_eq!(backoff_ms(5), 16_000);
-        assert_eq!(backoff_ms(6), BACKOFF_MAX_MS);
-        assert_eq!(backoff_ms(60), BACKOFF_MAX_MS);
+impl IntoIterator for PeerList {
+    type Item = PeerInfo;
+    type IntoIter = std::vec::IntoIter<PeerInfo>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
     }
 }

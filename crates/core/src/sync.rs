@@ -1,261 +1,218 @@
 //! Catch-up: finding the fork point with a peer and downloading what we lack, in batches.
 //!
-//! We sync from one peer at a time: the connected peer with the most work beyond ours, or
-//! the one that just sent a block whose parent we lack. A `GetBlocks` carries a block
-//! locator (our last ten hashes, then exponentially sparser back to genesis), so the peer
-//! finds the fork point and sends at most [`BATCH`] best-chain blocks after it — never the
-//! whole chain. A full batch means there is more: the next request's locator starts with
-//! the last block received, so a branch lighter than ours so far still downloads to its
-//! end. A peer that does not answer in time is dropped and another one used.
+//! We sync from one peer at a time: the ready peer with the most work beyond ours, or one
+//! that sent a block whose parent we lack. A `GetBlocks` carries a block locator (our last
+//! ten hashes, then exponentially sparser back to genesis), so the peer finds the fork point
+//! and sends at most [`BATCH`] best-chain blocks after it — never the whole chain. A full
+//! batch means there is more: the next request's locator starts with the last block
+//! received, so a branch lighter than ours so far still downloads to its end. A peer that
+//! does not answer in time, or answers with nothing while claiming more work, is passed over
+//! until it announces something new.
+//!
+//! This part owns the download state; the node feeds it the blocks.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
-use chainsim_primitives::{Block, BlockHash};
+use chainsim_primitives::{BlockHash, Work};
 
-use crate::event::Event;
-use crate::node::{BlockRejected, Node, Origin};
-use crate::peers::{PeerAddr, PeerState};
+use crate::chain::BlockTree;
+use crate::peers::{LinkTable, PeerId};
 use crate::protocol::{MAX_BLOCKS_PER_MESSAGE, Message, WireBlock};
+use crate::time::Time;
 
 /// Blocks asked for per request.
 pub const BATCH: u32 = MAX_BLOCKS_PER_MESSAGE as u32;
-/// How long a sync peer may take to answer, in milliseconds.
-pub const SYNC_TIMEOUT_MS: u64 = 15_000;
 /// Longest locator accepted from a peer.
 pub const MAX_LOCATOR: usize = 128;
 
 /// The download in progress.
 #[derive(Debug, Clone)]
-pub struct SyncState {
+pub struct Download {
     /// The peer we download from.
-    pub peer: PeerAddr,
+    pub peer: PeerId,
     /// When the outstanding request was sent.
-    pub requested_at: u64,
+    pub requested_at: Time,
     /// Height the peer announced.
     pub target: u64,
 }
 
-impl Node {
-    /// Whether a download is in progress or due: a peer known to have more work than us
-    /// is connected (or briefly unreachable after few failures), or a handshake is under
-    /// way. The live node waits for this to turn false before it serves (initial block
-    /// download).
-    pub fn is_syncing(&self) -> bool {
-        let our_work = self.tree.tip().chain_work;
-        self.sync.is_some()
-            || self.peers.iter().any(|p| match p.state {
-                PeerState::Connecting => true,
-                PeerState::Connected => p.work > our_work && !p.sync_failed,
-                PeerState::Idle | PeerState::Backoff => p.work > our_work && !p.sync_failed && p.failures < 3,
-                PeerState::Blocked | PeerState::Banned => false,
-            })
-    }
+/// Catch-up state.
+#[derive(Debug)]
+pub struct Sync {
+    timeout: Duration,
+    download: Option<Download>,
+    /// Peers that had nothing more to give: not asked again until they announce more.
+    exhausted: BTreeSet<PeerId>,
+    /// Peers that sent a block we could not connect: ask them even without a work claim.
+    wanted: BTreeSet<PeerId>,
+}
 
-    /// The peer we download from, if any.
-    pub fn sync_peer(&self) -> Option<&SyncState> {
-        self.sync.as_ref()
-    }
+/// What to do after a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Not from the download peer: nothing to do.
+    Unrequested,
+    /// Ask the same peer for more, after this block.
+    More(BlockHash),
+    /// This download is over.
+    Done,
+}
 
-    /// Asks every connected peer for what we lack, now (the original's `/nodes/resolve`).
-    pub fn resync(&mut self, now: u64) {
-        let locator = self.tree.locator();
-        for peer in self.peers.connected() {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.sync_failed = false;
-            }
-            self.send(
-                peer,
-                Message::GetBlocks {
-                    locator: locator.clone(),
-                    limit: BATCH,
-                },
-            );
+impl Sync {
+    /// Catch-up giving a peer `timeout` to answer each request.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            download: None,
+            exhausted: BTreeSet::new(),
+            wanted: BTreeSet::new(),
         }
-        self.maybe_start_sync(now);
     }
 
-    /// Starts downloading from the best peer if one has more work and none is in progress.
-    pub(crate) fn maybe_start_sync(&mut self, now: u64) {
-        if self.sync.is_some() {
-            return;
+    /// The download in progress.
+    pub fn download(&self) -> Option<&Download> {
+        self.download.as_ref()
+    }
+
+    /// Whether a download is running or due: a ready peer claims more work than ours and
+    /// has not been found empty, or a handshake is under way (the live node waits for this
+    /// to turn false before serving).
+    pub fn is_syncing(&self, links: &LinkTable, our_work: Work) -> bool {
+        self.download.is_some()
+            || links
+                .iter()
+                .any(|l| !l.ready || (l.work > our_work && !self.exhausted.contains(&l.id)))
+    }
+
+    /// A peer announced more work (or a block): it is worth asking again.
+    pub fn refreshed(&mut self, peer: PeerId) {
+        self.exhausted.remove(&peer);
+    }
+
+    /// A peer sent a block whose parent we lack.
+    pub fn want_from(&mut self, peer: PeerId) {
+        self.exhausted.remove(&peer);
+        self.wanted.insert(peer);
+    }
+
+    /// Forgets a closed link; true when it was the download peer.
+    pub fn peer_gone(&mut self, peer: PeerId) -> bool {
+        self.exhausted.remove(&peer);
+        self.wanted.remove(&peer);
+        self.download.take_if(|d| d.peer == peer).is_some()
+    }
+
+    /// Starts downloading from the best peer when one has more work (or sent an orphan)
+    /// and no download runs. Returns the request to send.
+    pub fn maybe_start(
+        &mut self,
+        links: &LinkTable,
+        ready: &[PeerId],
+        tree: &BlockTree,
+        now: Time,
+    ) -> Option<(PeerId, Message)> {
+        if self.download.is_some() {
+            return None;
         }
-        let our_work = self.tree.tip().chain_work;
-        let best = self
-            .peers
+        let our_work = tree.tip().chain_work;
+        let best = ready
             .iter()
-            .filter(|p| p.state == PeerState::Connected && !p.sync_failed && (p.work > our_work || p.wants_sync))
-            .max_by_key(|p| (p.work, p.height))
-            .map(|p| (p.address.clone(), p.height));
-        if let Some((peer, target)) = best {
-            self.request_blocks(peer, target, None, now);
-        }
+            .filter_map(|id| links.get(*id))
+            .filter(|l| !self.exhausted.contains(&l.id) && (l.work > our_work || self.wanted.contains(&l.id)))
+            .max_by_key(|l| (l.work, l.height, std::cmp::Reverse(l.id)))
+            .map(|l| (l.id, l.height))?;
+        Some(self.request(best.0, best.1, None, tree, now))
     }
 
-    fn request_blocks(&mut self, peer: PeerAddr, target: u64, after: Option<BlockHash>, now: u64) {
-        let mut locator = self.tree.locator();
+    fn request(
+        &mut self,
+        peer: PeerId,
+        target: u64,
+        after: Option<BlockHash>,
+        tree: &BlockTree,
+        now: Time,
+    ) -> (PeerId, Message) {
+        let mut locator = tree.locator();
         if let Some(after) = after {
             locator.insert(0, after);
         }
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.wants_sync = false;
-        }
-        self.sync = Some(SyncState {
-            peer: peer.clone(),
+        self.wanted.remove(&peer);
+        self.download = Some(Download {
+            peer,
             requested_at: now,
             target,
         });
-        self.send(peer, Message::GetBlocks { locator, limit: BATCH });
+        (peer, Message::GetBlocks { locator, limit: BATCH })
     }
 
-    /// Answers a `GetBlocks`: best-chain blocks after the fork point the locator names.
-    pub(crate) fn serve_blocks(&self, locator: &[BlockHash], limit: u32) -> Message {
-        let tip_height = self.tree.height();
-        let Some(fork) = self.tree.find_fork(locator) else {
-            return Message::Blocks {
-                blocks: Vec::new(),
-                tip_height,
-            };
+    /// A batch from `from` was taken: `full` when it held a whole batch, `last` the last
+    /// block taken or known, `failed` when a block in it was refused. Returns the next
+    /// request, if any, and whether the download ended.
+    pub fn on_batch(
+        &mut self,
+        from: PeerId,
+        (full, last, failed): (bool, Option<BlockHash>, bool),
+        peer_work: Work,
+        tree: &BlockTree,
+    ) -> BatchOutcome {
+        let Some(d) = self.download.take_if(|d| d.peer == from) else {
+            return BatchOutcome::Unrequested;
         };
-        let start = fork.height() + 1;
-        let end = (start + u64::from(limit.min(BATCH))).min(tip_height + 1);
-        let blocks = (start..end)
-            .filter_map(|h| self.tree.at_height(h))
-            .map(|e| WireBlock(e.block.clone()))
-            .collect();
-        Message::Blocks { blocks, tip_height }
-    }
-
-    /// Takes a batch of blocks answering our `GetBlocks`.
-    pub(crate) fn on_blocks(&mut self, from: &PeerAddr, blocks: Vec<Arc<Block>>, tip_height: u64, now: u64) {
-        if let Some(p) = self.peers.get_mut(from) {
-            p.height = p.height.max(tip_height);
-        }
-        let full = blocks.len() >= BATCH as usize;
-        let tip_before = self.tree.tip().hash;
-        let mut last = None;
-        let mut failed = false;
-        // Blocks this batch itself brought in (accepted without relaying).
-        let mut taken = Vec::new();
-        for block in blocks {
-            let hash = block.compute_hash();
-            match self.accept_block(block, Origin::Peer(from.clone()), false, now) {
-                Ok(_) => {
-                    taken.push(hash);
-                    last = Some(hash);
-                }
-                Err(BlockRejected::Duplicate(_)) => last = Some(hash),
-                Err(BlockRejected::UnknownParent(_)) => {
-                    self.misbehave(from, 20, "sent a batch of blocks that does not connect", now);
-                    failed = true;
-                    break;
-                }
-                Err(BlockRejected::Invalid(e)) => {
-                    let reason = format!("sent an invalid block during sync ({}): {e}", e.rule());
-                    self.misbehave(from, 50, &reason, now);
-                    failed = true;
-                    break;
-                }
+        match last {
+            Some(last) if full && !failed => {
+                self.download = Some(d);
+                BatchOutcome::More(last)
             }
-        }
-        // Peers that lack the blocks we just took will fetch them from the new tip.
-        // Only when the batch itself brought the tip in: a tip that is an orphan the batch
-        // connected was relayed already when it connected, and relaying it again would send
-        // it twice over the same links.
-        let tip = self.tree.tip();
-        if tip.hash != tip_before && taken.contains(&tip.hash) {
-            let block = tip.block.clone();
-            self.relay_block(&block, Some(from));
-        }
-        let is_sync_peer = self.sync.as_ref().is_some_and(|s| &s.peer == from);
-        if !is_sync_peer {
-            return;
-        }
-        let target = self.sync.as_ref().map(|s| s.target).unwrap_or(0).max(tip_height);
-        let done = failed || !full || last.is_none();
-        self.emit(Event::Sync {
-            height: self.tree.height(),
-            target,
-            peer: from.clone(),
-            done,
-        });
-        self.sync = None;
-        if !done {
-            self.request_blocks(from.clone(), target, last, now);
-            return;
-        }
-        // The peer had nothing more; if it still claims more work, do not ask it again
-        // until it announces something new.
-        let our_work = self.tree.tip().chain_work;
-        if let Some(p) = self.peers.get_mut(from)
-            && p.work > our_work
-        {
-            p.sync_failed = true;
-        }
-        self.maybe_start_sync(now);
-    }
-
-    /// Keeps a block whose parent is unknown and asks its sender for what leads to it.
-    pub(crate) fn on_orphan(&mut self, from: &PeerAddr, block: Arc<Block>, now: u64) {
-        let hash = block.compute_hash();
-        if self.orphans.len() >= self.config.max_orphans {
-            // Forget the lowest orphan: the highest ones are the likeliest to matter.
-            // Ties broken by hash, not by the HashMap's (OS-seeded) order: same inputs, same node.
-            if let Some(victim) = self
-                .orphans
-                .iter()
-                .min_by_key(|(h, (b, _))| (b.header.height, **h))
-                .map(|(h, _)| *h)
-            {
-                self.orphans.remove(&victim);
-            }
-        }
-        let height = block.header.height;
-        self.orphans.insert(hash, (block, from.clone()));
-        if let Some(p) = self.peers.get_mut(from) {
-            p.height = p.height.max(height);
-            p.wants_sync = true;
-            p.sync_failed = false;
-        }
-        self.maybe_start_sync(now);
-    }
-
-    /// Connects orphans that were waiting for `parent`, and theirs in turn.
-    pub(crate) fn connect_orphans(&mut self, parent: BlockHash, now: u64) {
-        let mut parents = vec![parent];
-        while let Some(p) = parents.pop() {
-            let mut children: Vec<BlockHash> = self
-                .orphans
-                .iter()
-                .filter(|(_, (b, _))| b.header.prev_hash == p)
-                .map(|(h, _)| *h)
-                .collect();
-            // Connect siblings in a fixed order, not the HashMap's (OS-seeded) one: which of
-            // two equal-work siblings is seen first decides the tip, and a node must be
-            // deterministic for seeded simulations to replay.
-            children.sort();
-            for child in children {
-                let Some((block, from)) = self.orphans.remove(&child) else {
-                    continue;
-                };
-                if self.accept_one(block, &Origin::Peer(from), true, now).is_ok() {
-                    parents.push(child);
+            _ => {
+                // The peer had nothing more; if it still claims more work, pass it over
+                // until it announces something new.
+                if peer_work > tree.tip().chain_work {
+                    self.exhausted.insert(from);
                 }
+                BatchOutcome::Done
             }
         }
     }
 
-    /// Drops a sync peer that stopped answering and tries another.
-    pub(crate) fn check_sync_stall(&mut self, now: u64) {
-        let Some(s) = &self.sync else { return };
-        if now.saturating_sub(s.requested_at) < SYNC_TIMEOUT_MS {
-            return;
-        }
-        let peer = s.peer.clone();
-        self.sync = None;
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.sync_failed = true;
-        }
-        self.fail_peer(&peer, "stalled during sync", now);
-        self.maybe_start_sync(now);
+    /// The request for the next batch after `last` from the download peer.
+    pub fn continue_after(&mut self, last: BlockHash, tree: &BlockTree, now: Time) -> Option<(PeerId, Message)> {
+        let d = self.download.take()?;
+        Some(self.request(d.peer, d.target, Some(last), tree, now))
     }
+
+    /// The target height of the download in progress.
+    pub fn target(&self) -> Option<u64> {
+        self.download.as_ref().map(|d| d.target)
+    }
+
+    /// A download peer that has not answered in time, now passed over.
+    pub fn stalled(&mut self, now: Time) -> Option<PeerId> {
+        let d = self.download.take_if(|d| d.requested_at + self.timeout <= now)?;
+        self.exhausted.insert(d.peer);
+        Some(d.peer)
+    }
+
+    /// When the download in progress times out.
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.download.as_ref().map(|d| d.requested_at + self.timeout)
+    }
+}
+
+/// Answers a `GetBlocks`: best-chain blocks after the fork point the locator names.
+pub fn serve_blocks(tree: &BlockTree, locator: &[BlockHash], limit: u32) -> Message {
+    let tip_height = tree.height();
+    let Some(fork) = tree.find_fork(locator) else {
+        return Message::Blocks {
+            blocks: Vec::new(),
+            tip_height,
+        };
+    };
+    let start = fork.height() + 1;
+    let end = (start + u64::from(limit.min(BATCH))).min(tip_height + 1);
+    let blocks = (start..end)
+        .filter_map(|h| tree.at_height(h))
+        .map(|e| WireBlock(e.block.clone()))
+        .collect();
+    Message::Blocks { blocks, tip_height }
 }

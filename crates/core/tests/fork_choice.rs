@@ -16,7 +16,7 @@ use chainsim_core::{BlockTree, ChainParams, Node, NodeConfig, TipChange};
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use support::{T0, addr, child, params};
+use support::{T0, addr, child, params, submit_block, submit_mined, submit_tx};
 
 /// A pool of transactions blocks draw from, so that the same transaction can sit on two
 /// competing branches.
@@ -266,7 +266,7 @@ proptest! {
             let txid = pool_tx(i).compute_txid();
             // New unless it is pending or mined on the best chain already.
             let expected_new = !node.mempool().contains(&txid) && node.tree().find_tx(&txid).is_none();
-            let outcome = node.submit_transaction(pool_tx(i), now).unwrap();
+            let outcome = submit_tx(node, pool_tx(i), now).unwrap();
             assert_eq!(outcome.is_new, expected_new);
             tracked.insert(outcome.txid);
         };
@@ -278,7 +278,7 @@ proptest! {
                 submit(&mut node, &mut tracked, i);
             }
             step += 1;
-            let outcome = node.submit_block(b.blocks[k].as_ref().clone(), now).unwrap();
+            let outcome = submit_block(&mut node, b.blocks[k].as_ref().clone(), now).unwrap();
             model.inserted.push(k);
             for h in &outcome.change.connected {
                 let i = b.hashes.iter().position(|x| x == h).unwrap();
@@ -297,10 +297,10 @@ proptest! {
         }
         check(&node, &tracked, &model)?;
         // A template built now carries exactly the mempool, and mining it empties it.
-        let mut template = node.block_template(now);
+        let mut template = node.block_template(support::at(now));
         prop_assert_eq!(template.transactions.len(), node.mempool().len() + 1);
         support::solve(&p, &mut template);
-        node.submit_mined_block(template, now).unwrap();
+        submit_mined(&mut node, template, now).unwrap();
         prop_assert!(node.mempool().is_empty());
         for txid in &tracked {
             prop_assert!(node.tree().find_tx(txid).is_some());

@@ -12,7 +12,7 @@ use chainsim_core::{
     ValidationError,
 };
 use chainsim_primitives::{BlockHash, Transaction, TxError, Txid};
-use support::{T0, addr, child, params, solve, tx};
+use support::{T0, addr, child, params, solve, submit_block, submit_mined, submit_tx, tx};
 
 fn new_node() -> Node {
     Node::new(params(), NodeConfig::new(addr(0), "me"))
@@ -46,9 +46,9 @@ fn has_store(outputs: &[Output], pred: impl Fn(&StoreOp) -> bool) -> bool {
 
 /// Mines the node's template at `now` and submits it.
 fn mine(node: &mut Node, now: u64) -> BlockHash {
-    let mut block = node.block_template(now);
+    let mut block = node.block_template(support::at(now));
     solve(node.params(), &mut block);
-    node.submit_mined_block(block, now).unwrap().hash
+    submit_mined(node, block, now).unwrap().hash
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn submitted_transaction_is_pooled_stored_and_announced() {
     let mut node = new_node();
     let t = tx(1);
     let txid = t.compute_txid();
-    let outcome = node.submit_transaction(t.clone(), T0).unwrap();
+    let outcome = submit_tx(&mut node, t.clone(), T0).unwrap();
     assert_eq!(outcome.txid, txid);
     assert!(outcome.is_new);
     assert!(node.mempool().contains(&txid));
@@ -72,7 +72,7 @@ fn submitted_transaction_is_pooled_stored_and_announced() {
     assert!(!out.iter().any(|o| matches!(o, Output::Send { .. })));
 
     // The same transaction again: taken, not new, nothing to do.
-    let again = node.submit_transaction(t, T0).unwrap();
+    let again = submit_tx(&mut node, t, T0).unwrap();
     assert_eq!(again.txid, txid);
     assert!(!again.is_new);
     assert!(drain(&mut node, None).is_empty());
@@ -135,7 +135,7 @@ fn malformed_transactions_are_refused() {
         ),
     ];
     for (t, reason) in cases {
-        assert_eq!(node.submit_transaction(t, T0), Err(TxRejected::Malformed(reason)));
+        assert_eq!(submit_tx(&mut node, t, T0), Err(TxRejected::Malformed(reason)));
     }
     assert!(node.mempool().is_empty());
     assert!(drain(&mut node, None).is_empty(), "a refusal leaves no trace");
@@ -147,31 +147,31 @@ fn full_mempool_refuses_new_transactions() {
     config.mempool_capacity = 3;
     let mut node = Node::new(params(), config);
     for i in 0..3 {
-        assert!(node.submit_transaction(tx(i), T0).unwrap().is_new);
+        assert!(submit_tx(&mut node, tx(i), T0).unwrap().is_new);
     }
     assert_eq!(
-        node.submit_transaction(tx(3), T0),
+        submit_tx(&mut node, tx(3), T0),
         Err(TxRejected::MempoolFull(MempoolError::Full(3)))
     );
     // A duplicate of a pending one is still fine.
-    assert!(!node.submit_transaction(tx(0), T0).unwrap().is_new);
+    assert!(!submit_tx(&mut node, tx(0), T0).unwrap().is_new);
     assert_eq!(node.mempool().len(), 3);
     // Mining makes room.
     mine(&mut node, T0);
     assert!(node.mempool().is_empty());
-    assert!(node.submit_transaction(tx(3), T0).unwrap().is_new);
+    assert!(submit_tx(&mut node, tx(3), T0).unwrap().is_new);
 }
 
 #[test]
 fn mining_a_template_confirms_pending_transactions() {
     let mut node = new_node();
     let (a, b) = (tx(1), tx(2));
-    node.submit_transaction(a.clone(), T0).unwrap();
-    node.submit_transaction(b.clone(), T0).unwrap();
+    submit_tx(&mut node, a.clone(), T0).unwrap();
+    submit_tx(&mut node, b.clone(), T0).unwrap();
     drain(&mut node, None);
 
     let now = T0 + 1_000;
-    let mut template = node.block_template(now);
+    let mut template = node.block_template(support::at(now));
     // The template: coinbase to our miner at `now`, then the mempool oldest first.
     assert_eq!(template.header.height, 1);
     assert_eq!(template.header.prev_hash, node.params().genesis_hash());
@@ -182,7 +182,7 @@ fn mining_a_template_confirms_pending_transactions() {
     );
     assert_eq!(&template.transactions[1..], &[a.clone(), b.clone()]);
     solve(node.params(), &mut template);
-    let outcome = node.submit_mined_block(template.clone(), now).unwrap();
+    let outcome = submit_mined(&mut node, template.clone(), now).unwrap();
     let hash = template.compute_hash();
     assert_eq!(outcome.hash, hash);
     assert_eq!(outcome.height, 1);
@@ -217,12 +217,15 @@ fn mining_a_template_confirms_pending_transactions() {
     );
 
     // A block template never runs behind its parent's time, whatever the clock says.
-    let next = node.block_template(T0);
+    let next = node.block_template(support::at(T0));
     assert_eq!(next.header.timestamp, now + 1);
 
     // The same block again, or an invalid one, is refused.
-    assert_eq!(node.submit_block(template, now), Err(BlockRejected::Duplicate(hash)));
-    let mut bad = node.block_template(now + 1);
+    assert_eq!(
+        submit_block(&mut node, template, now),
+        Err(BlockRejected::Duplicate(hash))
+    );
+    let mut bad = node.block_template(support::at(now + 1));
     bad.header.nonce = (0..)
         .find(|n| {
             let mut h = bad.header;
@@ -232,7 +235,7 @@ fn mining_a_template_confirms_pending_transactions() {
         .unwrap();
     let bad_hash = bad.compute_hash();
     assert!(matches!(
-        node.submit_block(bad, now + 1),
+        submit_block(&mut node, bad, now + 1),
         Err(BlockRejected::Invalid(ValidationError::TargetNotMet(_)))
     ));
     let out = drain(&mut node, None);
@@ -252,7 +255,7 @@ fn a_block_with_an_unknown_parent_is_refused() {
     let b1 = child(&p, &g, "x", T0, vec![]);
     let b2 = child(&p, &b1, "x", T0 + 1, vec![]);
     assert_eq!(
-        node.submit_block(b2, T0),
+        submit_block(&mut node, b2, T0),
         Err(BlockRejected::UnknownParent(b1.compute_hash()))
     );
     assert_eq!(node.tree().height(), 0);
@@ -264,8 +267,8 @@ fn reorg_returns_the_losing_branch_transactions() {
     let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
     let (a, b, c) = (tx(1), tx(2), tx(3));
     let (ida, idb, idc) = (a.compute_txid(), b.compute_txid(), c.compute_txid());
-    node.submit_transaction(a.clone(), T0).unwrap();
-    node.submit_transaction(b.clone(), T0).unwrap();
+    submit_tx(&mut node, a.clone(), T0).unwrap();
+    submit_tx(&mut node, b.clone(), T0).unwrap();
     // Branch A: our own block with a and b.
     let a1 = mine(&mut node, T0 + 1_000);
     assert!(node.mempool().is_empty());
@@ -278,7 +281,7 @@ fn reorg_returns_the_losing_branch_transactions() {
     let (h1, h2) = (b1.compute_hash(), b2.compute_hash());
 
     // Equal work: the first seen stays best.
-    let o = node.submit_block(b1, T0 + 4_000).unwrap();
+    let o = submit_block(&mut node, b1, T0 + 4_000).unwrap();
     assert!(o.change.is_unchanged());
     assert_eq!(node.tree().tip().hash, a1);
     let out = drain(&mut node, None);
@@ -289,7 +292,7 @@ fn reorg_returns_the_losing_branch_transactions() {
     assert!(!events(&out).iter().any(|e| matches!(e, Event::Tip { .. })));
 
     // More work: switch. b comes back (B lacks it); a stays mined (B1 has it); c is mined.
-    let o = node.submit_block(b2, T0 + 4_000).unwrap();
+    let o = submit_block(&mut node, b2, T0 + 4_000).unwrap();
     assert_eq!(o.change.disconnected, vec![a1]);
     assert_eq!(o.change.connected, vec![h1, h2]);
     assert_eq!(node.tree().tip().hash, h2);
@@ -347,7 +350,7 @@ fn node_with_history() -> (Node, MemoryStore) {
     let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
     let mut store = MemoryStore::default();
     for i in 0..6 {
-        node.submit_transaction(tx(i), T0).unwrap();
+        submit_tx(&mut node, tx(i), T0).unwrap();
         mine(&mut node, T0 + 1_000 * (i + 1));
         drain(&mut node, Some(&mut store));
     }
@@ -355,10 +358,10 @@ fn node_with_history() -> (Node, MemoryStore) {
     let fork = node.tree().at_height(3).unwrap().block.as_ref().clone();
     let s1 = child(&p, &fork, "other", fork.header.timestamp + 10, vec![tx(100)]);
     let s2 = child(&p, &s1, "other", fork.header.timestamp + 20, vec![]);
-    node.submit_block(s1, T0 + 10_000).unwrap();
-    node.submit_block(s2, T0 + 10_000).unwrap();
+    submit_block(&mut node, s1, T0 + 10_000).unwrap();
+    submit_block(&mut node, s2, T0 + 10_000).unwrap();
     for i in 10..13 {
-        node.submit_transaction(tx(i), T0).unwrap();
+        submit_tx(&mut node, tx(i), T0).unwrap();
     }
     drain(&mut node, Some(&mut store));
     (node, store)
@@ -463,10 +466,10 @@ fn a_transaction_cannot_be_mined_twice_in_one_chain() {
     let g = p.genesis().as_ref().clone();
     let t = tx(7);
     let b1 = child(&p, &g, "m", T0 + 1_000, vec![t.clone()]);
-    node.submit_block(b1.clone(), T0 + 1_000).unwrap();
+    submit_block(&mut node, b1.clone(), T0 + 1_000).unwrap();
     // Straight on top of the best chain.
     let b2 = child(&p, &b1, "m", T0 + 2_000, vec![t.clone()]);
-    let err = node.submit_block(b2, T0 + 2_000).unwrap_err();
+    let err = submit_block(&mut node, b2, T0 + 2_000).unwrap_err();
     assert!(
         matches!(&err, BlockRejected::Invalid(ValidationError::AlreadyMined(id)) if *id == t.compute_txid()),
         "{err:?}"
@@ -477,10 +480,10 @@ fn a_transaction_cannot_be_mined_twice_in_one_chain() {
     );
     // A competing branch from genesis may carry it once, but not twice along that branch.
     let s1 = child(&p, &g, "other", T0 + 1_500, vec![t.clone()]);
-    node.submit_block(s1.clone(), T0 + 1_500).unwrap();
+    submit_block(&mut node, s1.clone(), T0 + 1_500).unwrap();
     let s2 = child(&p, &s1, "other", T0 + 2_500, vec![t.clone()]);
     assert!(matches!(
-        node.submit_block(s2, T0 + 2_500),
+        submit_block(&mut node, s2, T0 + 2_500),
         Err(BlockRejected::Invalid(ValidationError::AlreadyMined(_)))
     ));
     assert_eq!(node.tree().tip().hash, b1.compute_hash());

@@ -7,20 +7,25 @@
 //! and only then answers the requests and publishes events. So an acknowledged transaction
 //! or block is always on disk. Peer messages leave before the commit (see `finish_batch`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chainsim_core::chain::BlockEntry;
-use chainsim_core::node::{BlockOutcome, BlockRejected, Output, PeerError, TxOutcome, TxRejected};
-use chainsim_core::{ChainStore, Event, Message, Node, PeerAddr, StoreOp};
+use chainsim_core::link::{Effects, drain};
+use chainsim_core::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
+use chainsim_core::{
+    ChainStore, CommandId, Event, Input, Message, Node, PeerAddr, PeerId, Reply as CoreReply, StoreOp, Time,
+};
 use chainsim_primitives::{Block, Transaction};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::links::Links;
 use crate::miner::{Found, Job};
-use crate::peer_client::PeerClient;
 
 /// Most commands handled before one commit.
 const MAX_BATCH: usize = 1_024;
@@ -31,6 +36,11 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The wall clock as the core's [`Time`].
+pub fn now() -> Time {
+    Time::from_millis(now_ms())
 }
 
 /// Where a reply goes.
@@ -71,41 +81,19 @@ pub enum Command {
         /// Where the outcome goes.
         reply: Reply<Result<BlockOutcome, BlockRejected>>,
     },
-    /// A message from a peer, with the replies to send back in the same exchange.
-    Peer {
-        /// Who sent it.
-        from: PeerAddr,
-        /// The message.
-        msg: Message,
-        /// Where the replies go.
-        reply: Reply<Result<Vec<Message>, PeerError>>,
-    },
-    /// A peer sent bytes that are not a message.
-    PeerGarbage {
-        /// Who sent them.
-        from: PeerAddr,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A message we sent arrived; these are the peer's replies.
-    Delivered {
-        /// The peer.
-        to: PeerAddr,
-        /// Its replies.
-        replies: Vec<Message>,
-    },
-    /// A message we sent did not arrive or was refused.
-    SendFailed {
-        /// The peer.
-        to: PeerAddr,
+    /// Something happened on a link (transport to driver).
+    Link(Input),
+    /// A dial failed (transport to driver).
+    DialFailed {
+        /// The link number it would have had.
+        peer: PeerId,
+        /// The address.
+        addr: PeerAddr,
         /// Why.
         reason: String,
     },
-    /// A peer answered that it has no handshake with us.
-    HandshakeLost {
-        /// The peer.
-        to: PeerAddr,
-    },
+    /// Someone opened a peer connection to us (`GET /p2p` upgraded).
+    Accept(TokioIo<Upgraded>),
     /// Add peers to contact.
     AddPeers {
         /// The addresses.
@@ -152,7 +140,7 @@ pub struct Shared {
     pub listen: PeerAddr,
     /// Whether a block is being mined.
     pub mining: AtomicBool,
-    /// Peer messages sent whose outcome the driver has not handled yet.
+    /// Peer frames queued and not yet written.
     pub inflight: AtomicUsize,
     /// HTTP requests served.
     pub http_requests: AtomicU64,
@@ -236,7 +224,7 @@ where
     let (events, _) = broadcast::channel(4_096);
     let (ready, _) = watch::channel(false);
     let shared = Arc::new(Shared {
-        listen: node.config().listen.clone(),
+        listen: node.config().listen().clone(),
         mining: AtomicBool::new(false),
         inflight: AtomicUsize::new(0),
         http_requests: AtomicU64::new(0),
@@ -251,8 +239,7 @@ where
     };
     let (found_tx, found_rx) = mpsc::unbounded_channel();
     let driver = Driver {
-        peers: PeerClient::new(
-            shared.listen.clone(),
+        links: Links::new(
             handle.command_sender(),
             shared.clone(),
             tokio::runtime::Handle::current(),
@@ -268,6 +255,8 @@ where
         mine_queue: VecDeque::new(),
         job: None,
         next_job_id: 1,
+        pending: HashMap::new(),
+        next_command: 0,
         after_commit: Vec::new(),
         failed: false,
     };
@@ -283,6 +272,17 @@ where
     (handle, task)
 }
 
+/// Where the answer to a core command goes.
+enum Pending {
+    Tx(Reply<Result<TxOutcome, TxRejected>>),
+    Block(Reply<Result<BlockOutcome, BlockRejected>>),
+    Peers(Reply<Vec<PeerAddr>>),
+    Done(Reply<()>),
+    Unblocked(Reply<bool>),
+    /// Our miner's block, nonce `hash` for the log.
+    Mined(chainsim_primitives::BlockHash),
+}
+
 struct Driver<S> {
     node: Node,
     store: S,
@@ -290,23 +290,72 @@ struct Driver<S> {
     found_tx: mpsc::UnboundedSender<Found>,
     found_rx: mpsc::UnboundedReceiver<Found>,
     events: broadcast::Sender<Arc<SseEvent>>,
-    peers: PeerClient,
+    links: Links,
     shared: Arc<Shared>,
     config: DriverConfig,
     mine_queue: VecDeque<Reply<Result<BlockEntry, MineError>>>,
     job: Option<Job>,
     next_job_id: u64,
+    /// Commands given to the core whose answers have not come out yet.
+    pending: HashMap<CommandId, Pending>,
+    next_command: u64,
     /// Replies held back until the batch's commit is durable.
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
     /// A commit failed: nothing more is acknowledged.
     failed: bool,
 }
 
+/// What one drain of the core produced besides link actions (which go out at once).
+#[derive(Default)]
+struct Drained {
+    ops: Vec<StoreOp>,
+    events: Vec<Event>,
+    replies: Vec<(CommandId, CoreReply)>,
+}
+
+/// The driver's side of the transport glue: links act at once, the rest waits for the commit.
+struct DriverFx<'a> {
+    port: u16,
+    links: &'a mut Links,
+    out: &'a mut Drained,
+}
+
+impl Effects for DriverFx<'_> {
+    fn connect(&mut self, addr: PeerAddr) {
+        self.links.connect(addr);
+    }
+    fn send(&mut self, to: PeerId, msg: Message) {
+        self.links.send(to, msg);
+    }
+    fn disconnect(&mut self, peer: PeerId, reason: String) {
+        tracing::info!("[{}] closing peer {reason}", self.port);
+        self.links.close(peer);
+    }
+    fn store(&mut self, op: StoreOp) {
+        self.out.ops.push(op);
+    }
+    fn event(&mut self, event: Event) {
+        self.out.events.push(event);
+    }
+    fn reply(&mut self, id: CommandId, reply: CoreReply) {
+        self.out.replies.push((id, reply));
+    }
+}
+
 impl<S: ChainStore> Driver<S> {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(Duration::from_millis(chainsim_core::node::TICK_MS));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
+            // Sleep until the core's own deadline, not on a fixed tick.
+            let deadline = self.node.poll_timeout(now()).map(|t| {
+                let wait = Duration::from_millis(t.as_millis().saturating_sub(now_ms()));
+                tokio::time::Instant::now() + wait
+            });
+            let timer = async move {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => break,
@@ -321,7 +370,7 @@ impl<S: ChainStore> Driver<S> {
                         }
                     }
                 }
-                _ = tick.tick() => self.node.handle_timeout(now_ms()),
+                _ = timer => self.node.handle_input(now(), Input::Timeout),
             }
             self.finish_batch();
             if self.failed {
@@ -338,66 +387,60 @@ impl<S: ChainStore> Driver<S> {
         tracing::info!("[{}] driver stopped; store closed cleanly", self.config.port);
     }
 
+    /// Gives the core a command; its answer goes to `pending` when it comes out.
+    fn command(&mut self, command: chainsim_core::Command, pending: Pending) {
+        self.next_command += 1;
+        let id = CommandId(self.next_command);
+        self.pending.insert(id, pending);
+        self.node.handle_input(now(), Input::Command { id, command });
+    }
+
     fn handle(&mut self, cmd: Command) {
-        let now = now_ms();
+        use chainsim_core::Command as C;
         match cmd {
-            Command::SubmitTx { tx, reply } => {
-                let r = self.node.submit_transaction(tx, now);
-                self.reply_later(reply, r);
-            }
+            Command::SubmitTx { tx, reply } => self.command(C::SubmitTx(tx), Pending::Tx(reply)),
             Command::Mine { reply } => self.mine_queue.push_back(reply),
-            Command::SubmitBlock { block, reply } => {
-                let r = self.node.submit_block(block, now);
-                self.reply_later(reply, r);
-            }
-            Command::Peer { from, msg, reply } => {
-                let r = self.node.handle_message(&from, msg, now);
-                if let Err(e) = &r {
-                    tracing::debug!("[{}] refused a message from {from}: {e}", self.config.port);
+            Command::SubmitBlock { block, reply } => self.command(C::SubmitBlock(block), Pending::Block(reply)),
+            Command::Link(input) => {
+                if let Input::LinkDown { peer, reason } = &input {
+                    tracing::debug!("[{}] link {peer} down: {reason}", self.config.port);
+                    self.links.forget(*peer);
                 }
-                self.reply_later(reply, r);
+                self.node.handle_input(now(), input);
             }
-            Command::PeerGarbage { from, reason } => {
-                tracing::warn!("[{}] peer {from} sent garbage: {reason}", self.config.port);
-                self.node.misbehave(&from, 50, &format!("sent garbage: {reason}"), now);
+            Command::DialFailed { peer, addr, reason } => {
+                tracing::debug!("[{}] dial {addr} failed: {reason}", self.config.port);
+                self.links.forget(peer);
+                self.node.handle_input(now(), Input::DialFailed { addr, reason });
             }
-            Command::Delivered { to, replies } => {
-                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
-                self.node.handle_delivered(&to, now);
-                for msg in replies {
-                    // Replies to replies travel as new messages; refusals were logged inside.
-                    let _ = self.node.handle_message(&to, msg, now);
-                }
+            Command::Accept(stream) => {
+                let peer = self.links.accept(stream);
+                self.node.handle_input(now(), Input::LinkUp { peer, addr: None });
             }
-            Command::SendFailed { to, reason } => {
-                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
-                tracing::debug!("[{}] message to {to} failed: {reason}", self.config.port);
-                self.node.handle_send_failed(&to, &reason, now);
-            }
-            Command::HandshakeLost { to } => {
-                self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
-                self.node.handle_handshake_lost(&to, now);
-            }
-            Command::AddPeers { addrs, reply } => {
-                for addr in addrs {
-                    self.node.add_peer(addr, true, now);
-                }
-                let all = self.node.peers().iter().map(|p| p.address.clone()).collect();
-                self.reply_later(reply, all);
-            }
-            Command::BlockPeer { addr, reply } => {
-                self.node.block_peer(addr, now);
-                self.reply_later(reply, ());
-            }
-            Command::UnblockPeer { addr, reply } => {
-                let r = self.node.unblock_peer(&addr, now);
-                self.reply_later(reply, r);
-            }
-            Command::Resync { reply } => {
-                self.node.resync(now);
-                self.reply_later(reply, ());
-            }
+            Command::AddPeers { addrs, reply } => self.command(C::AddPeers(addrs), Pending::Peers(reply)),
+            Command::BlockPeer { addr, reply } => self.command(C::BlockPeer(addr), Pending::Done(reply)),
+            Command::UnblockPeer { addr, reply } => self.command(C::UnblockPeer(addr), Pending::Unblocked(reply)),
+            Command::Resync { reply } => self.command(C::Resync, Pending::Done(reply)),
             Command::Read(f) => f(&self.node),
+        }
+    }
+
+    /// Routes the core's answer to whoever asked.
+    fn answer(&mut self, id: CommandId, reply: CoreReply) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        match (pending, reply) {
+            (Pending::Tx(r), CoreReply::Tx(v)) => self.reply_later(r, v),
+            (Pending::Block(r), CoreReply::Block(v)) => self.reply_later(r, v),
+            (Pending::Peers(r), CoreReply::Peers(v)) => self.reply_later(r, v),
+            (Pending::Done(r), _) => self.reply_later(r, ()),
+            (Pending::Unblocked(r), CoreReply::Unblocked(v)) => self.reply_later(r, v),
+            (Pending::Mined(hash), CoreReply::Block(v)) => self.on_mined(hash, v),
+            _ => tracing::error!(
+                "[{}] the core answered command {id:?} with another kind",
+                self.config.port
+            ),
         }
     }
 
@@ -417,7 +460,11 @@ impl<S: ChainStore> Driver<S> {
         let mut block = job.template.clone();
         block.header.nonce = found.nonce;
         let hash = block.compute_hash();
-        match self.node.submit_mined_block(block, now_ms()) {
+        self.command(chainsim_core::Command::MinedBlock(block), Pending::Mined(hash));
+    }
+
+    fn on_mined(&mut self, hash: chainsim_primitives::BlockHash, outcome: Result<BlockOutcome, BlockRejected>) {
+        match outcome {
             Ok(outcome) if self.node.tree().is_active(&outcome.hash) => {
                 let entry = self.node.tree().get(&outcome.hash).cloned();
                 if let (Some(entry), Some(reply)) = (entry, self.mine_queue.pop_front()) {
@@ -441,24 +488,23 @@ impl<S: ChainStore> Driver<S> {
 
     /// Drains the node's outputs, commits, then lets replies, events and messages out.
     fn finish_batch(&mut self) {
-        let mut ops: Vec<StoreOp> = Vec::new();
-        let mut events = Vec::new();
-        let mut sends = Vec::new();
-        while let Some(out) = self.node.poll_output() {
-            match out {
-                Output::Store(op) => ops.push(op),
-                Output::Event(e) => events.push(e),
-                Output::Send { to, msg } => sends.push((to, msg)),
-            }
+        // Peer messages go out as they are drained, before the commit: durability gates
+        // acknowledgements to clients, not gossip (a peer validates whatever it gets, and a
+        // block we lose in a crash comes back by sync). It lets the next download overlap
+        // this batch's disk sync.
+        let mut drained = Drained::default();
+        drain(
+            &mut self.node,
+            &mut DriverFx {
+                port: self.config.port,
+                links: &mut self.links,
+                out: &mut drained,
+            },
+        );
+        for (id, reply) in drained.replies {
+            self.answer(id, reply);
         }
-        // Peer messages go out before the commit: durability gates acknowledgements to
-        // clients, not gossip (a peer validates whatever it gets, and a block we lose in a
-        // crash comes back by sync). It lets the next download overlap this batch's disk sync.
-        for (to, msg) in sends {
-            if let Err(reason) = self.peers.send(to.clone(), msg) {
-                self.node.handle_send_failed(&to, &reason, now_ms());
-            }
-        }
+        let (ops, events) = (drained.ops, drained.events);
         if !ops.is_empty()
             && let Err(e) = self.store.commit(&ops)
         {
@@ -499,7 +545,7 @@ impl<S: ChainStore> Driver<S> {
             self.mine_queue.retain(|r| !r.is_closed());
         }
         if self.job.is_none() && !self.mine_queue.is_empty() {
-            let template = self.node.block_template(now_ms());
+            let template = self.node.block_template(now());
             let id = self.next_job_id;
             self.next_job_id += 1;
             self.job = Some(Job::start(

@@ -6,8 +6,9 @@
 
 pub mod api;
 pub mod driver;
+pub mod links;
 pub mod miner;
-pub mod peer_client;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ pub struct NodeOptions {
     pub sync_patience: Duration,
     /// Which network: the default one, or the easy test network (benchmarks, experiments).
     pub test_network: bool,
+    /// Ping a quiet peer link this often (and drop one silent three times as long).
+    pub keepalive: Duration,
 }
 
 impl Default for NodeOptions {
@@ -77,6 +80,7 @@ impl Default for NodeOptions {
             mempool_capacity: chainsim_core::mempool::DEFAULT_MEMPOOL_CAPACITY,
             sync_patience: Duration::from_secs(30),
             test_network: false,
+            keepalive: Duration::from_secs(30),
         }
     }
 }
@@ -176,11 +180,12 @@ pub async fn run(
     store.commit(&[StoreOp::PutMeta(MINER_KEY.into(), miner.clone().into_bytes())])?;
     let mut config = NodeConfig::new(listen.clone(), miner.clone());
     config.seed = fastrand::u64(..);
-    config.peer_limits = PeerLimits {
+    config.peering.limits = PeerLimits {
         max_outbound: opts.max_outbound,
         max_inbound: opts.max_inbound,
         ..PeerLimits::default()
     };
+    config.peering.keepalive = Some(opts.keepalive);
     config.mempool_capacity = opts.mempool_capacity;
     let params = Arc::new(if opts.test_network {
         ChainParams::testnet()
@@ -203,13 +208,11 @@ pub async fn run(
     if bootstrap.is_empty() && !opts.no_default_peers {
         bootstrap = DEFAULT_PEERS.iter().filter_map(|a| a.parse().ok()).collect();
     }
-    let now = driver::now_ms();
-    for peer in bootstrap {
-        if peer != listen {
-            tracing::info!("[{p}] registering neighbour {peer}");
-            node.add_peer(peer, true, now);
-        }
+    let neighbours: Vec<PeerAddr> = bootstrap.into_iter().filter(|peer| *peer != listen).collect();
+    for peer in &neighbours {
+        tracing::info!("[{p}] registering neighbour {peer}");
     }
+    node.command(driver::now(), chainsim_core::Command::AddPeers(neighbours));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let threads = opts

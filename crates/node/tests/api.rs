@@ -649,7 +649,9 @@ async fn unknown_routes_and_methods_answer_json() {
         (Method::GET, "/transactions/new", StatusCode::METHOD_NOT_ALLOWED),
         (Method::PUT, "/mine", StatusCode::METHOD_NOT_ALLOWED),
         (Method::POST, "/status", StatusCode::METHOD_NOT_ALLOWED),
-        (Method::GET, "/p2p", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::POST, "/p2p", StatusCode::METHOD_NOT_ALLOWED),
+        // The peer route only opens links: without the upgrade it says how.
+        (Method::GET, "/p2p", StatusCode::BAD_REQUEST),
     ] {
         let (status, v) = api.call(method.clone(), uri, None).await;
         assert_eq!(status, want, "{method} {uri}: {v}");

@@ -105,5 +105,4 @@ mod tests {
             assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
         }
     }
-
 }

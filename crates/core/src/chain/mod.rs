@@ -4,4 +4,4 @@ pub mod tree;
 pub mod validation;
 
 pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};
-pub use validation::{CheckedBlock, ParentInfo, ValidationError, validate_block};
+pub use validation::{CheckedBlock, ParentInfo, ValidationError, validate_block, validate_in_chain};

@@ -291,3 +291,32 @@ fn check_transactions(params: &ChainParams, txs: &[Transaction], block_time: u64
     }
     Ok(())
 }
+
+/// Checks `block` against every consensus rule in the chain it extends: the rules of
+/// [`validate_block`] against its parent in `tree`, then that none of its transactions was
+/// already mined in its own ancestry (`tx-already-mined`). The one place a block from a
+/// peer, the miner, a user or the store becomes a [`CheckedBlock`].
+pub fn validate_in_chain(
+    params: &ChainParams,
+    block: Arc<Block>,
+    tree: &super::BlockTree,
+    now: Option<u64>,
+) -> Result<CheckedBlock, ValidationError> {
+    let prev = block.header.prev_hash;
+    let parent = match tree.get(&prev) {
+        Some(p) => p.parent_info(),
+        // No parent in the tree: the linking rule fails against a zero parent.
+        None => {
+            return Err(ValidationError::BadPrevHash {
+                expected: BlockHash::ZERO,
+                got: prev,
+            });
+        }
+    };
+    let checked = validate_block(params, block, &parent, now)?;
+    // The coinbase is unique per chain by its timestamp; only the others can repeat.
+    match tree.find_in_ancestry(&prev, &checked.txids()[1..]) {
+        Some(txid) => Err(ValidationError::AlreadyMined(txid)),
+        None => Ok(checked),
+    }
+}

@@ -8,9 +8,14 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
+use chainsim_core::link::{Effects, Pairs, drain};
+use chainsim_core::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
 use chainsim_core::peers::PeerState;
 use chainsim_core::protocol::Message;
-use chainsim_core::{ChainParams, ChainStore, Event, MemoryStore, Node, NodeConfig, Output, PeerAddr, PeerError};
+use chainsim_core::{
+    ChainParams, ChainStore, Command, CommandId, Event, Input, MemoryStore, Node, NodeConfig, PeerAddr, PeerId, Reply,
+    StoreOp, Time,
+};
 use chainsim_primitives::pow::search_nonce;
 use chainsim_primitives::{Block, BlockHash, Header, Transaction, Txid};
 
@@ -66,6 +71,67 @@ pub fn tx(n: u64) -> Transaction {
     Transaction::new(format!("alice{n}"), "bob", n + 1, T0 + n)
 }
 
+/// `ms` as a [`Time`].
+pub fn at(ms: u64) -> Time {
+    Time::from_millis(ms)
+}
+
+/// Submits a transaction at `node`, returning the answer at once.
+pub fn submit_tx(node: &mut Node, tx: Transaction, now: u64) -> Result<TxOutcome, TxRejected> {
+    node.command(at(now), Command::SubmitTx(tx)).into_tx().unwrap()
+}
+
+/// Hands `node` a block as a user would.
+pub fn submit_block(node: &mut Node, block: Block, now: u64) -> Result<BlockOutcome, BlockRejected> {
+    node.command(at(now), Command::SubmitBlock(block)).into_block().unwrap()
+}
+
+/// Hands `node` a block its miner found.
+pub fn submit_mined(node: &mut Node, block: Block, now: u64) -> Result<BlockOutcome, BlockRejected> {
+    node.command(at(now), Command::MinedBlock(block)).into_block().unwrap()
+}
+
+/// Every message `node` queued, with its link (other outputs are dropped).
+pub fn sends(node: &mut Node) -> Vec<(PeerId, Message)> {
+    let mut out = Vec::new();
+    while let Some(o) = node.poll_output() {
+        if let chainsim_core::Output::Send { to, msg } = o {
+            out.push((to, msg));
+        }
+    }
+    out
+}
+
+/// A hello as a peer listening at `from` would send it, claiming `height` and `work`.
+pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_primitives::Work) -> Message {
+    Message::Hello(chainsim_core::protocol::Hello {
+        version: chainsim_core::protocol::PROTOCOL_VERSION,
+        genesis: node.params().genesis_hash(),
+        listen: from.clone(),
+        height,
+        work: chainsim_core::protocol::WireWork(work),
+        agent: "test".into(),
+        token: format!("token-of-{from}"),
+    })
+}
+
+/// Opens an inbound link `link` at `node` from a peer at `from` and completes its
+/// handshake; the node's answer is dropped.
+pub fn link_in(
+    node: &mut Node,
+    link: u64,
+    from: &PeerAddr,
+    height: u64,
+    work: chainsim_primitives::Work,
+    now: u64,
+) -> PeerId {
+    let peer = PeerId(link);
+    node.handle_input(at(now), Input::LinkUp { peer, addr: None });
+    let hello = hello_from(node, from, height, work);
+    node.handle_input(at(now), Input::Message { from: peer, msg: hello });
+    peer
+}
+
 /// The address of simulated node `i`: `10.0.0.{i}:5000`.
 pub fn addr(i: usize) -> PeerAddr {
     format!("10.0.0.{i}:5000").parse().unwrap()
@@ -73,70 +139,103 @@ pub fn addr(i: usize) -> PeerAddr {
 
 // ----- the simulated network ----------------------------------------------------------
 
-/// How long a sender waits before it reports a message as failed (the HTTP client's
-/// timeout in the live node).
+/// How long a broken link takes to be noticed by its ends, and a failed dial to fail (the
+/// live node's connect timeout).
 pub const FAIL_AFTER_MS: u64 = 2_000;
+
+/// Index standing for "a peer driven by the test" in [`SentMsg::to`].
+pub const EXTERNAL: usize = usize::MAX;
 
 /// One simulated node: the core, its storage, and what it told the world.
 pub struct SimNode {
     /// The sans-IO node.
     pub node: Node,
-    /// Where it "listens".
+    /// Where it listens.
     pub addr: PeerAddr,
     /// Every `Output::Store` applied, one op at a time.
     pub store: MemoryStore,
-    /// False while the node is down: messages to it fail.
+    /// False while the node is down: dials to it fail, its links are gone.
     pub up: bool,
-    /// Bumped on restart so that in-flight exchanges of the old instance are dropped.
-    pub epoch: u32,
     /// Every event emitted.
     pub events: Vec<Event>,
+    /// When the node wants its next timeout.
+    deadline: Option<u64>,
 }
 
 /// Something scheduled on the virtual clock.
 enum Ev {
-    /// A request from `from` arrives at node `to`.
-    Deliver {
-        from: usize,
-        from_epoch: u32,
-        to: usize,
-        msg: Message,
+    /// A message arrives at `(node, link)`.
+    Deliver { node: usize, link: PeerId, msg: Message },
+    /// A link end comes up at `node` (`addr` for the dialler).
+    Up {
+        node: usize,
+        link: PeerId,
+        addr: Option<PeerAddr>,
     },
-    /// The answer to a request of node `to` (sent to `peer`) comes back.
-    Answer {
-        to: usize,
-        epoch: u32,
-        peer: PeerAddr,
-        replies: Vec<Message>,
-    },
-    /// A request of node `to` (sent to `peer`) failed.
-    Failed {
-        to: usize,
-        epoch: u32,
-        peer: PeerAddr,
+    /// A link end goes down at `node`.
+    Down { node: usize, link: PeerId, reason: String },
+    /// A dial from `node` failed.
+    DialFailed {
+        node: usize,
+        addr: PeerAddr,
         reason: String,
     },
-    /// `peer` answered a request of node `to` with "no handshake with you".
-    HandshakeLost { to: usize, epoch: u32, peer: PeerAddr },
 }
 
-/// A message some node sent (an `Output::Send`), for the tests to inspect.
+/// A message some node sent, for the tests to inspect.
 #[derive(Clone)]
 pub struct SentMsg {
     /// Virtual time it was sent.
     pub at: u64,
     /// Index of the sender.
     pub from: usize,
-    /// Where it went.
-    pub to: PeerAddr,
+    /// Index of the receiver ([`EXTERNAL`] for a test-driven peer).
+    pub to: usize,
     /// What it was.
     pub msg: Message,
 }
 
-/// A deterministic network of nodes: a virtual clock, a priority queue of in-flight
-/// messages with a fixed delay per link (so each link is FIFO, like one TCP connection),
-/// optional loss, cut links, and addresses that no simulated node answers for (driven by
-/// hand from the test). Everything random comes from one seeded RNG.
+/// What one drain of a node asked for, in order.
+#[derive(Default)]
+struct Batch {
+    links: Vec<LinkOp>,
+    stores: Vec<StoreOp>,
+    events: Vec<Event>,
+    replies: Vec<(CommandId, Reply)>,
+}
+
+enum LinkOp {
+    Connect(PeerAddr),
+    Send(PeerId, Message),
+    Disconnect(PeerId, String),
+}
+
+impl Effects for Batch {
+    fn connect(&mut self, addr: PeerAddr) {
+        self.links.push(LinkOp::Connect(addr));
+    }
+    fn send(&mut self, to: PeerId, msg: Message) {
+        self.links.push(LinkOp::Send(to, msg));
+    }
+    fn disconnect(&mut self, peer: PeerId, reason: String) {
+        self.links.push(LinkOp::Disconnect(peer, reason));
+    }
+    fn store(&mut self, op: StoreOp) {
+        self.stores.push(op);
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+    fn reply(&mut self, id: CommandId, reply: Reply) {
+        self.replies.push((id, reply));
+    }
+}
+
+/// A deterministic network of nodes on a virtual clock. Links are in-memory connections
+/// with a fixed delay per pair of nodes, in order (like TCP); a lost message breaks its
+/// link, as a broken connection does. Cut pairs cannot connect and lose their links. Test
+/// code can open links of its own to a node and speak on them ("external" peers). Everything
+/// random comes from one seeded RNG.
 pub struct Sim {
     /// Virtual time, ms.
     pub now: u64,
@@ -146,30 +245,37 @@ pub struct Sim {
     pub params: Arc<ChainParams>,
     /// The nodes, by index.
     pub nodes: Vec<SimNode>,
-    /// Probability that a request is lost (the sender then sees a failure).
+    /// Probability that a message is lost, breaking its link.
     pub loss: f64,
-    /// Link delays are drawn from this range once per link.
+    /// Link delays are drawn from this range once per pair.
     pub delay_range: (u64, u64),
-    /// Cut links, as unordered pairs (smaller index first).
+    /// Cut pairs (smaller index first).
     pub cut: HashSet<(usize, usize)>,
-    /// Addresses driven by the test: messages to them land in `external_inbox` and count
-    /// as delivered.
-    pub external: HashSet<PeerAddr>,
-    /// Messages sent to external addresses: (sender index, to, message).
-    pub external_inbox: Vec<(usize, PeerAddr, Message)>,
-    /// Every `Output::Send`, in order.
+    /// Messages sent on external links: (sender index, its link, message).
+    pub external_inbox: Vec<(usize, PeerId, Message)>,
+    /// Every message sent, in order.
     pub sent: Vec<SentMsg>,
     /// Whether to record `sent` (off for very long runs).
     pub record_sends: bool,
     /// Every txid any node ever accepted (an `Event::Tx`).
     pub accepted_txs: BTreeSet<Txid>,
-    /// Errors returned by `handle_message` for requests, (receiver, sender, error).
-    pub refusals: Vec<(usize, PeerAddr, PeerError)>,
+    /// Messages that arrived at a closed link end: (time, node, link, kind).
+    pub dropped: Vec<(u64, usize, PeerId, &'static str)>,
+    /// Every `Disconnect` a node asked for: (node, link, reason).
+    pub disconnects: Vec<(usize, PeerId, String)>,
+    pairs: Pairs,
+    /// Link ends that are open: (node, link).
+    open: HashSet<(usize, PeerId)>,
+    /// Link ends whose connection broke: nothing sent on them arrives.
+    broken: HashSet<(usize, PeerId)>,
+    /// External link ends: (node, link) whose other end is the test.
+    externals: HashSet<(usize, PeerId)>,
     delays: HashMap<(usize, usize), u64>,
     index: HashMap<PeerAddr, usize>,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     pending: HashMap<u64, Ev>,
     seq: u64,
+    next_command: u64,
 }
 
 impl Sim {
@@ -184,22 +290,25 @@ impl Sim {
             loss: 0.0,
             delay_range: (5, 50),
             cut: HashSet::new(),
-            external: HashSet::new(),
             external_inbox: Vec::new(),
             sent: Vec::new(),
             record_sends: true,
             accepted_txs: BTreeSet::new(),
-            refusals: Vec::new(),
+            disconnects: Vec::new(),
+            dropped: Vec::new(),
+            pairs: Pairs::default(),
+            open: HashSet::new(),
+            broken: HashSet::new(),
+            externals: HashSet::new(),
             delays: HashMap::new(),
             index: HashMap::new(),
             queue: BinaryHeap::new(),
             pending: HashMap::new(),
             seq: 0,
+            next_command: 0,
         };
         for i in 0..n {
-            let mut config = NodeConfig::new(addr(i), format!("miner{i}"));
-            config.seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
-            sim.add_node(Node::new(params.clone(), config));
+            sim.add_node(Node::new(params.clone(), sim_config(i, seed)));
         }
         sim
     }
@@ -207,15 +316,15 @@ impl Sim {
     /// Adds a node built elsewhere; returns its index.
     pub fn add_node(&mut self, node: Node) -> usize {
         let i = self.nodes.len();
-        let addr = node.config().listen.clone();
+        let addr = node.config().listen().clone();
         self.index.insert(addr.clone(), i);
         self.nodes.push(SimNode {
             node,
             addr,
             store: MemoryStore::default(),
             up: true,
-            epoch: 0,
             events: Vec::new(),
+            deadline: None,
         });
         self.drain(i);
         i
@@ -226,24 +335,44 @@ impl Sim {
         &self.nodes[i].node
     }
 
+    /// Feeds node `i` an input now and carries out its outputs.
+    pub fn input(&mut self, i: usize, input: Input) -> Vec<(CommandId, Reply)> {
+        let now = at(self.now);
+        self.nodes[i].node.handle_input(now, input);
+        self.drain(i)
+    }
+
+    /// Runs a command at node `i` now and returns its reply.
+    pub fn command(&mut self, i: usize, command: Command) -> Reply {
+        self.next_command += 1;
+        let id = CommandId(self.next_command);
+        let replies = self.input(i, Input::Command { id, command });
+        replies.into_iter().find(|(r, _)| *r == id).map(|(_, r)| r).unwrap()
+    }
+
     /// Node `i` learns of node `j` as a configured (pinned) peer, as `--peer` does.
     pub fn connect(&mut self, i: usize, j: usize) {
         let a = self.nodes[j].addr.clone();
-        let now = self.now;
-        self.nodes[i].node.add_peer(a, true, now);
-        self.drain(i);
+        self.command(i, Command::AddPeers(vec![a]));
     }
 
     fn key(i: usize, j: usize) -> (usize, usize) {
         (i.min(j), i.max(j))
     }
 
-    /// Cuts the link between `i` and `j` (both directions).
+    /// Cuts the pair `i`–`j`: their links break and new dials fail.
     pub fn cut_link(&mut self, i: usize, j: usize) {
         self.cut.insert(Self::key(i, j));
+        for link in self.pairs.links_of(i) {
+            if let Some((other, _)) = self.pairs.other(i, link)
+                && other == j
+            {
+                self.break_link(i, link, "connection reset (partition)");
+            }
+        }
     }
 
-    /// Cuts every link between the two groups.
+    /// Cuts every pair between the two groups.
     pub fn partition(&mut self, a: &[usize], b: &[usize]) {
         for &i in a {
             for &j in b {
@@ -252,29 +381,18 @@ impl Sim {
         }
     }
 
-    /// Removes every cut.
+    /// Removes every cut (links re-form by the nodes' own retries).
     pub fn heal(&mut self) {
         self.cut.clear();
     }
 
     fn delay(&mut self, i: usize, j: usize) -> u64 {
+        if i == EXTERNAL || j == EXTERNAL {
+            return 1;
+        }
         let (lo, hi) = self.delay_range;
         let rng = &mut self.rng;
         *self.delays.entry(Self::key(i, j)).or_insert_with(|| rng.u64(lo..=hi))
-    }
-
-    /// Reports to node `from` (in its `epoch`) that its message to `peer` failed, after the
-    /// transport's timeout, as the live node's peer client would.
-    fn fail_later(&mut self, from: usize, epoch: u32, peer: PeerAddr, reason: String) {
-        self.schedule(
-            self.now + FAIL_AFTER_MS,
-            Ev::Failed {
-                to: from,
-                epoch,
-                peer,
-                reason,
-            },
-        );
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
@@ -283,167 +401,179 @@ impl Sim {
         self.pending.insert(self.seq, ev);
     }
 
-    /// Carries out everything node `i` queued: storage, events, messages.
-    pub fn drain(&mut self, i: usize) {
-        while let Some(out) = self.nodes[i].node.poll_output() {
-            match out {
-                Output::Store(op) => {
-                    self.nodes[i].store.commit(std::slice::from_ref(&op)).unwrap();
-                }
-                Output::Event(ev) => {
-                    if let Event::Tx { txid, .. } = &ev {
-                        self.accepted_txs.insert(*txid);
-                    }
-                    self.nodes[i].events.push(ev);
-                }
-                Output::Send { to, msg } => self.route(i, to, msg),
-            }
+    /// Breaks a link: both ends see it go down after [`FAIL_AFTER_MS`].
+    fn break_link(&mut self, node: usize, link: PeerId, reason: &str) {
+        let at = self.now + FAIL_AFTER_MS;
+        self.broken.insert((node, link));
+        if let Some(other) = self.pairs.other(node, link) {
+            self.broken.insert(other);
+        }
+        if self.open.contains(&(node, link)) {
+            let ev = Ev::Down {
+                node,
+                link,
+                reason: reason.into(),
+            };
+            self.schedule(at, ev);
+        }
+        if let Some((other, olink)) = self.pairs.other(node, link)
+            && self.open.contains(&(other, olink))
+        {
+            let ev = Ev::Down {
+                node: other,
+                link: olink,
+                reason: reason.into(),
+            };
+            self.schedule(at, ev);
         }
     }
 
-    fn route(&mut self, from: usize, to: PeerAddr, msg: Message) {
+    /// Carries out everything node `i` queued; returns its replies.
+    pub fn drain(&mut self, i: usize) -> Vec<(CommandId, Reply)> {
+        let mut batch = Batch::default();
+        drain(&mut self.nodes[i].node, &mut batch);
+        self.nodes[i].store.commit(&batch.stores).unwrap();
+        for ev in batch.events {
+            if let Event::Tx { txid, .. } = &ev {
+                self.accepted_txs.insert(*txid);
+            }
+            self.nodes[i].events.push(ev);
+        }
+        for op in batch.links {
+            match op {
+                LinkOp::Connect(addr) => self.dial(i, addr),
+                LinkOp::Send(link, msg) => self.route(i, link, msg),
+                LinkOp::Disconnect(link, reason) => self.hang_up(i, link, reason),
+            }
+        }
+        self.nodes[i].deadline = self.nodes[i].node.poll_timeout(at(self.now)).map(Time::as_millis);
+        batch.replies
+    }
+
+    fn dial(&mut self, from: usize, addr: PeerAddr) {
+        let target = self.index.get(&addr).copied();
+        let reachable = target.filter(|&j| self.nodes[j].up && !self.cut.contains(&Self::key(from, j)));
+        let Some(j) = reachable else {
+            let reason = format!("connection to {addr} refused or timed out");
+            let ev = Ev::DialFailed {
+                node: from,
+                addr,
+                reason,
+            };
+            self.schedule(self.now + FAIL_AFTER_MS, ev);
+            return;
+        };
+        let d = self.delay(from, j);
+        let (at_from, at_j) = self.pairs.open(from, j);
+        self.schedule(
+            self.now + d,
+            Ev::Up {
+                node: j,
+                link: at_j,
+                addr: None,
+            },
+        );
+        self.schedule(
+            self.now + 2 * d,
+            Ev::Up {
+                node: from,
+                link: at_from,
+                addr: Some(addr),
+            },
+        );
+    }
+
+    fn route(&mut self, from: usize, link: PeerId, msg: Message) {
+        let other = self.pairs.other(from, link);
         if self.record_sends {
+            let to = if self.externals.contains(&(from, link)) {
+                EXTERNAL
+            } else {
+                other.map_or(EXTERNAL, |(j, _)| j)
+            };
             self.sent.push(SentMsg {
                 at: self.now,
                 from,
-                to: to.clone(),
+                to,
                 msg: msg.clone(),
             });
         }
-        let epoch = self.nodes[from].epoch;
-        if self.external.contains(&to) {
-            self.external_inbox.push((from, to.clone(), msg));
-            let now = self.now;
-            self.nodes[from].node.handle_delivered(&to, now);
+        if self.externals.contains(&(from, link)) {
+            self.external_inbox.push((from, link, msg));
             return;
         }
-        let Some(&j) = self.index.get(&to) else {
-            let reason = format!("connection to {to} refused");
-            self.fail_later(from, epoch, to, reason);
-            return;
-        };
+        let Some((j, olink)) = other else { return };
+        if !self.nodes[from].up || self.cut.contains(&Self::key(from, j)) || self.broken.contains(&(from, link)) {
+            return; // the link is breaking: nothing more gets through
+        }
         let lost = self.loss > 0.0 && self.rng.f64() < self.loss;
-        if lost || self.cut.contains(&Self::key(from, j)) || !self.nodes[j].up {
-            let reason = format!("request to {to} timed out");
-            self.fail_later(from, epoch, to, reason);
+        if lost {
+            self.break_link(from, link, "connection lost");
             return;
         }
-        let at = self.now + self.delay(from, j);
+        let d = self.delay(from, j);
         self.schedule(
-            at,
+            self.now + d,
             Ev::Deliver {
-                from,
-                from_epoch: epoch,
-                to: j,
+                node: j,
+                link: olink,
                 msg,
             },
         );
     }
 
+    fn hang_up(&mut self, node: usize, link: PeerId, reason: String) {
+        self.disconnects.push((node, link, reason.clone()));
+        if let Some((j, olink)) = self.pairs.other(node, link)
+            && j != EXTERNAL
+        {
+            // After every message already sent on the link (same delay, later sequence).
+            let d = self.delay(node, j);
+            let ev = Ev::Down {
+                node: j,
+                link: olink,
+                reason: format!("closed by the other side: {reason}"),
+            };
+            self.schedule(self.now + d, ev);
+        }
+        let ev = Ev::Down { node, link, reason };
+        self.schedule(self.now, ev);
+    }
+
     fn process(&mut self, ev: Ev) {
-        let now = self.now;
         match ev {
-            Ev::Deliver {
-                from,
-                from_epoch,
-                to,
-                msg,
-            } => {
-                let from_addr = self.nodes[from].addr.clone();
-                let to_addr = self.nodes[to].addr.clone();
-                if !self.nodes[to].up || self.cut.contains(&Self::key(from, to)) {
-                    let reason = format!("request to {to_addr} timed out");
-                    let at = now + FAIL_AFTER_MS;
-                    self.schedule(
-                        at,
-                        Ev::Failed {
-                            to: from,
-                            epoch: from_epoch,
-                            peer: to_addr,
-                            reason,
-                        },
-                    );
-                    return;
+            Ev::Deliver { node, link, msg } => {
+                if self.nodes[node].up && self.open.contains(&(node, link)) {
+                    self.input(node, Input::Message { from: link, msg });
+                } else {
+                    self.dropped.push((self.now, node, link, msg.kind()));
                 }
-                let result = self.nodes[to].node.handle_message(&from_addr, msg, now);
-                // The answer goes back first: in the live node it rides on the same HTTP
-                // exchange, ahead of anything the receiver sends on its own afterwards.
-                let back = now + self.delay(from, to);
-                match result {
-                    Ok(replies) => self.schedule(
-                        back,
-                        Ev::Answer {
-                            to: from,
-                            epoch: from_epoch,
-                            peer: to_addr,
-                            replies,
-                        },
-                    ),
-                    Err(e) => {
-                        // As the live transport does: "no handshake with you" (the receiver
-                        // restarted and forgot us) means say hello again; anything else is a
-                        // failed request.
-                        let ev = if matches!(e, PeerError::NotConnected(_)) {
-                            Ev::HandshakeLost {
-                                to: from,
-                                epoch: from_epoch,
-                                peer: to_addr,
-                            }
-                        } else {
-                            Ev::Failed {
-                                to: from,
-                                epoch: from_epoch,
-                                peer: to_addr,
-                                reason: e.to_string(),
-                            }
-                        };
-                        self.refusals.push((to, from_addr, e));
-                        self.schedule(back, ev);
-                    }
-                }
-                self.drain(to);
             }
-            Ev::Answer {
-                to,
-                epoch,
-                peer,
-                replies,
-            } => {
-                if self.nodes[to].epoch != epoch || !self.nodes[to].up {
+            Ev::Up { node, link, addr } => {
+                if !self.nodes[node].up {
+                    // The node went down while the link was forming: the other end breaks.
+                    self.break_link(node, link, "connection reset");
                     return;
                 }
-                self.nodes[to].node.handle_delivered(&peer, now);
-                for reply in replies {
-                    // Replies to replies go out as new requests, through the outputs.
-                    let _ = self.nodes[to].node.handle_message(&peer, reply, now);
-                }
-                self.drain(to);
+                self.open.insert((node, link));
+                self.input(node, Input::LinkUp { peer: link, addr });
             }
-            Ev::Failed {
-                to,
-                epoch,
-                peer,
-                reason,
-            } => {
-                if self.nodes[to].epoch != epoch || !self.nodes[to].up {
-                    return;
+            Ev::Down { node, link, reason } => {
+                if self.open.remove(&(node, link)) && self.nodes[node].up {
+                    self.input(node, Input::LinkDown { peer: link, reason });
                 }
-                self.nodes[to].node.handle_send_failed(&peer, &reason, now);
-                self.drain(to);
             }
-            Ev::HandshakeLost { to, epoch, peer } => {
-                if self.nodes[to].epoch != epoch || !self.nodes[to].up {
-                    return;
+            Ev::DialFailed { node, addr, reason } => {
+                if self.nodes[node].up {
+                    self.input(node, Input::DialFailed { addr, reason });
                 }
-                self.nodes[to].node.handle_handshake_lost(&peer, now);
-                self.drain(to);
             }
         }
     }
 
     fn next_time(&self) -> Option<u64> {
         let q = self.queue.peek().map(|Reverse((t, _))| *t);
-        let timers = self.nodes.iter().filter(|n| n.up).map(|n| n.node.poll_timeout()).min();
+        let timers = self.nodes.iter().filter(|n| n.up).filter_map(|n| n.deadline).min();
         match (q, timers) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -468,10 +598,8 @@ impl Sim {
             }
         }
         for i in 0..self.nodes.len() {
-            if self.nodes[i].up && self.nodes[i].node.poll_timeout() <= self.now {
-                let now = self.now;
-                self.nodes[i].node.handle_timeout(now);
-                self.drain(i);
+            if self.nodes[i].up && self.nodes[i].deadline.is_some_and(|d| d <= self.now) {
+                self.input(i, Input::Timeout);
             }
         }
         true
@@ -501,35 +629,62 @@ impl Sim {
 
     /// Node `i` mines one block on its tip from its template, now; returns its hash.
     pub fn mine(&mut self, i: usize) -> BlockHash {
-        let now = self.now;
-        let mut block = self.nodes[i].node.block_template(now);
+        let mut block = self.nodes[i].node.block_template(at(self.now));
         solve(&self.params, &mut block);
-        let outcome = self.nodes[i].node.submit_mined_block(block, now).unwrap();
-        self.drain(i);
-        outcome.hash
+        let reply = self.command(i, Command::MinedBlock(block));
+        reply.into_block().unwrap().unwrap().hash
     }
 
     /// Submits a transaction at node `i`; returns its txid.
     pub fn submit_tx(&mut self, i: usize, tx: Transaction) -> Txid {
-        let now = self.now;
-        let outcome = self.nodes[i].node.submit_transaction(tx, now).unwrap();
-        self.drain(i);
-        outcome.txid
+        let reply = self.command(i, Command::SubmitTx(tx));
+        reply.into_tx().unwrap().unwrap().txid
     }
 
-    /// A test-driven peer at `from` sends `msg` to node `to`, now.
-    pub fn inject(&mut self, from: &PeerAddr, to: usize, msg: Message) -> Result<Vec<Message>, PeerError> {
-        let now = self.now;
-        let r = self.nodes[to].node.handle_message(from, msg, now);
-        self.drain(to);
-        r
+    /// Opens a link from a test-driven peer to node `to`; returns the link's number at
+    /// the node. Messages the node sends on it land in `external_inbox`.
+    pub fn open_external(&mut self, to: usize) -> PeerId {
+        let (_, at_to) = self.pairs.open(EXTERNAL, to);
+        self.externals.insert((to, at_to));
+        self.open.insert((to, at_to));
+        self.input(
+            to,
+            Input::LinkUp {
+                peer: at_to,
+                addr: None,
+            },
+        );
+        at_to
     }
 
-    /// Takes node `i` down: messages to it fail, its timers stop, in-flight answers to it
-    /// are dropped.
+    /// A test-driven peer sends `msg` on its link to node `to`, now.
+    pub fn inject(&mut self, link: PeerId, to: usize, msg: Message) {
+        if self.external_open(to, link) {
+            self.input(to, Input::Message { from: link, msg });
+        }
+    }
+
+    /// Whether node `to` still holds the external link open (not closed, not closing).
+    pub fn external_open(&self, to: usize, link: PeerId) -> bool {
+        self.open.contains(&(to, link)) && !self.disconnects.iter().any(|(n, l, _)| *n == to && *l == link)
+    }
+
+    /// Takes node `i` down (a crash): its links break, dials to it fail.
     pub fn take_down(&mut self, i: usize) {
         self.nodes[i].up = false;
-        self.nodes[i].epoch += 1;
+        for link in self.pairs.links_of(i) {
+            if let Some((j, olink)) = self.pairs.other(i, link)
+                && self.open.contains(&(j, olink))
+            {
+                let ev = Ev::Down {
+                    node: j,
+                    link: olink,
+                    reason: "connection reset".into(),
+                };
+                self.schedule(self.now + FAIL_AFTER_MS, ev);
+            }
+            self.open.remove(&(i, link));
+        }
     }
 
     /// Rebuilds node `i` from its store with `Node::restore` (same config) and brings it up.
@@ -539,7 +694,6 @@ impl Sim {
         let (node, report) = Node::restore(self.params.clone(), config, stored).unwrap();
         self.nodes[i].node = node;
         self.nodes[i].up = true;
-        self.nodes[i].epoch += 1;
         self.drain(i);
         report
     }
@@ -597,29 +751,31 @@ impl Sim {
         }
     }
 
-    /// How many `Message::Block` carrying `hash` each node sent to each address.
-    pub fn block_sends(&self, hash: &BlockHash) -> BTreeMap<(usize, PeerAddr), usize> {
+    /// How many bodies of block `hash` (in `Block` or `Blocks`) each node sent to each node.
+    pub fn block_sends(&self, hash: &BlockHash) -> BTreeMap<(usize, usize), usize> {
         let mut out = BTreeMap::new();
         for s in &self.sent {
-            if let Message::Block { block } = &s.msg
-                && block.0.compute_hash() == *hash
-            {
-                *out.entry((s.from, s.to.clone())).or_insert(0) += 1;
+            let has = match &s.msg {
+                Message::Block { block } => block.0.compute_hash() == *hash,
+                Message::Blocks { blocks, .. } => blocks.iter().any(|b| b.0.compute_hash() == *hash),
+                _ => false,
+            };
+            if has {
+                *out.entry((s.from, s.to)).or_insert(0) += 1;
             }
         }
         out
     }
 
-    /// Asserts that no block was sent (as `Message::Block`) twice by one node to one
-    /// address: a node relays a block only when it first accepts it.
+    /// Asserts that no block body crossed one link twice in one direction.
     pub fn assert_blocks_relayed_once(&self) {
-        let mut seen: HashSet<(usize, PeerAddr, BlockHash)> = HashSet::new();
+        let mut seen: HashSet<(usize, usize, BlockHash)> = HashSet::new();
         for s in &self.sent {
             if let Message::Block { block } = &s.msg {
-                let key = (s.from, s.to.clone(), block.0.compute_hash());
+                let key = (s.from, s.to, block.0.compute_hash());
                 assert!(
-                    seen.insert(key.clone()),
-                    "node {} sent block {:?} to {} twice",
+                    seen.insert(key),
+                    "node {} sent block {:?} to node {} twice",
                     key.0,
                     key.2,
                     key.1
@@ -628,14 +784,14 @@ impl Sim {
         }
     }
 
-    /// How many `Message::Txs` containing `txid` each node sent to each address.
-    pub fn tx_sends(&self, txid: &Txid) -> BTreeMap<(usize, PeerAddr), usize> {
+    /// How many messages carrying transaction `txid` (body) each node sent to each node.
+    pub fn tx_sends(&self, txid: &Txid) -> BTreeMap<(usize, usize), usize> {
         let mut out = BTreeMap::new();
         for s in &self.sent {
             if let Message::Txs { txs } = &s.msg
                 && txs.iter().any(|t| t.compute_txid() == *txid)
             {
-                *out.entry((s.from, s.to.clone())).or_insert(0) += 1;
+                *out.entry((s.from, s.to)).or_insert(0) += 1;
             }
         }
         out
@@ -651,11 +807,34 @@ impl Sim {
             .count()
     }
 
-    /// Whether every node in `nodes` is connected to every link of `links`.
-    pub fn links_up(&self, links: &[(usize, usize)]) -> bool {
-        links.iter().all(|&(i, j)| {
-            self.nodes[i].node.peers().is_connected(&self.nodes[j].addr)
-                && self.nodes[j].node.peers().is_connected(&self.nodes[i].addr)
-        })
+    /// Whether node `i` shows the address of node `j` as connected.
+    pub fn is_connected(&self, i: usize, j: usize) -> bool {
+        let a = &self.nodes[j].addr;
+        self.nodes[i]
+            .node
+            .peers()
+            .iter()
+            .any(|p| &p.address == a && p.state == PeerState::Connected)
     }
+
+    /// Whether both ends of every listed pair are connected.
+    pub fn links_up(&self, links: &[(usize, usize)]) -> bool {
+        links
+            .iter()
+            .all(|&(i, j)| self.is_connected(i, j) && self.is_connected(j, i))
+    }
+
+    /// Block bodies sent in all (in `Block` and `Blocks` messages).
+    pub fn bodies_sent(&self) -> usize {
+        self.sent.iter().map(|s| s.msg.carries_blocks()).sum()
+    }
+}
+
+/// The configuration of simulated node `i`: keep-alive off (in-memory links never die
+/// silently), seeded per node.
+pub fn sim_config(i: usize, seed: u64) -> NodeConfig {
+    let mut config = NodeConfig::new(addr(i), format!("miner{i}"));
+    config.seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+    config.peering.keepalive = None;
+    config
 }

@@ -27,7 +27,7 @@ pub fn status_json(n: &Node, s: &AppState) -> Value {
     json!({
         "port": s.info.port,
         "host": s.info.host,
-        "address": n.config().listen,
+        "address": n.config().listen(),
         "network": n.params().name,
         "height": n.tree().height(),
         "length": n.tree().height() + 1,

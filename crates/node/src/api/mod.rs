@@ -24,8 +24,6 @@ pub use error::ApiError;
 
 /// Largest body of a public request.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Largest body of a peer message (a batch of blocks).
-pub const MAX_P2P_BODY: usize = 64 * 1024 * 1024;
 
 /// Static facts about the node for the handlers.
 #[derive(Debug)]
@@ -46,7 +44,7 @@ pub struct AppState {
 }
 
 /// The whole router. Public routes wait for the initial sync to finish before answering
-/// (as the original synced before serving); the peer protocol answers at once, so that the
+/// (as the original synced before serving); the peer protocol's link opens at once, so that the
 /// initial sync itself can run.
 pub fn app(state: AppState) -> Router {
     let public = Router::new()
@@ -68,9 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(events::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .route_layer(middleware::from_fn_with_state(state.clone(), wait_until_ready));
-    let p2p = Router::new()
-        .route("/p2p", post(p2p::message))
-        .layer(DefaultBodyLimit::max(MAX_P2P_BODY));
+    let p2p = Router::new().route("/p2p", get(p2p::open_link));
     public
         .merge(p2p)
         .fallback(not_found)

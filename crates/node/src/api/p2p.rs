@@ -1,57 +1,44 @@
-//! `POST /p2p`: the peer protocol's one route. The body is one message; the answer is the
-//! list of direct replies. Where the message is refused, the status says why (403 blocked,
-//! banned or refused, 409 no handshake yet, 400 protocol violation).
+//! `GET /p2p`: where a peer opens its link. The request asks to upgrade the connection to
+//! the peer protocol (`Upgrade: chainsim-p2p/2`); once switched, the connection carries
+//! length-prefixed frames both ways (see [`crate::wire`]) and belongs to the driver. A
+//! request without the upgrade gets a 400 saying how to connect.
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use chainsim_core::node::PeerError;
-use chainsim_core::{Message, PeerAddr};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::driver::Command;
-use crate::peer_client::FROM_HEADER;
+use crate::wire::UPGRADE;
 
-/// `POST /p2p`.
-pub async fn message(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let from: PeerAddr = headers
-        .get(FROM_HEADER)
+/// `GET /p2p`.
+pub async fn open_link(State(s): State<AppState>, mut req: Request) -> Result<Response, ApiError> {
+    let wants = req
+        .headers()
+        .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("missing {FROM_HEADER} header")))?
-        .parse()
-        .map_err(|e: chainsim_core::peers::AddrError| ApiError::bad_request(e.to_string()))?;
-    let body = body?;
-    let msg: Message = match serde_json::from_slice(&body) {
-        Ok(m) => m,
-        Err(e) => {
-            let reason = format!("unreadable message: {e}");
-            s.handle
-                .send(Command::PeerGarbage {
-                    from,
-                    reason: reason.clone(),
-                })
-                .await?;
-            return Err(ApiError::bad_request(reason));
-        }
-    };
-    let replies = s.handle.request(|reply| Command::Peer { from, msg, reply }).await?;
-    match replies {
-        Ok(replies) => Ok(Json::<Vec<Message>>(replies)),
-        Err(e) => {
-            let status = match e {
-                PeerError::Blocked(_) | PeerError::Banned(_) | PeerError::Refused(_) => StatusCode::FORBIDDEN,
-                PeerError::NotConnected(_) => StatusCode::CONFLICT,
-                PeerError::Invalid(_) => StatusCode::BAD_REQUEST,
-            };
-            Err(ApiError::new(status, e.to_string()))
-        }
+        .is_some_and(|v| v.eq_ignore_ascii_case(UPGRADE));
+    if !wants {
+        return Err(ApiError::bad_request(format!(
+            "the peer protocol needs a connection upgrade: send `Connection: Upgrade` and `Upgrade: {UPGRADE}` (docs/NETWORK.md)"
+        )));
     }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let handle = s.handle.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let _ = handle.send(Command::Accept(TokioIo::new(upgraded))).await;
+            }
+            Err(e) => tracing::debug!("peer connection upgrade failed: {e}"),
+        }
+    });
+    let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    resp.headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static(UPGRADE));
+    Ok(resp)
 }

@@ -1,0 +1,237 @@
+//! Where transactions enter the mempool and blocks enter the chain: validation, fork
+//! choice, the mempool's reaction to a new best chain, orphans connecting, and relaying
+//! what was accepted.
+
+use std::sync::Arc;
+
+use chainsim_primitives::{Block, BlockHash, Transaction};
+
+use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain};
+use crate::event::Event;
+use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
+use crate::peers::PeerId;
+use crate::store::StoreOp;
+use crate::time::Time;
+
+/// Where a block or transaction came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A local user (API or command line).
+    Local,
+    /// Our own miner.
+    Mined,
+    /// A peer, by link.
+    Peer(PeerId),
+}
+
+impl Origin {
+    fn peer(self) -> Option<PeerId> {
+        match self {
+            Origin::Peer(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl Node {
+    /// The address a link claims or proved, for events.
+    fn peer_addr(&self, peer: Option<PeerId>) -> Option<crate::peers::PeerAddr> {
+        peer.and_then(|p| self.peering.addr_of(p).cloned())
+    }
+
+    /// Takes a transaction into the mempool (or finds it known), queueing it for relay.
+    pub(crate) fn accept_tx(&mut self, tx: Transaction, from: Option<PeerId>) -> Result<TxOutcome, TxRejected> {
+        tx.check_well_formed(false)?;
+        let txid = tx.compute_txid();
+        if self.mempool.contains(&txid) || self.tree.find_tx(&txid).is_some() {
+            return Ok(TxOutcome { txid, is_new: false });
+        }
+        self.mempool.insert(txid, tx.clone())?;
+        self.stats.txs_accepted += 1;
+        let from_peer = self.peer_addr(from);
+        self.out.store(StoreOp::PutTx(txid, tx.clone()));
+        self.out.emit(Event::Tx {
+            txid,
+            sender: tx.sender,
+            recipient: tx.recipient,
+            amount: tx.amount,
+            from_peer,
+        });
+        self.relay.queue_tx(txid, from);
+        Ok(TxOutcome { txid, is_new: true })
+    }
+
+    /// Validates and inserts a block, applies fork choice, updates the mempool, relays it,
+    /// then connects any orphans that were waiting for it.
+    pub(crate) fn accept_block(
+        &mut self,
+        block: Arc<Block>,
+        origin: Origin,
+        now: Time,
+    ) -> Result<BlockOutcome, BlockRejected> {
+        let outcome = self.accept_one(block, origin, true, now)?;
+        self.connect_orphans(outcome.hash, now);
+        Ok(outcome)
+    }
+
+    /// [`Node::accept_block`] without relaying the block itself (catch-up batches).
+    pub(crate) fn accept_block_quietly(
+        &mut self,
+        block: Arc<Block>,
+        origin: Origin,
+        now: Time,
+    ) -> Result<BlockOutcome, BlockRejected> {
+        let outcome = self.accept_one(block, origin, false, now)?;
+        self.connect_orphans(outcome.hash, now);
+        Ok(outcome)
+    }
+
+    fn accept_one(
+        &mut self,
+        block: Arc<Block>,
+        origin: Origin,
+        relay: bool,
+        now: Time,
+    ) -> Result<BlockOutcome, BlockRejected> {
+        let hash = block.compute_hash();
+        if self.tree.contains(&hash) {
+            return Err(BlockRejected::Duplicate(hash));
+        }
+        let prev = block.header.prev_hash;
+        if !self.tree.contains(&prev) {
+            return Err(BlockRejected::UnknownParent(prev));
+        }
+        let checked = match validate_in_chain(&self.params, block, &self.tree, Some(now.as_millis())) {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.blocks_rejected += 1;
+                if self.rejected.len() >= 1_000 {
+                    self.rejected.clear();
+                }
+                self.rejected.insert(hash, e.rule());
+                let from_peer = self.peer_addr(origin.peer());
+                self.out.emit(Event::BlockRejected {
+                    hash,
+                    rule: e.rule(),
+                    reason: e.to_string(),
+                    from_peer,
+                });
+                return Err(e.into());
+            }
+        };
+        self.insert_checked(checked, origin, relay)
+    }
+
+    fn insert_checked(
+        &mut self,
+        checked: CheckedBlock,
+        origin: Origin,
+        relay: bool,
+    ) -> Result<BlockOutcome, BlockRejected> {
+        let hash = checked.hash();
+        let block = checked.block().clone();
+        let (change, pruned) = self.tree.insert(checked).map_err(|e| match e {
+            InsertError::Duplicate(h) => BlockRejected::Duplicate(h),
+            InsertError::UnknownParent(h) => BlockRejected::UnknownParent(h),
+        })?;
+        self.stats.blocks_accepted += 1;
+        let chain_work = self.tree.get(&hash).map(|e| e.chain_work).unwrap_or_default();
+        if let Some(l) = origin.peer().and_then(|p| self.peering.links_mut().get_mut(p))
+            && chain_work > l.work
+        {
+            l.work = chain_work;
+        }
+        self.out.store(StoreOp::PutBlock {
+            hash,
+            block: block.clone(),
+            chain_work,
+        });
+        for p in pruned {
+            self.out.store(StoreOp::DeleteBlock(p));
+        }
+        if origin == Origin::Mined && self.tree.is_active(&hash) {
+            self.stats.blocks_mined += 1;
+        }
+        self.apply_tip_change(&change, origin, hash);
+        if relay {
+            self.relay_block(hash, &block, origin.peer());
+        }
+        Ok(BlockOutcome {
+            hash,
+            height: block.header.height,
+            change,
+        })
+    }
+
+    /// Connects orphans that were waiting for `parent`, and theirs in turn.
+    fn connect_orphans(&mut self, parent: BlockHash, now: Time) {
+        let mut parents = vec![parent];
+        while let Some(p) = parents.pop() {
+            for (hash, block, from) in self.orphans.take_children(&p) {
+                let origin = from.map_or(Origin::Local, Origin::Peer);
+                if self.accept_one(block, origin, true, now).is_ok() {
+                    parents.push(hash);
+                }
+            }
+        }
+    }
+
+    /// Brings the mempool, the store and the listeners in line with a new best chain:
+    /// mined transactions leave the mempool, those of disconnected blocks that the new
+    /// branch lacks come back — nothing is lost in a reorg.
+    fn apply_tip_change(&mut self, change: &TipChange, origin: Origin, new_hash: BlockHash) {
+        if change.is_unchanged() {
+            return;
+        }
+        let mut returned = Vec::new();
+        for hash in &change.disconnected {
+            let Some(entry) = self.tree.get(hash) else { continue };
+            let (block, txids) = (entry.block.clone(), entry.txids.clone());
+            for (tx, txid) in block.transactions.iter().zip(txids.iter()).skip(1) {
+                if self.tree.find_tx(txid).is_none() && self.mempool.insert_unbounded(*txid, tx.clone()) {
+                    returned.push(*txid);
+                    self.out.store(StoreOp::PutTx(*txid, tx.clone()));
+                    // Relay it again: peers that were on the winning branch all along never
+                    // saw it, and would otherwise never mine it.
+                    self.relay.forget(txid.as_bytes());
+                    self.relay.queue_tx(*txid, None);
+                }
+            }
+        }
+        let from_peer = self.peer_addr(origin.peer());
+        for hash in &change.connected {
+            let Some(entry) = self.tree.get(hash) else { continue };
+            let (txids, height, count) = (entry.txids.clone(), entry.height(), entry.block.transactions.len());
+            for txid in txids.iter().skip(1) {
+                if self.mempool.remove(txid).is_some() {
+                    self.out.store(StoreOp::DeleteTx(*txid));
+                }
+            }
+            self.out.emit(Event::Block {
+                hash: *hash,
+                height,
+                txs: count,
+                mined_here: origin == Origin::Mined && *hash == new_hash,
+                from_peer: from_peer.clone(),
+            });
+        }
+        let tip = self.tree.tip().hash;
+        self.out.store(StoreOp::SetTip(tip));
+        if change.is_reorg() {
+            self.stats.reorgs += 1;
+            let fork_height = self.tree.height() - change.connected.len() as u64;
+            self.out.emit(Event::Reorg {
+                fork_height,
+                disconnected: change.disconnected.clone(),
+                connected: change.connected.clone(),
+                returned,
+            });
+        }
+        self.out.emit(Event::Tip {
+            height: self.tree.height(),
+            length: self.tree.height() + 1,
+            tip,
+            pending: self.mempool.len(),
+        });
+    }
+}

@@ -1,0 +1,230 @@
+//! The address book: every peer address we know, whether we may dial it now, and what it
+//! did before. Bans and the operator's blocks attach to addresses only when those are
+//! proven (we dialled them), so a stranger claiming to be someone cannot get them banned.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::peers::{PeerAddr, backoff};
+use crate::time::Time;
+
+/// What may be done with an address now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrState {
+    /// May be dialled from `retry_at` on.
+    Idle,
+    /// A dial is under way since the given time.
+    Dialing(Time),
+    /// Failed recently; becomes idle at `retry_at`.
+    Backoff,
+    /// Cut by the operator until unblocked.
+    Blocked,
+    /// Misbehaved or incompatible; ignored until `retry_at`.
+    Banned,
+}
+
+/// One known address.
+#[derive(Debug, Clone)]
+pub struct AddrEntry {
+    /// The address.
+    pub addr: PeerAddr,
+    /// Its state.
+    pub state: AddrState,
+    /// Consecutive failures to reach it.
+    pub failures: u32,
+    /// When a retry or the end of a ban is due.
+    pub retry_at: Time,
+    /// Configured or registered by hand: retried forever instead of forgotten.
+    pub pinned: bool,
+    /// When a link to it last carried a message.
+    pub last_seen: Time,
+}
+
+/// Retry settings of the address book.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// First retry delay after a failure; doubles with each further failure.
+    pub base: Duration,
+    /// Longest retry delay.
+    pub max: Duration,
+    /// Failures after which an address that was not configured is forgotten.
+    pub forget_after: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            forget_after: 8,
+        }
+    }
+}
+
+/// All known addresses, ordered so that iteration is deterministic.
+#[derive(Debug, Default)]
+pub struct AddrBook {
+    entries: BTreeMap<PeerAddr, AddrEntry>,
+}
+
+impl AddrBook {
+    /// An address's entry.
+    pub fn get(&self, addr: &PeerAddr) -> Option<&AddrEntry> {
+        self.entries.get(addr)
+    }
+    /// An address's entry, mutable.
+    pub fn get_mut(&mut self, addr: &PeerAddr) -> Option<&mut AddrEntry> {
+        self.entries.get_mut(addr)
+    }
+    /// Every entry.
+    pub fn iter(&self) -> impl Iterator<Item = &AddrEntry> {
+        self.entries.values()
+    }
+    /// Number of known addresses.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    /// Whether no address is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds an address (idle, dialable now) unless known or the book holds `max` already;
+    /// pinned addresses are always taken. Returns the entry when it is there afterwards.
+    pub fn add(&mut self, addr: &PeerAddr, pinned: bool, max: usize, now: Time) -> Option<&mut AddrEntry> {
+        if !self.entries.contains_key(addr) && (pinned || self.entries.len() < max) {
+            self.entries.insert(
+                addr.clone(),
+                AddrEntry {
+                    addr: addr.clone(),
+                    state: AddrState::Idle,
+                    failures: 0,
+                    retry_at: now,
+                    pinned,
+                    last_seen: Time::ZERO,
+                },
+            );
+        }
+        let e = self.entries.get_mut(addr)?;
+        e.pinned |= pinned;
+        Some(e)
+    }
+
+    /// Idle addresses due for a dial, in address order.
+    pub fn due(&self, now: Time) -> Vec<PeerAddr> {
+        self.entries
+            .values()
+            .filter(|e| e.state == AddrState::Idle && e.retry_at <= now)
+            .map(|e| e.addr.clone())
+            .collect()
+    }
+
+    /// A link to `addr` came up and completed its handshake: failures are forgotten.
+    pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
+        if let Some(e) = self.entries.get_mut(addr) {
+            e.failures = 0;
+            e.last_seen = now;
+            if matches!(e.state, AddrState::Dialing(_) | AddrState::Backoff) {
+                e.state = AddrState::Idle;
+            }
+        }
+    }
+
+    /// A dial or a link to `addr` failed: back off, or forget an unpinned address after
+    /// too many failures. Returns true when the address was forgotten.
+    pub fn failed(&mut self, addr: &PeerAddr, policy: &RetryPolicy, now: Time) -> bool {
+        let Some(e) = self.entries.get_mut(addr) else {
+            return false;
+        };
+        if matches!(e.state, AddrState::Blocked | AddrState::Banned) {
+            return false;
+        }
+        e.failures += 1;
+        if !e.pinned && e.failures >= policy.forget_after {
+            self.entries.remove(addr);
+            return true;
+        }
+        e.state = AddrState::Backoff;
+        e.retry_at = now + backoff(e.failures, policy.base, policy.max);
+        false
+    }
+
+    /// Bans a proven address until `until`.
+    pub fn ban(&mut self, addr: &PeerAddr, until: Time, now: Time) {
+        if let Some(e) = self.add(addr, false, usize::MAX, now)
+            && e.state != AddrState::Blocked
+        {
+            e.state = AddrState::Banned;
+            e.retry_at = until;
+        }
+    }
+
+    /// Wakes addresses whose backoff or ban is over.
+    pub fn expire(&mut self, now: Time) {
+        for e in self.entries.values_mut() {
+            if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
+                e.state = AddrState::Idle;
+            }
+        }
+    }
+
+    /// The next time an address becomes dialable or a dial times out, if any.
+    pub fn next_due(&self, dial_timeout: Duration) -> Option<Time> {
+        self.entries
+            .values()
+            .filter_map(|e| match e.state {
+                AddrState::Backoff | AddrState::Banned | AddrState::Idle => Some(e.retry_at),
+                AddrState::Dialing(since) => Some(since + dial_timeout),
+                AddrState::Blocked => None,
+            })
+            .min()
+    }
+
+    /// Dials under way for longer than `timeout`.
+    pub fn stale_dials(&self, timeout: Duration, now: Time) -> Vec<PeerAddr> {
+        self.entries
+            .values()
+            .filter(|e| matches!(e.state, AddrState::Dialing(since) if since + timeout <= now))
+            .map(|e| e.addr.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> PeerAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn failures_back_off_then_forget_unpinned() {
+        let mut book = AddrBook::default();
+        let policy = RetryPolicy::default();
+        let t = Time::from_millis(10_000);
+        book.add(&a("10.0.0.1:1"), false, 10, t);
+        book.add(&a("10.0.0.2:1"), true, 10, t);
+        assert_eq!(book.due(t).len(), 2);
+        assert!(!book.failed(&a("10.0.0.1:1"), &policy, t));
+        assert_eq!(book.get(&a("10.0.0.1:1")).unwrap().retry_at, t + Duration::from_secs(1));
+        assert_eq!(book.due(t), vec![a("10.0.0.2:1")]);
+        for _ in 1..policy.forget_after {
+            book.failed(&a("10.0.0.1:1"), &policy, t);
+            book.failed(&a("10.0.0.2:1"), &policy, t);
+        }
+        assert!(book.get(&a("10.0.0.1:1")).is_none(), "unpinned address forgotten");
+        assert!(book.get(&a("10.0.0.2:1")).is_some(), "pinned address kept");
+    }
+
+    #[test]
+    fn the_book_is_bounded_except_for_pinned_addresses() {
+        let mut book = AddrBook::default();
+        let t = Time::ZERO;
+        assert!(book.add(&a("10.0.0.1:1"), false, 1, t).is_some());
+        assert!(book.add(&a("10.0.0.2:1"), false, 1, t).is_none());
+        assert!(book.add(&a("10.0.0.3:1"), true, 1, t).is_some());
+        assert_eq!(book.len(), 2);
+    }
+}

@@ -1,0 +1,103 @@
+//! The transport glue, written once: every driver of a [`Node`] — the live node over TCP,
+//! the in-memory test network, the simulator — numbers links with [`PeerIds`], carries the
+//! node's outputs out through an [`Effects`] implementation with [`drain`], and feeds inputs
+//! with [`drive`]. A transport only moves messages; the life of a link (dial, handshake,
+//! keep-alive, failure) is decided inside the core. In-process transports also share
+//! [`Pairs`], which remembers which end of a link is which.
+
+use std::collections::HashMap;
+
+use crate::event::Event;
+use crate::input::{CommandId, Input};
+use crate::node::Node;
+use crate::output::{Output, Reply};
+use crate::peers::{PeerAddr, PeerId};
+use crate::protocol::Message;
+use crate::store::StoreOp;
+use crate::time::Time;
+
+/// Numbers links for one node: never the same number twice.
+#[derive(Debug, Default, Clone)]
+pub struct PeerIds {
+    next: u64,
+}
+
+impl PeerIds {
+    /// A fresh link number.
+    pub fn next_id(&mut self) -> PeerId {
+        self.next += 1;
+        PeerId(self.next)
+    }
+}
+
+/// What a driver does with each kind of output.
+pub trait Effects {
+    /// Dial `addr`, then feed [`Input::LinkUp`] or [`Input::DialFailed`].
+    fn connect(&mut self, addr: PeerAddr);
+    /// Send on a link, in order.
+    fn send(&mut self, to: PeerId, msg: Message);
+    /// Close a link after what is queued on it, then feed [`Input::LinkDown`].
+    fn disconnect(&mut self, peer: PeerId, reason: String);
+    /// Persist (the driver commits all ops of one drain together).
+    fn store(&mut self, op: StoreOp);
+    /// Publish an event.
+    fn event(&mut self, event: Event);
+    /// Answer a command.
+    fn reply(&mut self, id: CommandId, reply: Reply);
+}
+
+/// Carries every queued output out, in order.
+pub fn drain(node: &mut Node, fx: &mut impl Effects) {
+    while let Some(out) = node.poll_output() {
+        match out {
+            Output::Connect { addr } => fx.connect(addr),
+            Output::Send { to, msg } => fx.send(to, msg),
+            Output::Disconnect { peer, reason } => fx.disconnect(peer, reason),
+            Output::Store(op) => fx.store(op),
+            Output::Event(e) => fx.event(e),
+            Output::Reply { id, reply } => fx.reply(id, reply),
+        }
+    }
+}
+
+/// Feeds one input, carries its outputs out, and returns the node's next deadline.
+pub fn drive(node: &mut Node, now: Time, input: Input, fx: &mut impl Effects) -> Option<Time> {
+    node.handle_input(now, input);
+    drain(node, fx);
+    node.poll_timeout(now)
+}
+
+/// Both ends of in-process links between numbered nodes: which node and link number the
+/// other end of `(node, link)` is.
+#[derive(Debug, Default, Clone)]
+pub struct Pairs {
+    ends: HashMap<(usize, PeerId), (usize, PeerId)>,
+    ids: HashMap<usize, PeerIds>,
+}
+
+impl Pairs {
+    /// Opens a link from node `a` to node `b`: returns the link's number at `a` and at `b`.
+    pub fn open(&mut self, a: usize, b: usize) -> (PeerId, PeerId) {
+        let at_a = self.ids.entry(a).or_default().next_id();
+        let at_b = self.ids.entry(b).or_default().next_id();
+        self.ends.insert((a, at_a), (b, at_b));
+        self.ends.insert((b, at_b), (a, at_a));
+        (at_a, at_b)
+    }
+    /// The other end of `(node, link)`.
+    pub fn other(&self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
+        self.ends.get(&(node, link)).copied()
+    }
+    /// Forgets a link (both ends); returns the other end.
+    pub fn close(&mut self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
+        let other = self.ends.remove(&(node, link))?;
+        self.ends.remove(&other);
+        Some(other)
+    }
+    /// Every link end at `node`.
+    pub fn links_of(&self, node: usize) -> Vec<PeerId> {
+        let mut v: Vec<PeerId> = self.ends.keys().filter(|(n, _)| *n == node).map(|(_, l)| *l).collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,392 @@
+//! What the node does with each peer message, and with links coming and going: the
+//! dispatch between peering, sync, relay and acceptance.
+
+use std::sync::Arc;
+
+use chainsim_primitives::{Block, BlockHash, Transaction};
+
+use crate::accept::Origin;
+use crate::event::Event;
+use crate::node::{BlockRejected, Node, TxRejected};
+use crate::peering::HelloOutcome;
+use crate::peers::PeerId;
+use crate::protocol::{
+    MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_INV_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, WireBlock,
+    WireHeader,
+};
+use crate::relay::Wanted;
+use crate::sync::{BATCH, BatchOutcome, MAX_LOCATOR, serve_blocks};
+use crate::time::Time;
+
+impl Node {
+    /// One message on link `from`.
+    pub(crate) fn on_message(&mut self, from: PeerId, msg: Message, now: Time) {
+        self.stats.messages_in += 1;
+        if self.peering.links().get(from).is_none() || self.peering.is_closing(from) {
+            return; // a late message on a link closed or closing
+        }
+        self.peering.heard(from, now);
+        if let Message::Hello(hello) = msg {
+            let tip = self.tip_info();
+            if self.peering.on_hello(from, hello, tip, now, &mut self.out) == HelloOutcome::Ready {
+                self.on_ready(from, now);
+            }
+            return;
+        }
+        if !self.peering.is_ready(from) {
+            self.peering
+                .misbehave(from, 100, "spoke before its hello", now, &mut self.out);
+            return;
+        }
+        match msg {
+            Message::Hello(_) => {}
+            Message::Ping { height, work } => self.on_tip_claim(from, height, work.0, now),
+            Message::GetAddr => {
+                let addrs = self.peering.shareable_addrs(from);
+                self.peering.send(from, Message::Addr { addrs }, now, &mut self.out);
+            }
+            Message::Addr { addrs } => {
+                if addrs.len() > MAX_ADDRS_PER_MESSAGE {
+                    return self.violation(from, 20, "too many addresses in one message", now);
+                }
+                self.peering.add_shared(addrs, now, &mut self.out);
+            }
+            Message::Headers { headers } => self.on_headers(from, headers, now),
+            Message::Inv { txs } => self.on_inv(from, txs, now),
+            Message::GetData { blocks, txs } => self.on_getdata(from, blocks, txs, now),
+            Message::NotFound { blocks, txs } => {
+                for (peer, wanted) in self.relay.not_found(from, &blocks, &txs, now) {
+                    self.ask(peer, wanted, now);
+                }
+            }
+            Message::Txs { txs } => self.on_txs(from, txs, now),
+            Message::Block { block } => self.on_block(from, block.0, now),
+            Message::GetBlocks { locator, limit } => {
+                if locator.len() > MAX_LOCATOR {
+                    return self.violation(from, 20, "block locator too long", now);
+                }
+                let answer = serve_blocks(&self.tree, &locator, limit);
+                self.peering.send(from, answer, now, &mut self.out);
+            }
+            Message::Blocks { blocks, tip_height } => {
+                if blocks.len() > MAX_BLOCKS_PER_MESSAGE {
+                    return self.violation(from, 50, "too many blocks in one message", now);
+                }
+                self.on_blocks(from, blocks.into_iter().map(|b| b.0).collect(), tip_height, now);
+            }
+        }
+    }
+
+    fn violation(&mut self, from: PeerId, points: u32, reason: &str, now: Time) {
+        self.peering.misbehave(from, points, reason, now, &mut self.out);
+    }
+
+    /// A link finished its handshake: hand it our pending transactions (by id in announce
+    /// mode) and see whether it has blocks we lack.
+    fn on_ready(&mut self, peer: PeerId, now: Time) {
+        let pending: Vec<_> = self.mempool.iter_oldest().map(|(id, tx)| (*id, tx.clone())).collect();
+        for (txid, _) in &pending {
+            self.relay.mark_known(peer, txid.as_bytes());
+        }
+        match self.relay.mode() {
+            crate::relay::RelayMode::Announce => {
+                for chunk in pending.chunks(MAX_INV_PER_MESSAGE) {
+                    let txs = chunk.iter().map(|(id, _)| *id).collect();
+                    let msg = Message::Inv { txs };
+                    self.peering.send(peer, msg, now, &mut self.out);
+                }
+            }
+            crate::relay::RelayMode::Push => {
+                for chunk in pending.chunks(MAX_TXS_PER_MESSAGE) {
+                    let txs = chunk.iter().map(|(_, tx)| tx.clone()).collect();
+                    self.peering.send(peer, Message::Txs { txs }, now, &mut self.out);
+                }
+            }
+        }
+        self.maybe_start_sync(now);
+    }
+
+    /// A link closed: every part forgets it.
+    pub(crate) fn on_link_down(&mut self, peer: PeerId, reason: &str, now: Time) {
+        if self.peering.on_link_down(peer, reason, now, &mut self.out).is_none() {
+            return;
+        }
+        for (next, wanted) in self.relay.peer_gone(peer, now) {
+            self.ask(next, wanted, now);
+        }
+        self.sync.peer_gone(peer);
+        self.maybe_start_sync(now);
+    }
+
+    /// A peer told us its tip (ping): it may be worth syncing from.
+    fn on_tip_claim(&mut self, from: PeerId, height: u64, work: chainsim_primitives::Work, now: Time) {
+        if let Some(l) = self.peering.links_mut().get_mut(from) {
+            if work > l.work {
+                self.sync.refreshed(from);
+            }
+            l.height = height;
+            l.work = work;
+        }
+        self.maybe_start_sync(now);
+    }
+
+    /// Block announcements: fetch what connects, catch up on what does not.
+    fn on_headers(&mut self, from: PeerId, headers: Vec<WireHeader>, now: Time) {
+        if headers.len() > MAX_INV_PER_MESSAGE {
+            return self.violation(from, 20, "too many headers in one announcement", now);
+        }
+        let mut lacking = Vec::new();
+        let target = self.params.bits.to_target();
+        for WireHeader(header) in headers {
+            let hash = header.compute_hash();
+            self.relay.mark_known(from, hash.as_bytes());
+            if header.bits != self.params.bits || !target.is_met_by(&hash) {
+                return self.violation(from, 50, "announced a header without valid proof of work", now);
+            }
+            if let Some(l) = self.peering.links_mut().get_mut(from) {
+                l.height = l.height.max(header.height);
+            }
+            if self.tree.contains(&hash) || self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
+                continue;
+            }
+            if self.tree.contains(&header.prev_hash) || lacking.contains(&header.prev_hash) {
+                lacking.push(hash);
+            } else {
+                // A gap: download the branch from this peer (its bodies come in the batch).
+                self.sync.want_from(from);
+            }
+        }
+        let wanted = self.relay.on_inv(from, lacking, Vec::new(), now);
+        self.ask(from, wanted, now);
+        self.maybe_start_sync(now);
+    }
+
+    fn on_inv(&mut self, from: PeerId, txids: Vec<chainsim_primitives::Txid>, now: Time) {
+        if txids.len() > MAX_INV_PER_MESSAGE {
+            return self.violation(from, 20, "too many ids in one announcement", now);
+        }
+        let mut lacking_txs = Vec::new();
+        for txid in txids {
+            self.relay.mark_known(from, txid.as_bytes());
+            if !self.mempool.contains(&txid) && self.tree.find_tx(&txid).is_none() {
+                lacking_txs.push(txid);
+            }
+        }
+        let wanted = self.relay.on_inv(from, Vec::new(), lacking_txs, now);
+        self.ask(from, wanted, now);
+    }
+
+    /// Sends a `GetData` for what is wanted from `peer`.
+    pub(crate) fn ask(&mut self, peer: PeerId, wanted: Wanted, now: Time) {
+        if wanted.is_empty() {
+            return;
+        }
+        let msg = Message::GetData {
+            blocks: wanted.blocks,
+            txs: wanted.txs,
+        };
+        self.peering.send(peer, msg, now, &mut self.out);
+    }
+
+    fn on_getdata(&mut self, from: PeerId, blocks: Vec<BlockHash>, txids: Vec<chainsim_primitives::Txid>, now: Time) {
+        if blocks.len() + txids.len() > MAX_INV_PER_MESSAGE {
+            return self.violation(from, 20, "too many ids in one request", now);
+        }
+        let (mut missing_blocks, mut missing_txs) = (Vec::new(), Vec::new());
+        for hash in blocks {
+            match self.tree.get(&hash) {
+                Some(entry) => {
+                    let msg = Message::Block {
+                        block: WireBlock(entry.block.clone()),
+                    };
+                    self.relay.mark_known(from, hash.as_bytes());
+                    self.peering.send(from, msg, now, &mut self.out);
+                }
+                None => missing_blocks.push(hash),
+            }
+        }
+        let mut txs = Vec::new();
+        for txid in txids {
+            match self.mempool.get(&txid) {
+                Some(tx) => txs.push(tx.clone()),
+                None => missing_txs.push(txid),
+            }
+        }
+        for chunk in txs.chunks(MAX_TXS_PER_MESSAGE) {
+            let msg = Message::Txs { txs: chunk.to_vec() };
+            self.peering.send(from, msg, now, &mut self.out);
+        }
+        if !missing_blocks.is_empty() || !missing_txs.is_empty() {
+            let msg = Message::NotFound {
+                blocks: missing_blocks,
+                txs: missing_txs,
+            };
+            self.peering.send(from, msg, now, &mut self.out);
+        }
+    }
+
+    fn on_txs(&mut self, from: PeerId, txs: Vec<Transaction>, now: Time) {
+        if txs.len() > MAX_TXS_PER_MESSAGE {
+            return self.violation(from, 20, "too many transactions in one message", now);
+        }
+        let mut malformed = 0;
+        for tx in txs {
+            let txid = tx.compute_txid();
+            self.relay.tx_arrived(&txid);
+            self.relay.mark_known(from, txid.as_bytes());
+            match self.accept_tx(tx, Some(from)) {
+                Ok(_) | Err(TxRejected::MempoolFull(_)) => {}
+                Err(TxRejected::Malformed(_)) => malformed += 1,
+            }
+        }
+        if malformed > 0 {
+            let reason = format!("sent {malformed} malformed transactions");
+            self.violation(from, 10 * malformed.min(10), &reason, now);
+        }
+    }
+
+    fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
+        let hash = block.compute_hash();
+        self.relay.block_arrived(&hash);
+        self.relay.mark_known(from, hash.as_bytes());
+        self.note_peer_block(from, &block);
+        match self.accept_block(block.clone(), Origin::Peer(from), now) {
+            Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
+            Err(BlockRejected::UnknownParent(_)) => {
+                self.orphans.insert(hash, block, Some(from));
+                self.sync.want_from(from);
+                self.maybe_start_sync(now);
+            }
+            Err(BlockRejected::Invalid(e)) => {
+                // A block from the future may become valid: a small penalty only.
+                let points = if e.rule() == "time-too-new" { 10 } else { 50 };
+                let reason = format!("sent an invalid block ({}): {e}", e.rule());
+                self.violation(from, points, &reason, now);
+            }
+        }
+    }
+
+    /// A peer sent a block: it has at least that height.
+    fn note_peer_block(&mut self, from: PeerId, block: &Block) {
+        if let Some(l) = self.peering.links_mut().get_mut(from) {
+            l.height = l.height.max(block.header.height);
+        }
+    }
+
+    /// Takes a batch of blocks answering our `GetBlocks`.
+    fn on_blocks(&mut self, from: PeerId, blocks: Vec<Arc<Block>>, tip_height: u64, now: Time) {
+        if let Some(l) = self.peering.links_mut().get_mut(from) {
+            l.height = l.height.max(tip_height);
+        }
+        let full = blocks.len() >= BATCH as usize;
+        let tip_before = self.tree.tip().hash;
+        let (mut last, mut failed, mut taken) = (None, false, Vec::new());
+        for block in blocks {
+            let hash = block.compute_hash();
+            self.relay.block_arrived(&hash);
+            self.relay.mark_known(from, hash.as_bytes());
+            match self.accept_block_quietly(block, Origin::Peer(from), now) {
+                Ok(_) => {
+                    taken.push(hash);
+                    last = Some(hash);
+                }
+                Err(BlockRejected::Duplicate(_)) => last = Some(hash),
+                Err(BlockRejected::UnknownParent(_)) => {
+                    self.violation(from, 20, "sent a batch of blocks that does not connect", now);
+                    failed = true;
+                    break;
+                }
+                Err(BlockRejected::Invalid(e)) => {
+                    let reason = format!("sent an invalid block during sync ({}): {e}", e.rule());
+                    self.violation(from, 50, &reason, now);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        // Peers that lack the blocks just taken fetch them from the new tip. Only when the
+        // batch itself brought the tip in: an orphan the batch connected was relayed when
+        // it connected.
+        let tip = self.tree.tip();
+        if tip.hash != tip_before && taken.contains(&tip.hash) {
+            let (hash, block) = (tip.hash, tip.block.clone());
+            self.relay_block(hash, &block, Some(from));
+        }
+        let peer_work = self.peering.links().get(from).map(|l| l.work).unwrap_or_default();
+        let outcome = self.sync.on_batch(from, (full, last, failed), peer_work, &self.tree);
+        if outcome == BatchOutcome::Unrequested {
+            return;
+        }
+        let target = self.sync.target().unwrap_or(0).max(tip_height);
+        let done = outcome == BatchOutcome::Done;
+        if let Some(peer) = self.peering.addr_of(from).cloned() {
+            self.out.emit(Event::Sync {
+                height: self.tree.height(),
+                target,
+                peer,
+                done,
+            });
+        }
+        if let BatchOutcome::More(last) = outcome {
+            if let Some((peer, msg)) = self.sync.continue_after(last, &self.tree, now) {
+                self.peering.send(peer, msg, now, &mut self.out);
+            }
+            return;
+        }
+        self.maybe_start_sync(now);
+    }
+
+    /// Starts a download when a peer has more than us.
+    pub(crate) fn maybe_start_sync(&mut self, now: Time) {
+        let ready = self.peering.ready_ids();
+        if let Some((peer, msg)) = self.sync.maybe_start(self.peering.links(), &ready, &self.tree, now) {
+            self.peering.send(peer, msg, now, &mut self.out);
+        }
+    }
+
+    /// Asks every ready peer for what we lack, now (the original's `/nodes/resolve`).
+    pub(crate) fn resync(&mut self, now: Time) {
+        let locator = self.tree.locator();
+        for peer in self.peering.ready_ids() {
+            self.sync.refreshed(peer);
+            let msg = Message::GetBlocks {
+                locator: locator.clone(),
+                limit: BATCH,
+            };
+            self.peering.send(peer, msg, now, &mut self.out);
+        }
+        self.maybe_start_sync(now);
+    }
+
+    /// Announces (or pushes) a block to every ready peer not known to have it.
+    pub(crate) fn relay_block(&mut self, hash: BlockHash, block: &Arc<Block>, from: Option<PeerId>) {
+        if let Some(from) = from {
+            self.relay.mark_known(from, hash.as_bytes());
+        }
+        let ready = self.peering.ready_ids();
+        let targets = self.relay.targets(hash.as_bytes(), &ready);
+        self.relay.announce_block(hash, block, &targets, &mut self.out);
+    }
+
+    /// Sends the transactions accepted since the last drain, one batch per peer, leaving
+    /// out the ones a peer has. Batching happens naturally under load.
+    pub(crate) fn flush_tx_relay(&mut self) {
+        let ready = self.peering.ready_ids();
+        for (peer, txids) in self.relay.take_pending_txs(&ready) {
+            match self.relay.mode() {
+                crate::relay::RelayMode::Announce => {
+                    for chunk in txids.chunks(MAX_INV_PER_MESSAGE) {
+                        let msg = Message::Inv { txs: chunk.to_vec() };
+                        self.out.send(peer, msg);
+                    }
+                }
+                crate::relay::RelayMode::Push => {
+                    let txs: Vec<Transaction> = txids.iter().filter_map(|t| self.mempool.get(t).cloned()).collect();
+                    for chunk in txs.chunks(MAX_TXS_PER_MESSAGE) {
+                        self.out.send(peer, Message::Txs { txs: chunk.to_vec() });
+                    }
+                }
+            }
+        }
+    }
+}

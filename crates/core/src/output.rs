@@ -1,0 +1,129 @@
+//! Everything a node wants done: the one way out ([`crate::Node::poll_output`]).
+
+use crate::event::Event;
+use crate::input::CommandId;
+use crate::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
+use crate::peers::{PeerAddr, PeerId};
+use crate::protocol::Message;
+use crate::store::StoreOp;
+
+/// One effect, in the order the node wants them done. Store operations of one drain are
+/// applied together, atomically; replies wait for that commit.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Dial `addr`; report [`crate::Input::LinkUp`] with its address, or
+    /// [`crate::Input::DialFailed`].
+    Connect {
+        /// Where to.
+        addr: PeerAddr,
+    },
+    /// Send a message on a link, after every message sent on it before.
+    Send {
+        /// The link.
+        to: PeerId,
+        /// The message.
+        msg: Message,
+    },
+    /// Close a link once the messages queued on it are sent; report
+    /// [`crate::Input::LinkDown`] when it is closed.
+    Disconnect {
+        /// The link.
+        peer: PeerId,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// Persist this (applied atomically with the rest of the drain).
+    Store(StoreOp),
+    /// Tell the world.
+    Event(Event),
+    /// The answer to a local command.
+    Reply {
+        /// The command it answers.
+        id: CommandId,
+        /// The answer.
+        reply: Reply,
+    },
+}
+
+impl Reply {
+    /// The answer to `SubmitTx`, or `None` for another kind.
+    pub fn into_tx(self) -> Option<Result<TxOutcome, TxRejected>> {
+        match self {
+            Reply::Tx(r) => Some(r),
+            _ => None,
+        }
+    }
+    /// The answer to `SubmitBlock` or `MinedBlock`, or `None` for another kind.
+    pub fn into_block(self) -> Option<Result<BlockOutcome, BlockRejected>> {
+        match self {
+            Reply::Block(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The answer to a [`crate::Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// To `SubmitTx`.
+    Tx(Result<TxOutcome, TxRejected>),
+    /// To `SubmitBlock` and `MinedBlock`.
+    Block(Result<BlockOutcome, BlockRejected>),
+    /// To `AddPeers`: every known address afterwards.
+    Peers(Vec<PeerAddr>),
+    /// To `UnblockPeer`: whether the address was blocked.
+    Unblocked(bool),
+    /// To commands with nothing to say (`BlockPeer`, `Resync`).
+    Done,
+}
+
+/// The queue of outputs, filled by every part of the node and drained by the driver.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    queue: std::collections::VecDeque<Output>,
+    /// Messages queued so far (for metrics).
+    pub messages: u64,
+}
+
+impl Outbox {
+    /// Queues a message on a link.
+    pub fn send(&mut self, to: crate::peers::PeerId, msg: Message) {
+        self.messages += 1;
+        self.queue.push_back(Output::Send { to, msg });
+    }
+    /// Queues an event.
+    pub fn emit(&mut self, event: Event) {
+        self.queue.push_back(Output::Event(event));
+    }
+    /// Queues a store operation.
+    pub fn store(&mut self, op: StoreOp) {
+        self.queue.push_back(Output::Store(op));
+    }
+    /// Asks for a dial.
+    pub fn connect(&mut self, addr: PeerAddr) {
+        self.queue.push_back(Output::Connect { addr });
+    }
+    /// Asks for a link to be closed.
+    pub fn disconnect(&mut self, peer: PeerId, reason: impl Into<String>) {
+        self.queue.push_back(Output::Disconnect {
+            peer,
+            reason: reason.into(),
+        });
+    }
+    /// Queues the answer to a command.
+    pub fn reply(&mut self, id: CommandId, reply: Reply) {
+        self.queue.push_back(Output::Reply { id, reply });
+    }
+    /// The oldest output.
+    pub fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+    /// Drops everything queued (outputs of a restore, which are stored already).
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+}

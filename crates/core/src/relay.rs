@@ -1,0 +1,369 @@
+//! Relay: how new blocks and transactions spread. In [`RelayMode::Announce`] (the default,
+//! as Bitcoin does) a node announces ids with `Inv`, and a peer that lacks an item asks for
+//! it with `GetData` from the first peer that announced it, so each body crosses each link
+//! at most once in the common case. [`RelayMode::Push`] sends bodies to every peer at once,
+//! for comparison. This part owns what each link is known to have and what we asked for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use chainsim_primitives::{BlockHash, Txid};
+
+use crate::output::Outbox;
+use crate::peers::PeerId;
+
+/// How new items travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelayMode {
+    /// Announce ids, send bodies to those who ask.
+    #[default]
+    Announce,
+    /// Send bodies to every peer straight away.
+    Push,
+}
+
+/// Ids remembered per link as "it has this already" (older ones are forgotten).
+const KNOWN_PER_LINK: usize = 256;
+
+/// A short key for an id: its first 8 bytes. A collision only skips one announcement.
+fn key(bytes: &[u8; 32]) -> u64 {
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(k)
+}
+
+/// Ring of recent ids a link has.
+#[derive(Debug, Default)]
+struct Known {
+    ids: Vec<u64>,
+    next: usize,
+}
+
+impl Known {
+    fn contains(&self, k: u64) -> bool {
+        self.ids.contains(&k)
+    }
+    fn remove(&mut self, k: u64) {
+        if let Some(i) = self.ids.iter().position(|x| *x == k) {
+            self.ids[i] = 0;
+        }
+    }
+    fn insert(&mut self, k: u64) {
+        if self.contains(k) {
+            return;
+        }
+        if self.ids.len() < KNOWN_PER_LINK {
+            self.ids.push(k);
+        } else {
+            self.ids[self.next] = k;
+            self.next = (self.next + 1) % KNOWN_PER_LINK;
+        }
+    }
+}
+
+/// An item we asked a link for.
+#[derive(Debug, Clone)]
+struct Fetch {
+    from: PeerId,
+    at: crate::time::Time,
+    /// Other links that announced it, asked in turn if `from` fails.
+    others: Vec<PeerId>,
+}
+
+/// What relay needs to remember.
+#[derive(Debug)]
+pub struct Relay {
+    mode: RelayMode,
+    fetch_timeout: Duration,
+    known: HashMap<PeerId, Known>,
+    blocks: BTreeMap<BlockHash, Fetch>,
+    txs: BTreeMap<Txid, Fetch>,
+    /// Transactions accepted since the last flush, with the link they came from.
+    pending_txs: Vec<(Txid, Option<PeerId>)>,
+}
+
+/// Items to ask one link for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Blocks.
+    pub blocks: Vec<BlockHash>,
+    /// Transactions.
+    pub txs: Vec<Txid>,
+}
+
+impl Wanted {
+    /// Whether nothing is wanted.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty() && self.txs.is_empty()
+    }
+}
+
+impl Relay {
+    /// Relay in `mode`, asking another announcer when one does not deliver within
+    /// `fetch_timeout`.
+    pub fn new(mode: RelayMode, fetch_timeout: Duration) -> Self {
+        Self {
+            mode,
+            fetch_timeout,
+            known: HashMap::new(),
+            blocks: BTreeMap::new(),
+            txs: BTreeMap::new(),
+            pending_txs: Vec::new(),
+        }
+    }
+
+    /// The relay mode.
+    pub fn mode(&self) -> RelayMode {
+        self.mode
+    }
+
+    /// Notes that `peer` has a block or transaction (it sent or announced it, or we did).
+    pub fn mark_known(&mut self, peer: PeerId, id: &[u8; 32]) {
+        self.known.entry(peer).or_default().insert(key(id));
+    }
+
+    /// Whether `peer` is known to have an item.
+    pub fn is_known(&self, peer: PeerId, id: &[u8; 32]) -> bool {
+        self.known.get(&peer).is_some_and(|k| k.contains(key(id)))
+    }
+
+    /// Links among `ready` that should hear of item `id`: all but those known to have it.
+    /// They are marked as having it.
+    pub fn targets(&mut self, id: &[u8; 32], ready: &[PeerId]) -> Vec<PeerId> {
+        let k = key(id);
+        ready
+            .iter()
+            .copied()
+            .filter(|p| {
+                let known = self.known.entry(*p).or_default();
+                let fresh = !known.contains(k);
+                known.insert(k);
+                fresh
+            })
+            .collect()
+    }
+
+    /// Forgets who has an item: it came back (a reorganisation returned it to the
+    /// mempool), and a peer we once told about it may never have fetched it.
+    pub fn forget(&mut self, id: &[u8; 32]) {
+        let k = key(id);
+        for known in self.known.values_mut() {
+            known.remove(k);
+        }
+    }
+
+    /// Queues an accepted transaction for the next flush.
+    pub fn queue_tx(&mut self, txid: Txid, from: Option<PeerId>) {
+        self.pending_txs.push((txid, from));
+    }
+
+    /// Whether transactions wait for a flush.
+    pub fn has_pending_txs(&self) -> bool {
+        !self.pending_txs.is_empty()
+    }
+
+    /// Takes the queued transactions and says which link gets which: every ready link
+    /// that is not known to have them.
+    pub fn take_pending_txs(&mut self, ready: &[PeerId]) -> Vec<(PeerId, Vec<Txid>)> {
+        let pending = std::mem::take(&mut self.pending_txs);
+        for (txid, from) in &pending {
+            if let Some(from) = from {
+                self.mark_known(*from, txid.as_bytes());
+            }
+        }
+        ready
+            .iter()
+            .map(|p| {
+                let txids: Vec<Txid> = pending
+                    .iter()
+                    .filter(|(t, _)| {
+                        let known = self.known.entry(*p).or_default();
+                        let fresh = !known.contains(key(t.as_bytes()));
+                        known.insert(key(t.as_bytes()));
+                        fresh
+                    })
+                    .map(|(t, _)| *t)
+                    .collect();
+                (*p, txids)
+            })
+            .filter(|(_, t)| !t.is_empty())
+            .collect()
+    }
+
+    /// An announcement from `from`: returns what to ask it for now. Items we have are
+    /// left out by the caller; items asked of someone else already wait for that answer
+    /// (and `from` is remembered as a fallback).
+    pub fn on_inv(&mut self, from: PeerId, blocks: Vec<BlockHash>, txs: Vec<Txid>, now: crate::time::Time) -> Wanted {
+        let mut wanted = Wanted::default();
+        for hash in blocks {
+            self.mark_known(from, hash.as_bytes());
+            if want(&mut self.blocks, hash, from, now) {
+                wanted.blocks.push(hash);
+            }
+        }
+        for txid in txs {
+            self.mark_known(from, txid.as_bytes());
+            if want(&mut self.txs, txid, from, now) {
+                wanted.txs.push(txid);
+            }
+        }
+        wanted
+    }
+
+    /// A block arrived (or was found elsewhere): no longer wanted.
+    pub fn block_arrived(&mut self, hash: &BlockHash) {
+        self.blocks.remove(hash);
+    }
+
+    /// A transaction arrived: no longer wanted.
+    pub fn tx_arrived(&mut self, txid: &Txid) {
+        self.txs.remove(txid);
+    }
+
+    /// `from` said it does not have these: ask the next announcer.
+    pub fn not_found(
+        &mut self,
+        from: PeerId,
+        blocks: &[BlockHash],
+        txs: &[Txid],
+        now: crate::time::Time,
+    ) -> Vec<(PeerId, Wanted)> {
+        let mut retry = BTreeMap::<PeerId, Wanted>::new();
+        for hash in blocks {
+            if let Some(next) = next_source(&mut self.blocks, *hash, Some(from), now) {
+                retry.entry(next).or_default().blocks.push(*hash);
+            }
+        }
+        for txid in txs {
+            if let Some(next) = next_source(&mut self.txs, *txid, Some(from), now) {
+                retry.entry(next).or_default().txs.push(*txid);
+            }
+        }
+        retry.into_iter().collect()
+    }
+
+    /// A link closed: forget it, and ask other announcers for what it owed us.
+    pub fn peer_gone(&mut self, peer: PeerId, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
+        self.known.remove(&peer);
+        self.pending_txs.retain(|(_, f)| *f != Some(peer));
+        let owed_blocks: Vec<BlockHash> = self
+            .blocks
+            .iter()
+            .filter(|(_, f)| f.from == peer)
+            .map(|(h, _)| *h)
+            .collect();
+        let owed_txs: Vec<Txid> = self
+            .txs
+            .iter()
+            .filter(|(_, f)| f.from == peer)
+            .map(|(t, _)| *t)
+            .collect();
+        for f in self.blocks.values_mut().chain(self.txs.values_mut()) {
+            f.others.retain(|p| *p != peer);
+        }
+        self.not_found(peer, &owed_blocks, &owed_txs, now)
+    }
+
+    /// Requests not answered within the fetch timeout: ask the next announcer.
+    pub fn on_timeout(&mut self, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
+        let late_blocks: Vec<(BlockHash, PeerId)> = self
+            .blocks
+            .iter()
+            .filter(|(_, f)| f.at + self.fetch_timeout <= now)
+            .map(|(h, f)| (*h, f.from))
+            .collect();
+        let late_txs: Vec<(Txid, PeerId)> = self
+            .txs
+            .iter()
+            .filter(|(_, f)| f.at + self.fetch_timeout <= now)
+            .map(|(t, f)| (*t, f.from))
+            .collect();
+        let mut retry = BTreeMap::<PeerId, Wanted>::new();
+        for (hash, from) in late_blocks {
+            if let Some(next) = next_source(&mut self.blocks, hash, Some(from), now) {
+                retry.entry(next).or_default().blocks.push(hash);
+            }
+        }
+        for (txid, from) in late_txs {
+            if let Some(next) = next_source(&mut self.txs, txid, Some(from), now) {
+                retry.entry(next).or_default().txs.push(txid);
+            }
+        }
+        retry.into_iter().collect()
+    }
+
+    /// When the oldest request times out.
+    pub fn next_deadline(&self) -> Option<crate::time::Time> {
+        self.blocks
+            .values()
+            .chain(self.txs.values())
+            .map(|f| f.at + self.fetch_timeout)
+            .min()
+    }
+
+    /// Sends a block announcement or body to each of `targets` (see [`Relay::targets`]).
+    pub fn announce_block(
+        &self,
+        hash: BlockHash,
+        block: &std::sync::Arc<chainsim_primitives::Block>,
+        targets: &[PeerId],
+        out: &mut Outbox,
+    ) {
+        use crate::protocol::{Message, WireBlock, WireHeader};
+        let _ = hash;
+        for peer in targets {
+            let msg = match self.mode {
+                RelayMode::Announce => Message::Headers {
+                    headers: vec![WireHeader(block.header)],
+                },
+                RelayMode::Push => Message::Block {
+                    block: WireBlock(block.clone()),
+                },
+            };
+            out.send(*peer, msg);
+        }
+    }
+}
+
+/// Records `from` as a source of `id`; true when it should be asked now (nobody else is).
+fn want<K: Ord + Copy>(map: &mut BTreeMap<K, Fetch>, id: K, from: PeerId, now: crate::time::Time) -> bool {
+    match map.get_mut(&id) {
+        Some(f) => {
+            if f.from != from && !f.others.contains(&from) {
+                f.others.push(from);
+            }
+            false
+        }
+        None => {
+            map.insert(
+                id,
+                Fetch {
+                    from,
+                    at: now,
+                    others: Vec::new(),
+                },
+            );
+            true
+        }
+    }
+}
+
+/// Moves a request on from `failed` to the next announcer; forgets it when none is left.
+fn next_source<K: Ord + Copy>(
+    map: &mut BTreeMap<K, Fetch>,
+    id: K,
+    failed: Option<PeerId>,
+    now: crate::time::Time,
+) -> Option<PeerId> {
+    let f = map.get_mut(&id)?;
+    if failed.is_some_and(|p| p != f.from) {
+        return None;
+    }
+    if f.others.is_empty() {
+        map.remove(&id);
+        return None;
+    }
+    f.from = f.others.remove(0);
+    f.at = now;
+    Some(f.from)
+}

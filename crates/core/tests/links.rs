@@ -1,0 +1,168 @@
+//! Links: one per pair of nodes, identity proven by the link, deadlines instead of ticks.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use chainsim_core::peers::PeerState;
+use chainsim_core::protocol::{Hello, Message};
+use chainsim_core::{ChainParams, Input, Node};
+use chainsim_primitives::{CompactTarget, Work};
+use support::{Sim, addr, at, hello_from, sim_config};
+
+/// The state node `i` shows for the address of node `j`.
+fn state(sim: &Sim, i: usize, j: usize) -> Option<PeerState> {
+    let a = addr(j);
+    sim.node(i)
+        .peers()
+        .into_iter()
+        .find(|p| p.address == a)
+        .map(|p| p.state)
+}
+
+fn connected_pair(seed: u64) -> Sim {
+    let mut sim = Sim::new(2, seed);
+    sim.connect(0, 1);
+    assert!(sim.run_until(5_000, |s| s.links_up(&[(0, 1)])));
+    sim
+}
+
+#[test]
+fn simultaneous_dials_leave_one_link_per_pair() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(2, seed);
+        sim.connect(0, 1);
+        sim.connect(1, 0);
+        sim.run_for(20_000);
+        assert!(sim.links_up(&[(0, 1)]), "seed {seed}");
+        for i in 0..2 {
+            let links = sim.node(i).peering().links();
+            assert_eq!(links.len(), 1, "seed {seed}: node {i} holds {} links", links.len());
+            assert!(links.iter().all(|l| l.ready && l.verified), "seed {seed}");
+        }
+        assert!(
+            sim.disconnects.iter().all(|(_, _, r)| r.contains("duplicate")),
+            "{:?}",
+            sim.disconnects
+        );
+    }
+}
+
+#[test]
+fn an_impostor_cannot_get_a_peer_banned() {
+    let mut sim = connected_pair(1);
+    let b = addr(1);
+    // A stranger reaches node 0 claiming to be node 1, then misbehaves.
+    let evil = sim.open_external(0);
+    let hello = hello_from(sim.node(0), &b, 0, Work(0));
+    sim.inject(evil, 0, hello);
+    for _ in 0..3 {
+        sim.input(
+            0,
+            Input::Garbage {
+                from: evil,
+                reason: "not json".into(),
+            },
+        );
+    }
+    sim.inject(evil, 0, Message::GetAddr);
+    sim.run_for(5_000);
+    assert!(!sim.external_open(0, evil), "the impostor's own link is closed");
+    assert_eq!(
+        state(&sim, 0, 1),
+        Some(PeerState::Connected),
+        "the real node 1 is untouched"
+    );
+    let real = sim
+        .node(0)
+        .peering()
+        .links()
+        .iter()
+        .find(|l| l.verified || l.addr == Some(b.clone()))
+        .unwrap();
+    assert_eq!(real.score, 0, "the real link carries no blame");
+    assert!(sim.links_up(&[(0, 1)]));
+}
+
+#[test]
+fn an_impostor_on_another_network_bans_nothing() {
+    let mut sim = connected_pair(2);
+    let other = Node::new(
+        std::sync::Arc::new(ChainParams::with_bits(
+            "other",
+            CompactTarget::from_leading_zero_bits(9),
+        )),
+        sim_config(9, 0),
+    );
+    let evil = sim.open_external(0);
+    sim.inject(evil, 0, hello_from(&other, &addr(1), 0, Work(0)));
+    sim.run_for(1_000);
+    assert!(!sim.external_open(0, evil));
+    assert_eq!(state(&sim, 0, 1), Some(PeerState::Connected));
+    sim.run_for(60_000);
+    assert!(sim.links_up(&[(0, 1)]), "node 1 is still welcome");
+}
+
+#[test]
+fn speaking_before_the_hello_closes_the_link() {
+    let mut sim = Sim::new(1, 3);
+    let evil = sim.open_external(0);
+    sim.inject(evil, 0, Message::GetAddr);
+    assert!(!sim.external_open(0, evil));
+    assert!(sim.external_inbox.is_empty(), "nothing is answered before a hello");
+}
+
+#[test]
+fn a_second_hello_is_scored_not_obeyed() {
+    let mut sim = Sim::new(1, 4);
+    let link = sim.open_external(0);
+    sim.inject(link, 0, hello_from(sim.node(0), &addr(5), 3, Work(7)));
+    let hello = hello_from(sim.node(0), &addr(6), 9, Work(99));
+    sim.inject(link, 0, hello);
+    let l = sim.node(0).peering().links().get(link).unwrap();
+    assert_eq!(l.addr, Some(addr(5)), "the first hello's claim stays");
+    assert!(l.score > 0);
+    assert!(matches!(
+        sim.external_inbox.first(),
+        Some((0, _, Message::Hello(Hello { .. })))
+    ));
+}
+
+#[test]
+fn an_idle_network_without_keepalive_sleeps() {
+    let mut sim = connected_pair(5);
+    sim.run_for(60_000);
+    let now = at(sim.now);
+    for i in 0..2 {
+        assert_eq!(sim.node(i).poll_timeout(now), None, "node {i} wants no timer");
+    }
+    // Ten idle minutes are a handful of steps, not a tick every 250 ms.
+    let sent = sim.sent.len();
+    sim.run_for(600_000);
+    assert_eq!(sim.sent.len(), sent, "nothing is sent on an idle network");
+}
+
+#[test]
+fn keepalive_pings_quiet_links_and_closes_silent_ones() {
+    let params = support::params();
+    let mut config = sim_config(0, 6);
+    config.peering.keepalive = Some(Duration::from_secs(30));
+    let mut node = Node::new(params, config);
+    let t0 = support::T0;
+    let peer = support::link_in(&mut node, 1, &addr(1), 0, Work(0), t0);
+    support::sends(&mut node);
+    let next = node.poll_timeout(at(t0)).unwrap();
+    assert_eq!(next, at(t0 + 30_000), "the next deadline is the keep-alive");
+    node.handle_input(next, Input::Timeout);
+    let pings = support::sends(&mut node);
+    assert!(
+        matches!(pings.as_slice(), [(p, Message::Ping { .. })] if *p == peer),
+        "{pings:?}"
+    );
+    // Still silent at three keep-alive intervals: the link is closed.
+    node.handle_input(at(t0 + 90_000), Input::Timeout);
+    let closed = std::iter::from_fn(|| node.poll_output())
+        .any(|o| matches!(o, chainsim_core::Output::Disconnect { peer: p, .. } if p == peer));
+    assert!(closed);
+}
