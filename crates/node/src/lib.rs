@@ -136,11 +136,14 @@ pub async fn run(
     for peer in &opts.peers {
         bootstrap.push(peer.parse::<PeerAddr>()?);
     }
-    if let Some(name) = &opts.miner {
-        chainsim_primitives::Transaction::coinbase(name.clone(), 1, 0)
-            .check_well_formed(true)
-            .map_err(|e| NodeError::Miner(e.to_string().replace("recipient", "--miner")))?;
-    }
+    let miner_name = match &opts.miner {
+        Some(name) => Some(
+            chainsim_primitives::transaction::normalize_name("--miner", name)
+                .map_err(|e| NodeError::Miner(e.to_string()))?
+                .to_owned(),
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
         .await
         .map_err(|source| NodeError::Bind {
@@ -163,9 +166,7 @@ pub async fn run(
     let started = Instant::now();
     let mut store = RedbStore::open(&data_dir)?;
     let stored = store.load()?;
-    let miner = opts
-        .miner
-        .clone()
+    let miner = miner_name
         .or_else(|| {
             stored
                 .meta

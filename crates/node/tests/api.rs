@@ -337,6 +337,24 @@ async fn bad_transactions_answer_4xx_and_change_nothing() {
     assert_eq!(api.length().await, length_before, "bad input changed the chain");
 }
 
+/// Names are trimmed by the one rule in primitives (`Transaction::transfer`), so a padded
+/// name is the same transaction as the plain one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_trimmed_before_they_become_a_transaction() {
+    let api = TestApi::new();
+    let (s, padded) = api
+        .new_tx(json!({"sender": "  Alice ", "recipient": "Bob\t", "amount": 10, "time": 1_700_000_000}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{padded}");
+    let pending = api.pending().await;
+    assert_eq!((pending[0]["sender"].as_str(), pending[0]["recipient"].as_str()), (Some("Alice"), Some("Bob")));
+    let (s, plain) = api
+        .new_tx(json!({"sender": "Alice", "recipient": "Bob", "amount": 10, "time": 1_700_000_000}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "the same transaction: {plain}");
+    assert_eq!(plain["txid"], padded["txid"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_ids_on_other_routes_answer_4xx() {
     let api = TestApi::new();

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView};
 use chainsim_core::node::{BlockRejected, TxRejected};
 use chainsim_core::{PeerAddr, mempool::MempoolError};
-use chainsim_primitives::transaction::MAX_NAME_LEN;
 use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,15 +33,11 @@ struct NewTx {
     time: Option<Value>,
 }
 
+/// A name field as text; its rules (and the trimming) are
+/// [`Transaction::transfer`]'s, the same everywhere.
 fn name(field: &str, v: Option<Value>) -> Result<String, ApiError> {
     match v {
         None | Some(Value::Null) => Err(ApiError::bad_request(format!("missing field: {field}"))),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(ApiError::bad_request(format!("{field} must not be empty")))
-        }
-        Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err(ApiError::bad_request(format!(
-            "{field} is longer than {MAX_NAME_LEN} bytes"
-        ))),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::bad_request(format!("{field} must be a string"))),
     }
@@ -95,12 +90,9 @@ pub async fn new_transaction(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req: NewTx = parse_json(&body?)?;
-    let tx = Transaction::new(
-        name("sender", req.sender)?,
-        name("recipient", req.recipient)?,
-        amount(req.amount)?,
-        timestamp(req.time)?,
-    );
+    let (sender, recipient) = (name("sender", req.sender)?, name("recipient", req.recipient)?);
+    let tx = Transaction::transfer(&sender, &recipient, amount(req.amount)?, timestamp(req.time)?)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let outcome = s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?;
     match outcome {
         Ok(o) if o.is_new => Ok((
