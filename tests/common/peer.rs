@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,12 +25,7 @@ use tokio::sync::watch;
 /// Header naming the sender's listening address.
 pub const FROM_HEADER: &str = "x-chainsim-from";
 
-/// Milliseconds since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use chainsim_api::now_ms;
 
 /// Finds a nonce meeting the network's target.
 pub fn solve(params: &ChainParams, block: &mut Block) {

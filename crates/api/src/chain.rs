@@ -274,7 +274,10 @@ mod tests {
             transaction: tx.clone(),
         };
         let text = serde_json::to_string(&pending).unwrap();
-        assert!(text.starts_with(r#"{"status":"pending","transaction":{"amount":10,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"status":"pending","transaction":{"amount":10,"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<TxLookup>(&text).unwrap(), pending);
 
         let confirmed = TxLookup {

@@ -282,11 +282,7 @@ impl Monitor {
             let wake_events = Arc::new(Notify::new());
             let tasks = vec![
                 tokio::spawn(poll_loop(Arc::clone(self), address.clone(), Arc::clone(&poke))),
-                tokio::spawn(events_loop(
-                    Arc::clone(self),
-                    address.clone(),
-                    Arc::clone(&wake_events),
-                )),
+                tokio::spawn(events_loop(Arc::clone(self), address.clone(), Arc::clone(&wake_events))),
             ];
             let entry = NodeEntry {
                 origin,

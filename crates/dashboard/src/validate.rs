@@ -95,7 +95,10 @@ mod tests {
     fn names() {
         let t = |s: &str, r: &str| transaction(s, r, 10);
         let walkthrough = t("Alice", "Bob").expect("the original's walkthrough");
-        assert_eq!((walkthrough.sender.as_str(), walkthrough.recipient.as_str()), ("Alice", "Bob"));
+        assert_eq!(
+            (walkthrough.sender.as_str(), walkthrough.recipient.as_str()),
+            ("Alice", "Bob")
+        );
         assert_eq!(walkthrough.amount, 10);
         assert!(t("<script>alert(1)</script>", "Bob").is_ok());
         assert!(t("", "Bob").is_err());

@@ -464,7 +464,11 @@ async fn a_seed_named_localhost_is_listed_once() {
     let addresses = |state: &Value| -> Vec<String> {
         state["nodes"]
             .as_array()
-            .map(|n| n.iter().filter_map(|n| n["address"].as_str().map(str::to_owned)).collect())
+            .map(|n| {
+                n.iter()
+                    .filter_map(|n| n["address"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let b_name = format!("127.0.0.1:{pb}");
@@ -477,9 +481,11 @@ async fn a_seed_named_localhost_is_listed_once() {
             continue;
         };
         let state: Value = resp.json().await.expect("state is JSON");
-        let b_read = state["nodes"].as_array().into_iter().flatten().any(|n| {
-            n["address"] == b_name.as_str() && n["peers"].as_array().is_some_and(|p| !p.is_empty())
-        });
+        let b_read = state["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["address"] == b_name.as_str() && n["peers"].as_array().is_some_and(|p| !p.is_empty()));
         if b_read {
             break;
         }

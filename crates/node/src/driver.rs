@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chainsim_core::chain::BlockEntry;
 use chainsim_core::node::{BlockOutcome, BlockRejected, Output, PeerError, TxOutcome, TxRejected};
@@ -25,13 +25,7 @@ use crate::peer_client::PeerClient;
 /// Most commands handled before one commit.
 const MAX_BATCH: usize = 1_024;
 
-/// Milliseconds since the Unix epoch: the only clock the node reads.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use chainsim_api::now_ms;
 
 /// Where a reply goes.
 pub type Reply<T> = oneshot::Sender<T>;

@@ -26,7 +26,7 @@ use crate::api::{AppState, NodeInfo};
 use crate::driver::{DriverConfig, NodeHandle};
 
 /// The original's neighbours, tried when no `--peer` is given.
-pub const DEFAULT_PEERS: [&str; 2] = ["127.0.0.1:5000", "127.0.0.1:5001"];
+pub use chainsim_api::DEFAULT_PEERS;
 /// Meta key of the miner's name in the store.
 const MINER_KEY: &str = "miner";
 
@@ -64,8 +64,8 @@ pub struct NodeOptions {
 impl Default for NodeOptions {
     fn default() -> Self {
         Self {
-            host: "127.0.0.1".into(),
-            port: 5000,
+            host: chainsim_api::DEFAULT_HOST.into(),
+            port: chainsim_api::DEFAULT_NODE_PORT,
             data_dir: None,
             peers: Vec::new(),
             no_default_peers: false,
@@ -136,14 +136,9 @@ pub async fn run(
     for peer in &opts.peers {
         bootstrap.push(peer.parse::<PeerAddr>()?);
     }
-    let miner_name = match &opts.miner {
-        Some(name) => Some(
-            chainsim_primitives::transaction::normalize_name("--miner", name)
-                .map_err(|e| NodeError::Miner(e.to_string()))?
-                .to_owned(),
-        ),
-        None => None,
-    };
+    if let Some(name) = &opts.miner {
+        chainsim_primitives::transaction::check_name("--miner", name).map_err(|e| NodeError::Miner(e.to_string()))?;
+    }
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
         .await
         .map_err(|source| NodeError::Bind {
@@ -166,7 +161,9 @@ pub async fn run(
     let started = Instant::now();
     let mut store = RedbStore::open(&data_dir)?;
     let stored = store.load()?;
-    let miner = miner_name
+    let miner = opts
+        .miner
+        .clone()
         .or_else(|| {
             stored
                 .meta

@@ -347,7 +347,10 @@ async fn names_are_trimmed_before_they_become_a_transaction() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{padded}");
     let pending = api.pending().await;
-    assert_eq!((pending[0]["sender"].as_str(), pending[0]["recipient"].as_str()), (Some("Alice"), Some("Bob")));
+    assert_eq!(
+        (pending[0]["sender"].as_str(), pending[0]["recipient"].as_str()),
+        (Some("Alice"), Some("Bob"))
+    );
     let (s, plain) = api
         .new_tx(json!({"sender": "Alice", "recipient": "Bob", "amount": 10, "time": 1_700_000_000}))
         .await;
@@ -545,7 +548,11 @@ async fn chain_is_streamed_in_pieces_with_the_old_bytes() {
     let (status, content_type, chunks) = api.get_chunks("/chain").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type.as_deref(), Some("application/json"));
-    assert!(chunks.len() >= 4, "head, three batches of blocks, tail: got {} pieces", chunks.len());
+    assert!(
+        chunks.len() >= 4,
+        "head, three batches of blocks, tail: got {} pieces",
+        chunks.len()
+    );
     let body = chunks.concat();
 
     // The old answer: every block of the best chain in one JSON value, serialised whole.

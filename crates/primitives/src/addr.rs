@@ -111,5 +111,4 @@ mod tests {
             assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
         }
     }
-
 }

@@ -203,9 +203,10 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), TxError> {
     Ok(())
 }
 
-/// A name as a person typed it (a JSON body, a form field, `--miner`), made ready for a
-/// transaction: whitespace around it removed, then [`check_name`]. Every place that takes
-/// names from people uses this, so the node, the dashboard and the command line agree.
+/// A name as a person typed it (a JSON body, a form field), made ready for a transaction:
+/// whitespace around it removed, then [`check_name`]. The node's HTTP API and the
+/// dashboard both go through it (via [`Transaction::transfer`]), so they agree with each
+/// other and with consensus. (`--miner` is checked as given, with [`check_name`].)
 pub fn normalize_name<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, TxError> {
     let name = raw.trim();
     check_name(field, name)?;
@@ -255,11 +256,23 @@ mod tests {
         assert_eq!(normalize_name("sender", "  \t "), Err(TxError::EmptyName("sender")));
         // Longer than 64 bytes of UTF-8 (not characters), after trimming.
         assert_eq!(check_name("sender", &"x".repeat(64)), Ok(()));
-        assert_eq!(check_name("sender", &"é".repeat(33)), Err(TxError::NameTooLong("sender")));
-        assert_eq!(normalize_name("sender", &format!("  {}  ", "x".repeat(64))).map(str::len), Ok(64));
+        assert_eq!(
+            check_name("sender", &"é".repeat(33)),
+            Err(TxError::NameTooLong("sender"))
+        );
+        assert_eq!(
+            normalize_name("sender", &format!("  {}  ", "x".repeat(64))).map(str::len),
+            Ok(64)
+        );
         // Control characters, also inside.
-        assert_eq!(check_name("recipient", "Bo\u{0}b"), Err(TxError::ControlCharacter("recipient")));
-        assert_eq!(normalize_name("recipient", "Al\nice"), Err(TxError::ControlCharacter("recipient")));
+        assert_eq!(
+            check_name("recipient", "Bo\u{0}b"),
+            Err(TxError::ControlCharacter("recipient"))
+        );
+        assert_eq!(
+            normalize_name("recipient", "Al\nice"),
+            Err(TxError::ControlCharacter("recipient"))
+        );
         // Whitespace at either end: refused by consensus, trimmed from people's input.
         assert_eq!(check_name("sender", " Alice"), Err(TxError::Whitespace("sender")));
         assert_eq!(check_name("sender", "Alice\u{a0}"), Err(TxError::Whitespace("sender")));
@@ -279,8 +292,14 @@ mod tests {
         assert_eq!(Transaction::transfer("0", "Bob", 1, 0), Err(TxError::ReservedSender));
         assert_eq!(Transaction::transfer(" 0 ", "Bob", 1, 0), Err(TxError::ReservedSender));
         assert_eq!(Transaction::transfer("Alice", "Bob", 0, 0), Err(TxError::ZeroAmount));
-        assert_eq!(Transaction::transfer("", "Bob", 1, 0), Err(TxError::EmptyName("sender")));
-        assert_eq!(Transaction::transfer("Alice", " ", 1, 0), Err(TxError::EmptyName("recipient")));
+        assert_eq!(
+            Transaction::transfer("", "Bob", 1, 0),
+            Err(TxError::EmptyName("sender"))
+        );
+        assert_eq!(
+            Transaction::transfer("Alice", " ", 1, 0),
+            Err(TxError::EmptyName("recipient"))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView};
+use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView, now_ms};
 use chainsim_core::node::{BlockRejected, TxRejected};
 use chainsim_core::{PeerAddr, mempool::MempoolError};
 use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
@@ -20,7 +20,7 @@ use tokio_stream::StreamExt;
 use super::AppState;
 use super::error::{ApiError, parse_json};
 use super::views::BlockRef;
-use crate::driver::{Command, NodeHandle, now_ms};
+use crate::driver::{Command, NodeHandle};
 
 /// Largest amount a JSON float can carry exactly.
 const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
