@@ -4,8 +4,8 @@ mod bench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use chainsim_api::{DEFAULT_DASHBOARD_PORT, DEFAULT_HOST, DEFAULT_NODE_PORT};
 use clap::{Parser, Subcommand};
 
 /// A peer-to-peer proof-of-work blockchain simulator with a live control room.
@@ -31,10 +31,10 @@ enum Command {
 #[derive(clap::Args, Debug)]
 struct NodeArgs {
     /// Port of the HTTP API and peer protocol (0 picks a free one).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = DEFAULT_NODE_PORT)]
     port: u16,
     /// Interface to listen on; other machines can reach the node only if this is not 127.0.0.1.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = DEFAULT_HOST)]
     host: String,
     /// Directory of the node's database [default: ./data/node-PORT].
     #[arg(long, value_name = "DIR")]
@@ -56,13 +56,13 @@ struct NodeArgs {
     #[arg(long)]
     resync: bool,
     /// Most peer links this node opens.
-    #[arg(long, default_value_t = 8, value_name = "N")]
+    #[arg(long, default_value_t = chainsim_node::NodeOptions::default().max_outbound, value_name = "N")]
     max_outbound: usize,
     /// Most peer links others open to this node.
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = chainsim_node::NodeOptions::default().max_inbound, value_name = "N")]
     max_inbound: usize,
     /// Most pending transactions.
-    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    #[arg(long, default_value_t = chainsim_node::NodeOptions::default().mempool_capacity, value_name = "N")]
     mempool_capacity: usize,
     /// Join the easy test network (its own genesis; about 256 hashes a block).
     #[arg(long, hide = true)]
@@ -75,10 +75,10 @@ struct NodeArgs {
 #[derive(clap::Args, Debug)]
 struct DashboardArgs {
     /// Port of the page.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = DEFAULT_DASHBOARD_PORT)]
     port: u16,
     /// Interface to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = DEFAULT_HOST)]
     host: String,
     /// A node to start discovering from, as HOST:PORT (repeat for more)
     /// [default: 127.0.0.1:5000 and 127.0.0.1:5001].
@@ -92,10 +92,10 @@ struct DemoArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     nodes: u16,
     /// Port of the first node; the others take the next ports.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = DEFAULT_NODE_PORT)]
     base_port: u16,
     /// Port of the control room.
-    #[arg(long, default_value_t = 8000)]
+    #[arg(long, default_value_t = DEFAULT_DASHBOARD_PORT)]
     dashboard_port: u16,
     /// Where the nodes keep their data and logs.
     #[arg(long, default_value = "./data", value_name = "DIR")]
@@ -147,9 +147,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 max_outbound: a.max_outbound,
                 max_inbound: a.max_inbound,
                 mempool_capacity: a.mempool_capacity,
-                sync_patience: Duration::from_secs(30),
+                sync_patience: chainsim_node::NodeOptions::default().sync_patience,
                 test_network: a.test_network,
-                keepalive: Duration::from_secs(a.keepalive_secs.max(1)),
+                keepalive: std::time::Duration::from_secs(a.keepalive_secs.max(1)),
             };
             chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
                 if e.suggests_resync() && !e.to_string().contains("--resync") {

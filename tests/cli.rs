@@ -33,6 +33,10 @@ fn bad_node_settings_fail_with_one_line_and_touch_nothing() {
             vec!["node", "--port", "0", "--data-dir", d, "--miner", &long],
             "longer than 64 bytes",
         ),
+        (
+            vec!["node", "--port", "0", "--data-dir", d, "--miner", " bob"],
+            "must not begin or end with whitespace",
+        ),
     ] {
         let (ok, stderr) = run(&args);
         assert!(!ok, "{args:?} succeeded");

@@ -496,11 +496,14 @@
     if (text) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
   }
+  // Mirrors the one name rule (primitives' normalize_name): trimmed, then 1 to 64 bytes
+  // without control characters; the sender may not be the coinbase's "0".
   function checkName(v, isSender) {
-    if (!v.trim()) return t('v_required');
-    if (new TextEncoder().encode(v).length > 64) return t('v_long');
-    if (/[\u0000-\u001f\u007f-\u009f]/.test(v)) return t('v_control');
-    if (isSender && v === '0') return t('v_zero');
+    const s = v.trim();
+    if (!s) return t('v_required');
+    if (new TextEncoder().encode(s).length > 64) return t('v_long');
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(s)) return t('v_control');
+    if (isSender && s === '0') return t('v_zero');
     return '';
   }
   function checkAmount(v) {

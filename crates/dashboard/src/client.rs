@@ -1,9 +1,15 @@
-//! The dashboard's side of the node HTTP API (docs/API.md). Every call carries its own
-//! timeout so that a dead or hung node turns into a clear error, never a hung page.
+//! The dashboard's side of the node HTTP API (docs/API.md), read into the shapes of
+//! [`chainsim_api`]. Every call carries its own timeout so that a dead or hung node turns
+//! into a clear error, never a hung page.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use chainsim_api::{
+    BlockView, BlocksPage, ErrorAnswer, MineAnswer, NewTxAnswer, NewTxRequest, PeerView, PeersAnswer, ResolveAnswer,
+    StatusView, TxLookup,
+};
+use chainsim_primitives::PeerAddr;
+use serde::de::DeserializeOwned;
 
 /// How long a status or peer poll may take; the dashboard polls every second and must
 /// notice a dead node quickly.
@@ -63,108 +69,101 @@ impl NodeClient {
         Ok(Self { http })
     }
 
-    fn url(node: &str, path: &str) -> String {
+    fn url(node: &PeerAddr, path: &str) -> String {
         format!("http://{node}{path}")
     }
 
-    fn map_err(node: &str, e: &reqwest::Error) -> NodeError {
+    fn map_err(node: &PeerAddr, e: &reqwest::Error) -> NodeError {
+        let node = node.to_string();
         if e.is_timeout() {
-            NodeError::Timeout(node.to_owned())
+            NodeError::Timeout(node)
         } else if e.is_connect() {
-            NodeError::Unreachable(node.to_owned())
+            NodeError::Unreachable(node)
         } else if e.is_decode() {
-            NodeError::BadAnswer(node.to_owned())
+            NodeError::BadAnswer(node)
         } else {
-            NodeError::Dropped(node.to_owned())
+            NodeError::Dropped(node)
         }
     }
 
-    async fn json(&self, node: &str, req: reqwest::RequestBuilder, timeout: Duration) -> Result<Value, NodeError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        node: &PeerAddr,
+        req: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<T, NodeError> {
         let resp = req.timeout(timeout).send().await.map_err(|e| Self::map_err(node, &e))?;
         let status = resp.status();
-        let body: Value = match resp.json().await {
-            Ok(v) => v,
+        let body = match resp.bytes().await {
+            Ok(b) => b,
             Err(e) if status.is_success() => return Err(Self::map_err(node, &e)),
-            Err(_) => Value::Null,
+            Err(_) => Default::default(),
         };
         if status.is_success() {
-            return Ok(body);
+            return serde_json::from_slice(&body).map_err(|_| NodeError::BadAnswer(node.to_string()));
         }
-        let message = body
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("unknown error").to_owned());
+        let message = serde_json::from_slice::<ErrorAnswer>(&body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| status.canonical_reason().unwrap_or("unknown error").to_owned());
         Err(NodeError::Refused {
-            node: node.to_owned(),
+            node: node.to_string(),
             status: status.as_u16(),
             message,
         })
     }
 
-    async fn get(&self, node: &str, path: &str, timeout: Duration) -> Result<Value, NodeError> {
+    async fn get<T: DeserializeOwned>(&self, node: &PeerAddr, path: &str, timeout: Duration) -> Result<T, NodeError> {
         self.json(node, self.http.get(Self::url(node, path)), timeout).await
     }
 
     /// `GET /status`.
-    pub async fn status(&self, node: &str) -> Result<Value, NodeError> {
-        let v = self.get(node, "/status", POLL_TIMEOUT).await?;
-        if v.is_object() {
-            Ok(v)
-        } else {
-            Err(NodeError::BadAnswer(node.to_owned()))
-        }
+    pub async fn status(&self, node: &PeerAddr) -> Result<StatusView, NodeError> {
+        self.get(node, "/status", POLL_TIMEOUT).await
     }
 
-    /// `GET /peers`: the `peers` array.
-    pub async fn peers(&self, node: &str) -> Result<Vec<Value>, NodeError> {
-        let v = self.get(node, "/peers", POLL_TIMEOUT).await?;
-        match v.get("peers") {
-            Some(Value::Array(a)) => Ok(a.clone()),
-            _ => Err(NodeError::BadAnswer(node.to_owned())),
-        }
+    /// `GET /peers`: the node's peers.
+    pub async fn peers(&self, node: &PeerAddr) -> Result<Vec<PeerView>, NodeError> {
+        let answer: PeersAnswer = self.get(node, "/peers", POLL_TIMEOUT).await?;
+        Ok(answer.peers)
     }
 
-    /// `GET /blocks?from=H&limit=N`: the `blocks` array.
-    pub async fn blocks(&self, node: &str, from: u64, limit: u64) -> Result<Vec<Value>, NodeError> {
-        let v = self
+    /// `GET /blocks?from=H&limit=N`: a page of the best chain.
+    pub async fn blocks(&self, node: &PeerAddr, from: u64, limit: u64) -> Result<Vec<BlockView>, NodeError> {
+        let page: BlocksPage = self
             .get(node, &format!("/blocks?from={from}&limit={limit}"), READ_TIMEOUT)
             .await?;
-        match v.get("blocks") {
-            Some(Value::Array(a)) => Ok(a.clone()),
-            _ => Err(NodeError::BadAnswer(node.to_owned())),
-        }
+        Ok(page.blocks)
     }
 
-    /// `GET /blocks/{hash}`.
-    pub async fn block(&self, node: &str, hash: &str) -> Result<Value, NodeError> {
-        self.get(node, &format!("/blocks/{hash}"), READ_TIMEOUT).await
+    /// `GET /blocks/{hash or height}`.
+    pub async fn block(&self, node: &PeerAddr, id: &str) -> Result<BlockView, NodeError> {
+        self.get(node, &format!("/blocks/{id}"), READ_TIMEOUT).await
     }
 
     /// `GET /transactions/{txid}`: the transaction, its status and its Merkle proof.
-    pub async fn transaction(&self, node: &str, txid: &str) -> Result<Value, NodeError> {
+    pub async fn transaction(&self, node: &PeerAddr, txid: &str) -> Result<TxLookup, NodeError> {
         self.get(node, &format!("/transactions/{txid}"), READ_TIMEOUT).await
     }
 
     /// `POST /transactions/new`.
-    pub async fn submit(&self, node: &str, tx: &Value) -> Result<Value, NodeError> {
+    pub async fn submit(&self, node: &PeerAddr, tx: &NewTxRequest) -> Result<NewTxAnswer, NodeError> {
         let req = self.http.post(Self::url(node, "/transactions/new")).json(tx);
         self.json(node, req, SUBMIT_TIMEOUT).await
     }
 
     /// `POST /mine`: answers once the block is mined.
-    pub async fn mine(&self, node: &str) -> Result<Value, NodeError> {
+    pub async fn mine(&self, node: &PeerAddr) -> Result<MineAnswer, NodeError> {
         let req = self.http.post(Self::url(node, "/mine"));
         self.json(node, req, MINE_TIMEOUT).await
     }
 
     /// `GET /nodes/resolve`: sync with every peer.
-    pub async fn resolve(&self, node: &str) -> Result<Value, NodeError> {
+    pub async fn resolve(&self, node: &PeerAddr) -> Result<ResolveAnswer, NodeError> {
         self.get(node, "/nodes/resolve", SYNC_TIMEOUT).await
     }
 
     /// Opens `GET /events`; the caller reads the byte stream.
-    pub async fn events(&self, node: &str) -> Result<reqwest::Response, NodeError> {
+    pub async fn events(&self, node: &PeerAddr) -> Result<reqwest::Response, NodeError> {
         let resp = self
             .http
             .get(Self::url(node, "/events"))
@@ -176,7 +175,7 @@ impl NodeClient {
             Ok(resp)
         } else {
             Err(NodeError::Refused {
-                node: node.to_owned(),
+                node: node.to_string(),
                 status: resp.status().as_u16(),
                 message: "events stream refused".to_owned(),
             })

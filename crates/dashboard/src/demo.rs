@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use chainsim_primitives::PeerAddr;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
@@ -46,14 +47,14 @@ pub enum DemoError {
 }
 
 struct Managed {
-    peers: Vec<String>,
+    peers: Vec<PeerAddr>,
     child: Option<Child>,
     stopping: bool,
 }
 
 impl Managed {
     /// A node just started with `peers`.
-    fn running(peers: Vec<String>, child: Child) -> Self {
+    fn running(peers: Vec<PeerAddr>, child: Child) -> Self {
         Self {
             peers,
             child: Some(child),
@@ -79,8 +80,8 @@ impl std::fmt::Debug for Supervisor {
 }
 
 /// The address of a demo node: they always listen on loopback.
-pub fn node_address(port: u16) -> String {
-    format!("127.0.0.1:{port}")
+pub fn node_address(port: u16) -> PeerAddr {
+    PeerAddr::loopback(port)
 }
 
 impl Supervisor {
@@ -133,7 +134,7 @@ impl Supervisor {
         self.data_dir.join(format!("node-{port}.log"))
     }
 
-    fn spawn(&self, port: u16, peers: &[String]) -> Result<Child, DemoError> {
+    fn spawn(&self, port: u16, peers: &[PeerAddr]) -> Result<Child, DemoError> {
         let spawn_err = |source| DemoError::Spawn {
             exe: self.exe.display().to_string(),
             source,
@@ -158,7 +159,7 @@ impl Supervisor {
             cmd.arg("--no-default-peers");
         }
         for p in peers {
-            cmd.arg("--peer").arg(p);
+            cmd.arg("--peer").arg(p.as_str());
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -181,16 +182,16 @@ impl Supervisor {
             let mut nodes = self.nodes.lock().await;
             let m = nodes
                 .get_mut(&port)
-                .ok_or_else(|| DemoError::NotManaged(node_address(port)))?;
+                .ok_or_else(|| DemoError::NotManaged(node_address(port).to_string()))?;
             if m.stopping {
-                return Err(DemoError::Busy(node_address(port)));
+                return Err(DemoError::Busy(node_address(port).to_string()));
             }
             let mut child = m
                 .child
                 .take()
-                .ok_or_else(|| DemoError::NotRunning(node_address(port)))?;
+                .ok_or_else(|| DemoError::NotRunning(node_address(port).to_string()))?;
             if matches!(child.try_wait(), Ok(Some(_))) {
-                return Err(DemoError::NotRunning(node_address(port)));
+                return Err(DemoError::NotRunning(node_address(port).to_string()));
             }
             m.stopping = true;
             child
@@ -207,14 +208,14 @@ impl Supervisor {
         let mut nodes = self.nodes.lock().await;
         let m = nodes
             .get_mut(&port)
-            .ok_or_else(|| DemoError::NotManaged(node_address(port)))?;
+            .ok_or_else(|| DemoError::NotManaged(node_address(port).to_string()))?;
         if m.stopping {
-            return Err(DemoError::Busy(node_address(port)));
+            return Err(DemoError::Busy(node_address(port).to_string()));
         }
         if let Some(child) = &mut m.child
             && matches!(child.try_wait(), Ok(None))
         {
-            return Err(DemoError::AlreadyRunning(node_address(port)));
+            return Err(DemoError::AlreadyRunning(node_address(port).to_string()));
         }
         let peers = m.peers.clone();
         m.child = Some(self.spawn(port, &peers)?);
@@ -222,7 +223,7 @@ impl Supervisor {
     }
 
     /// Starts one more node on the next free port, dialling every demo node.
-    pub async fn add(&self) -> Result<String, DemoError> {
+    pub async fn add(&self) -> Result<PeerAddr, DemoError> {
         let mut nodes = self.nodes.lock().await;
         let first = nodes
             .keys()
@@ -233,14 +234,14 @@ impl Supervisor {
             .filter_map(|i| first.checked_add(i))
             .find(|p| !nodes.contains_key(p) && port_is_free(*p))
             .ok_or(DemoError::NoPort)?;
-        let peers: Vec<String> = nodes.keys().map(|p| node_address(*p)).collect();
+        let peers: Vec<PeerAddr> = nodes.keys().map(|p| node_address(*p)).collect();
         let child = self.spawn(port, &peers)?;
         nodes.insert(port, Managed::running(peers, child));
         Ok(node_address(port))
     }
 
     /// Addresses of all demo nodes, running or not.
-    pub async fn addresses(&self) -> Vec<String> {
+    pub async fn addresses(&self) -> Vec<PeerAddr> {
         self.nodes.lock().await.keys().map(|p| node_address(*p)).collect()
     }
 

@@ -19,6 +19,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chainsim_api::NewTxRequest;
+use chainsim_primitives::PeerAddr;
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::StreamExt;
@@ -339,12 +342,12 @@ async fn page_events(State(st): State<AppState>) -> Sse<impl tokio_stream::Strea
 }
 
 /// Reads the node an action names: a valid address the dashboard watches.
-fn known_node(st: &AppState, raw: &str) -> Result<String, ApiError> {
+fn known_node(st: &AppState, raw: &str) -> Result<PeerAddr, ApiError> {
     let address = validate::address(raw).map_err(|_| ApiError::unknown_node(raw))?;
     if st.monitor().knows(&address) {
         Ok(address)
     } else {
-        Err(ApiError::unknown_node(&address))
+        Err(ApiError::unknown_node(address.as_str()))
     }
 }
 
@@ -356,19 +359,14 @@ fn text_field<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<
     }
 }
 
-fn tx_time() -> f64 {
-    std::time::UNIX_EPOCH.elapsed().map_or(0.0, |d| d.as_secs_f64())
-}
-
-async fn submit_tx(st: &AppState, node: &str, sender: &str, recipient: &str, amount: u64) -> Result<Value, ApiError> {
-    let tx = json!({ "sender": sender, "recipient": recipient, "amount": amount, "time": tx_time() });
-    let answer = st.monitor().client().submit(node, &tx).await?;
+async fn submit_tx(st: &AppState, node: &PeerAddr, tx: &NewTxRequest) -> Result<Value, ApiError> {
+    let answer = st.monitor().client().submit(node, tx).await?;
     st.monitor().poke(node);
     Ok(json!({
         "ok": true,
         "node": node,
-        "message": answer.get("message"),
-        "txid": answer.get("txid"),
+        "message": answer.message,
+        "txid": answer.txid,
     }))
 }
 
@@ -383,42 +381,34 @@ async fn api_tx(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let sender = text_field(obj, "sender")?;
     let recipient = text_field(obj, "recipient")?;
     let amount = validate::amount(obj.get("amount")).map_err(ApiError::invalid)?;
-    validate::transaction(sender, recipient).map_err(ApiError::invalid)?;
+    let tx = validate::transaction(sender, recipient, amount).map_err(ApiError::invalid)?;
     let node = known_node(&st, text_field(obj, "node")?)?;
-    Ok(Json(submit_tx(&st, &node, sender, recipient, amount).await?))
+    Ok(Json(submit_tx(&st, &node, &tx).await?))
 }
 
-async fn do_mine(st: &AppState, node: &str) -> Result<Value, ApiError> {
+async fn do_mine(st: &AppState, node: &PeerAddr) -> Result<Value, ApiError> {
     let answer = st.monitor().client().mine(node).await?;
     st.monitor().poke(node);
-    let block = answer.get("block").cloned().unwrap_or(Value::Null);
     Ok(json!({
         "ok": true,
         "node": node,
-        "message": answer.get("message"),
-        "height": block.get("height"),
-        "hash": block.get("hash"),
-        "txs": block.get("transactions").and_then(Value::as_array).map_or(0, Vec::len),
+        "message": answer.message,
+        "height": answer.block.height,
+        "hash": answer.block.hash,
+        "txs": answer.block.transactions.len(),
     }))
 }
 
-async fn do_sync(st: &AppState, node: &str) -> Result<Value, ApiError> {
+async fn do_sync(st: &AppState, node: &PeerAddr) -> Result<Value, ApiError> {
     let answer = st.monitor().client().resolve(node).await?;
     st.monitor().poke(node);
     Ok(json!({
         "ok": true,
         "node": node,
-        "message": answer.get("message"),
-        "replaced": answer.get("replaced"),
-        "length": answer.get("length"),
+        "message": answer.message,
+        "replaced": answer.replaced,
+        "length": answer.length,
     }))
-}
-
-fn port_of(address: &str) -> Result<u16, ApiError> {
-    address
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .ok_or_else(|| ApiError::unknown_node(address))
 }
 
 /// `POST /api/nodes/{addr}/{mine|sync|stop|start}`.
@@ -429,9 +419,9 @@ async fn api_node_action(State(st): State<AppState>, Path((addr, action)): Path<
         "sync" => do_sync(&st, &node).await?,
         "stop" | "start" => {
             let sup = st.demo()?;
-            let port = port_of(&node)?;
+            let port = node.port();
             if !sup.manages(port).await || node != crate::demo::node_address(port) {
-                return Err(DemoError::NotManaged(node).into());
+                return Err(DemoError::NotManaged(node.to_string()).into());
             }
             if action == "stop" {
                 sup.stop(port).await?;
@@ -463,7 +453,7 @@ async fn api_add_node(State(st): State<AppState>) -> ApiResult {
 fn node_param(
     st: &AppState,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<PeerAddr>, ApiError> {
     let query = query.map_err(|_| ApiError::invalid("bad query string"))?;
     match query.get("node") {
         Some(n) => Ok(vec![known_node(st, n)?]),
@@ -480,7 +470,7 @@ async fn api_tx_lookup(
     State(st): State<AppState>,
     Path(txid): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     if !is_hex64(&txid) {
         return Err(ApiError::invalid("a txid is 64 hex digits"));
     }
@@ -496,7 +486,7 @@ async fn api_block(
     State(st): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let is_height = !id.is_empty() && id.len() <= 20 && id.bytes().all(|b| b.is_ascii_digit());
     if !is_hex64(&id) && !is_height {
         return Err(ApiError::invalid("a block is named by its hash or its height"));
@@ -508,16 +498,17 @@ async fn api_block(
     .await
 }
 
-/// Asks the nodes in turn and returns the first answer; the last error otherwise.
-async fn first_answer<F, Fut>(st: &AppState, nodes: Vec<String>, ask: F) -> ApiResult
+/// Asks the nodes in turn and passes on the first answer; the last error otherwise.
+async fn first_answer<T, F, Fut>(st: &AppState, nodes: Vec<PeerAddr>, ask: F) -> Result<Response, ApiError>
 where
-    F: Fn(NodeClient, String) -> Fut,
-    Fut: std::future::Future<Output = Result<Value, NodeError>>,
+    T: Serialize,
+    F: Fn(NodeClient, PeerAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, NodeError>>,
 {
     let mut last = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no node is online");
     for n in nodes {
         match ask(st.monitor().client().clone(), n).await {
-            Ok(v) => return Ok(Json(v)),
+            Ok(v) => return Ok(Json(v).into_response()),
             Err(e) => last = e.into(),
         }
     }
@@ -558,9 +549,9 @@ async fn compat_action(st: &AppState, headers: &HeaderMap, port: &str, mine: boo
         (do_sync(st, &node).await.is_ok(), "sync_fail")
     };
     match (ok, mine) {
-        (true, true) => flash("mine_ok", Some(&node)),
-        (true, false) => flash("sync_ok", Some(&node)),
-        (false, _) => flash(failed, Some(&node)),
+        (true, true) => flash("mine_ok", Some(node.as_str())),
+        (true, false) => flash("sync_ok", Some(node.as_str())),
+        (false, _) => flash(failed, Some(node.as_str())),
     }
 }
 
@@ -594,7 +585,7 @@ async fn compat_add_tx(
     let sender = field("sender")?;
     let recipient = field("recipient")?;
     let amount = validate::amount_text(field("amount")?).map_err(ApiError::invalid)?;
-    validate::transaction(sender, recipient).map_err(ApiError::invalid)?;
+    let tx = validate::transaction(sender, recipient, amount).map_err(ApiError::invalid)?;
     let node = match form.get("node").filter(|n| !n.is_empty()) {
         Some(n) => known_node(&st, n)?,
         None => st
@@ -604,8 +595,8 @@ async fn compat_add_tx(
             .next()
             .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "unreachable", "no node is online"))?,
     };
-    match submit_tx(&st, &node, sender, recipient, amount).await {
-        Ok(_) => Ok(flash("tx_ok", Some(&node))),
-        Err(_) => Ok(flash("tx_fail", Some(&node))),
+    match submit_tx(&st, &node, &tx).await {
+        Ok(_) => Ok(flash("tx_ok", Some(node.as_str()))),
+        Err(_) => Ok(flash("tx_fail", Some(node.as_str()))),
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chainsim_api::{DEFAULT_DASHBOARD_PORT, DEFAULT_HOST, DEFAULT_NODE_PORT, DEFAULT_PEERS};
 use tokio::net::TcpListener;
 
 pub mod client;
@@ -36,16 +37,17 @@ pub struct DashboardConfig {
     pub host: String,
     /// Port of the page.
     pub port: u16,
-    /// Seed nodes as `HOST:PORT`; every other node is found through their peer lists.
+    /// Seed nodes as `HOST:PORT` (read as `PeerAddr`, so `localhost:5000` is
+    /// `127.0.0.1:5000`); every other node is found through their peer lists.
     pub nodes: Vec<String>,
 }
 
 impl Default for DashboardConfig {
     fn default() -> Self {
         Self {
-            host: "127.0.0.1".to_owned(),
-            port: 8000,
-            nodes: vec!["127.0.0.1:5000".to_owned(), "127.0.0.1:5001".to_owned()],
+            host: DEFAULT_HOST.to_owned(),
+            port: DEFAULT_DASHBOARD_PORT,
+            nodes: DEFAULT_PEERS.map(str::to_owned).to_vec(),
         }
     }
 }
@@ -72,11 +74,11 @@ impl Default for DemoConfig {
     fn default() -> Self {
         Self {
             nodes: 2,
-            base_port: 5000,
-            dashboard_port: 8000,
+            base_port: DEFAULT_NODE_PORT,
+            dashboard_port: DEFAULT_DASHBOARD_PORT,
             data_dir: PathBuf::from("data"),
             node_exe: PathBuf::from("chainsim"),
-            host: "127.0.0.1".to_owned(),
+            host: DEFAULT_HOST.to_owned(),
         }
     }
 }

@@ -9,8 +9,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+pub use chainsim_api::now_ms;
+use chainsim_api::{BlockEvent, BlockView, PeerState, PeerView, ReorgEvent, StatusView, TxEvent};
+use chainsim_primitives::{BlockHash, PeerAddr};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
@@ -35,14 +40,6 @@ const SSE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// A node found only through a peer list that never answered is dropped after this many
 /// failed polls: peer lists can hold stale or unreachable addresses.
 const DROP_NEVER_SEEN_AFTER: u32 = 3;
-
-/// Milliseconds since the Unix epoch, the unit of every time the page receives.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
 
 /// One message for the page's `GET /api/events` stream, serialised once for every page.
 #[derive(Clone, Debug)]
@@ -69,10 +66,10 @@ struct NodeEntry {
     online: bool,
     ever_online: bool,
     failures: u32,
-    status: Option<Value>,
-    peers: Vec<Value>,
-    blocks: Vec<Value>,
-    blocks_tip: Option<String>,
+    status: Option<StatusView>,
+    peers: Vec<PeerView>,
+    blocks: Vec<BlockView>,
+    blocks_tip: Option<BlockHash>,
     error: Option<String>,
     poke: Arc<Notify>,
     wake_events: Arc<Notify>,
@@ -80,7 +77,7 @@ struct NodeEntry {
 }
 
 impl NodeEntry {
-    fn view(&self, address: &str) -> Value {
+    fn view(&self, address: &PeerAddr) -> Value {
         json!({
             "address": address,
             "online": self.online,
@@ -98,11 +95,22 @@ impl NodeEntry {
     }
 }
 
+/// A block of the fork tree, as the page draws it.
+#[derive(Clone, Debug, Serialize)]
+struct TreeBlock {
+    hash: BlockHash,
+    height: u64,
+    previous_hash: BlockHash,
+    timestamp: u64,
+    txs: usize,
+}
+
 #[derive(Default)]
 struct Inner {
-    nodes: BTreeMap<String, NodeEntry>,
+    /// Keyed by the parsed address, so `localhost:5000` and `127.0.0.1:5000` are one node.
+    nodes: BTreeMap<PeerAddr, NodeEntry>,
     /// Block summaries by hash: the union of every node's recent blocks, for the fork tree.
-    tree: HashMap<String, Value>,
+    tree: HashMap<BlockHash, TreeBlock>,
     heights: VecDeque<Value>,
     arrivals: VecDeque<Value>,
     reorgs: VecDeque<Value>,
@@ -135,6 +143,15 @@ fn u64_field(v: &Value, key: &str) -> Option<u64> {
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
+}
+
+/// An event's data in its API shape; `None` (and a note in the log) when it is not.
+fn event_data<T: DeserializeOwned>(address: &PeerAddr, msg: &SseMessage, data: &Value) -> Option<T> {
+    let parsed = T::deserialize(data);
+    if parsed.is_err() {
+        tracing::debug!(node = %address, event = %msg.event, "event data not in the API's shape");
+    }
+    parsed.ok()
 }
 
 impl Monitor {
@@ -191,18 +208,22 @@ impl Monitor {
     }
 
     /// Whether `address` is watched.
-    pub fn knows(&self, address: &str) -> bool {
+    pub fn knows(&self, address: &PeerAddr) -> bool {
         lock(&self.inner).nodes.contains_key(address)
     }
 
+    /// Every watched address, in order.
+    pub fn addresses(&self) -> Vec<PeerAddr> {
+        lock(&self.inner).nodes.keys().cloned().collect()
+    }
+
     /// The watched node listening on `port`, for the original's `/mine/<port>` routes.
-    pub fn find_by_port(&self, port: u16) -> Option<String> {
-        let suffix = format!(":{port}");
-        lock(&self.inner).nodes.keys().find(|a| a.ends_with(&suffix)).cloned()
+    pub fn find_by_port(&self, port: u16) -> Option<PeerAddr> {
+        lock(&self.inner).nodes.keys().find(|a| a.port() == port).cloned()
     }
 
     /// Addresses of the nodes that answered their last poll.
-    pub fn online_nodes(&self) -> Vec<String> {
+    pub fn online_nodes(&self) -> Vec<PeerAddr> {
         lock(&self.inner)
             .nodes
             .iter()
@@ -212,7 +233,7 @@ impl Monitor {
     }
 
     /// Asks the node's tasks to look again now (after an action changed something).
-    pub fn poke(&self, address: &str) {
+    pub fn poke(&self, address: &PeerAddr) {
         if let Some(n) = lock(&self.inner).nodes.get(address) {
             n.poke.notify_one();
             n.wake_events.notify_one();
@@ -226,7 +247,7 @@ impl Monitor {
         let chains: Map<String, Value> = inner
             .nodes
             .iter()
-            .map(|(a, n)| (a.clone(), Value::Array(n.blocks.clone())))
+            .map(|(a, n)| (a.to_string(), json!(n.blocks)))
             .collect();
         json!({
             "now": now_ms(),
@@ -241,7 +262,7 @@ impl Monitor {
     }
 
     /// Starts watching `address` unless it is already watched; returns whether it was new.
-    pub fn watch(self: &Arc<Self>, address: &str, origin: Origin) -> bool {
+    pub fn watch(self: &Arc<Self>, address: &PeerAddr, origin: Origin) -> bool {
         if *self.shutdown.borrow() {
             return false;
         }
@@ -260,12 +281,8 @@ impl Monitor {
             let poke = Arc::new(Notify::new());
             let wake_events = Arc::new(Notify::new());
             let tasks = vec![
-                tokio::spawn(poll_loop(Arc::clone(self), address.to_owned(), Arc::clone(&poke))),
-                tokio::spawn(events_loop(
-                    Arc::clone(self),
-                    address.to_owned(),
-                    Arc::clone(&wake_events),
-                )),
+                tokio::spawn(poll_loop(Arc::clone(self), address.clone(), Arc::clone(&poke))),
+                tokio::spawn(events_loop(Arc::clone(self), address.clone(), Arc::clone(&wake_events))),
             ];
             let entry = NodeEntry {
                 origin,
@@ -282,18 +299,18 @@ impl Monitor {
                 tasks,
             };
             let view = entry.view(address);
-            inner.nodes.insert(address.to_owned(), entry);
+            inner.nodes.insert(address.clone(), entry);
             view
         };
-        tracing::info!(node = address, ?origin, "watching node");
+        tracing::info!(node = %address, ?origin, "watching node");
         self.emit("node", &view);
         true
     }
 
-    fn forget(&self, address: &str) {
+    fn forget(&self, address: &PeerAddr) {
         let removed = lock(&self.inner).nodes.remove(address);
         if let Some(mut n) = removed {
-            tracing::info!(node = address, "forgetting a peer address that never answered");
+            tracing::info!(node = %address, "forgetting a peer address that never answered");
             for t in n.tasks.drain(..) {
                 t.abort();
             }
@@ -303,7 +320,7 @@ impl Monitor {
 
     /// Records a poll result; returns `Some(height)` when the tip moved and the recent
     /// blocks must be fetched again.
-    fn apply_status(&self, address: &str, result: Result<Value, NodeError>) -> PollOutcome {
+    fn apply_status(&self, address: &PeerAddr, result: Result<StatusView, NodeError>) -> PollOutcome {
         let mut inner = lock(&self.inner);
         let Some(n) = inner.nodes.get_mut(address) else {
             return PollOutcome::Gone;
@@ -317,9 +334,8 @@ impl Monitor {
                 n.ever_online = true;
                 n.failures = 0;
                 n.error = None;
-                let tip = str_field(&status, "tip").map(str::to_owned);
-                if tip.is_some() && tip != n.blocks_tip {
-                    outcome = PollOutcome::TipMoved(u64_field(&status, "height").unwrap_or(0));
+                if n.blocks_tip != Some(status.tip) {
+                    outcome = PollOutcome::TipMoved(status.height);
                 }
                 n.status = Some(status);
                 if came_back {
@@ -356,16 +372,13 @@ impl Monitor {
     }
 
     /// Records a node's peer list and starts watching every connected peer not yet known.
-    fn apply_peers(self: &Arc<Self>, address: &str, peers: Vec<Value>) {
-        let mut found = Vec::new();
-        for p in &peers {
-            let connected = str_field(p, "state") == Some("connected");
-            if let (true, Some(a)) = (connected, str_field(p, "address"))
-                && let Ok(a) = validate::address(a)
-            {
-                found.push(a);
-            }
-        }
+    fn apply_peers(self: &Arc<Self>, address: &PeerAddr, peers: Vec<PeerView>) {
+        // Addresses arrive parsed (`PeerAddr`), so they compare equal to the seeds.
+        let found: Vec<PeerAddr> = peers
+            .iter()
+            .filter(|p| p.state == PeerState::Connected)
+            .map(|p| p.address.clone())
+            .collect();
         let view = {
             let mut inner = lock(&self.inner);
             let Some(n) = inner.nodes.get_mut(address) else {
@@ -386,7 +399,7 @@ impl Monitor {
         }
     }
 
-    fn apply_blocks(&self, address: &str, tip: Option<String>, blocks: Vec<Value>) {
+    fn apply_blocks(&self, address: &PeerAddr, tip: Option<BlockHash>, blocks: Vec<BlockView>) {
         let mut inner = lock(&self.inner);
         let Some(n) = inner.nodes.get_mut(address) else {
             return;
@@ -394,66 +407,65 @@ impl Monitor {
         n.blocks_tip = tip;
         n.blocks = blocks.clone();
         for b in &blocks {
-            if let Some(hash) = str_field(b, "hash") {
-                let summary = json!({
-                    "hash": hash,
-                    "height": b.get("height"),
-                    "previous_hash": b.get("previous_hash"),
-                    "timestamp": b.get("timestamp"),
-                    "txs": b.get("transactions").and_then(Value::as_array).map_or(0, Vec::len),
-                });
-                inner.tree.insert(hash.to_owned(), summary);
-            }
+            let summary = TreeBlock {
+                hash: b.hash,
+                height: b.height,
+                previous_hash: b.previous_hash,
+                timestamp: b.timestamp,
+                txs: b.transactions.len(),
+            };
+            inner.tree.insert(b.hash, summary);
         }
-        let best = inner
-            .tree
-            .values()
-            .filter_map(|b| u64_field(b, "height"))
-            .max()
-            .unwrap_or(0);
+        let best = inner.tree.values().map(|b| b.height).max().unwrap_or(0);
         let floor = best.saturating_sub(TREE_DEPTH);
-        inner.tree.retain(|_, b| u64_field(b, "height").unwrap_or(0) >= floor);
+        inner.tree.retain(|_, b| b.height >= floor);
         drop(inner);
         self.emit("chain", &json!({ "node": address, "blocks": blocks }));
     }
 
-    fn on_node_event(&self, address: &str, msg: &SseMessage) {
+    fn on_node_event(&self, address: &PeerAddr, msg: &SseMessage) {
         let Ok(data) = serde_json::from_str::<Value>(&msg.data) else {
-            tracing::debug!(node = address, event = %msg.event, "unparsable event data");
+            tracing::debug!(node = %address, event = %msg.event, "unparsable event data");
             return;
         };
         let at = now_ms();
         match msg.event.as_str() {
             "hello" => {
-                self.apply_status(address, Ok(data));
+                if let Some(status) = event_data::<StatusView>(address, msg, &data) {
+                    self.apply_status(address, Ok(status));
+                }
                 return;
             }
             "tx" => {
-                if let Some(txid) = str_field(&data, "txid") {
-                    let info = json!({
-                        "sender": data.get("sender"),
-                        "recipient": data.get("recipient"),
-                        "amount": data.get("amount"),
-                    });
-                    self.arrival("tx", txid, info, address, at);
-                }
+                let Some(tx) = event_data::<TxEvent>(address, msg, &data) else {
+                    return;
+                };
+                let info = json!({ "sender": tx.sender, "recipient": tx.recipient, "amount": tx.amount });
+                self.arrival("tx", &tx.txid.to_hex(), info, address, at);
             }
             "block" => {
-                if let Some(hash) = str_field(&data, "hash") {
-                    let info = json!({ "height": data.get("height"), "txs": data.get("txs") });
-                    self.arrival("block", hash, info, address, at);
-                }
+                let Some(b) = event_data::<BlockEvent>(address, msg, &data) else {
+                    return;
+                };
+                let info = json!({ "height": b.height, "txs": b.txs });
+                self.arrival("block", &b.hash.to_hex(), info, address, at);
             }
             "reorg" => {
+                let Some(r) = event_data::<ReorgEvent>(address, msg, &data) else {
+                    return;
+                };
                 let record = {
                     let mut inner = lock(&self.inner);
                     inner.reorg_seq += 1;
-                    let mut record = json!({ "id": inner.reorg_seq, "node": address, "at": at });
-                    if let (Some(r), Some(d)) = (record.as_object_mut(), data.as_object()) {
-                        for (k, v) in d {
-                            r.insert(k.clone(), v.clone());
-                        }
-                    }
+                    let record = json!({
+                        "id": inner.reorg_seq,
+                        "node": address,
+                        "at": at,
+                        "fork_height": r.fork_height,
+                        "disconnected": r.disconnected,
+                        "connected": r.connected,
+                        "returned": r.returned,
+                    });
                     inner.reorgs.push_back(record.clone());
                     while inner.reorgs.len() > REORGS_KEPT {
                         inner.reorgs.pop_front();
@@ -472,7 +484,7 @@ impl Monitor {
     }
 
     /// Notes when a block or transaction reached a node, to show propagation delays.
-    fn arrival(&self, kind: &str, id: &str, info: Value, address: &str, at: u64) {
+    fn arrival(&self, kind: &str, id: &str, info: Value, address: &PeerAddr, at: u64) {
         let record = {
             let mut inner = lock(&self.inner);
             let pos = inner
@@ -485,10 +497,10 @@ impl Monitor {
                         return;
                     };
                     if let Some(Value::Object(seen)) = r.get_mut("at") {
-                        if seen.contains_key(address) {
+                        if seen.contains_key(address.as_str()) {
                             return;
                         }
-                        seen.insert(address.to_owned(), json!(at));
+                        seen.insert(address.to_string(), json!(at));
                     }
                     if u64_field(r, "first_at").is_some_and(|f| at < f) {
                         r["first_at"] = json!(at);
@@ -503,7 +515,7 @@ impl Monitor {
                         "info": info,
                         "first_at": at,
                         "first_node": address,
-                        "at": { address: at },
+                        "at": { address.as_str(): at },
                     });
                     inner.arrivals.push_back(r.clone());
                     while inner.arrivals.len() > ARRIVALS_KEPT {
@@ -523,12 +535,8 @@ impl Monitor {
                 .nodes
                 .iter()
                 .map(|(a, n)| {
-                    let h = if n.online {
-                        n.status.as_ref().and_then(|s| s.get("height")).cloned()
-                    } else {
-                        None
-                    };
-                    (a.clone(), h.unwrap_or(Value::Null))
+                    let h = n.status.as_ref().filter(|_| n.online).map(|s| s.height);
+                    (a.to_string(), json!(h))
                 })
                 .collect();
             let sample = json!({ "t": now_ms(), "h": heights });
@@ -564,7 +572,7 @@ enum PollOutcome {
     Gone,
 }
 
-async fn poll_loop(mon: Arc<Monitor>, address: String, poke: Arc<Notify>) {
+async fn poll_loop(mon: Arc<Monitor>, address: PeerAddr, poke: Arc<Notify>) {
     let mut stop = mon.shutdown_signal();
     let mut round: u64 = 0;
     loop {
@@ -579,7 +587,7 @@ async fn poll_loop(mon: Arc<Monitor>, address: String, poke: Arc<Notify>) {
             PollOutcome::TipMoved(height) => {
                 let from = height.saturating_sub(RECENT_BLOCKS - 1);
                 if let Ok(blocks) = mon.client.blocks(&address, from, RECENT_BLOCKS).await {
-                    let tip = blocks.last().and_then(|b| str_field(b, "hash")).map(str::to_owned);
+                    let tip = blocks.last().map(|b| b.hash);
                     mon.apply_blocks(&address, tip, blocks);
                 }
             }
@@ -605,7 +613,7 @@ async fn poll_loop(mon: Arc<Monitor>, address: String, poke: Arc<Notify>) {
     }
 }
 
-async fn events_loop(mon: Arc<Monitor>, address: String, wake: Arc<Notify>) {
+async fn events_loop(mon: Arc<Monitor>, address: PeerAddr, wake: Arc<Notify>) {
     let mut stop = mon.shutdown_signal();
     let mut backoff = SSE_BACKOFF_MIN;
     loop {
@@ -654,22 +662,27 @@ mod tests {
         }
     }
 
+    fn addr(a: &str) -> PeerAddr {
+        a.parse().expect("address")
+    }
+
+    /// A 64-hex-digit hash made of `byte`.
+    fn h(byte: &str) -> String {
+        byte.repeat(32)
+    }
+
     #[tokio::test]
     async fn arrivals_record_first_seen_and_each_node_once() {
         let mon = monitor();
         let mut rx = mon.subscribe();
-        mon.on_node_event(
-            "127.0.0.1:1",
-            &msg("block", r#"{"hash":"ab","height":1,"txs":2,"mined_here":true}"#),
-        );
-        mon.on_node_event(
-            "127.0.0.1:2",
-            &msg("block", r#"{"hash":"ab","height":1,"txs":2,"mined_here":false}"#),
-        );
-        mon.on_node_event(
-            "127.0.0.1:2",
-            &msg("block", r#"{"hash":"ab","height":1,"txs":2,"mined_here":false}"#),
-        );
+        let block = |mined_here: bool| {
+            let data = json!({"kind": "block", "hash": h("ab"), "height": 1, "txs": 2, "mined_here": mined_here, "from_peer": null});
+            msg("block", &data.to_string())
+        };
+        mon.on_node_event(&addr("127.0.0.1:1"), &block(true));
+        // The same node named another way is the same node.
+        mon.on_node_event(&addr("localhost:2"), &block(false));
+        mon.on_node_event(&addr("127.0.0.1:2"), &block(false));
         let snap = mon.snapshot();
         let arrivals = snap["arrivals"].as_array().expect("array");
         assert_eq!(arrivals.len(), 1);
@@ -685,23 +698,20 @@ mod tests {
     #[tokio::test]
     async fn reorgs_are_kept_with_their_node() {
         let mon = monitor();
-        mon.on_node_event(
-            "127.0.0.1:1",
-            &msg(
-                "reorg",
-                r#"{"fork_height":2,"disconnected":["a"],"connected":["b","c"],"returned":["t1"]}"#,
-            ),
-        );
+        let data = json!({"kind": "reorg", "fork_height": 2, "disconnected": [h("0a")], "connected": [h("0b"), h("0c")], "returned": [h("71")]});
+        mon.on_node_event(&addr("127.0.0.1:1"), &msg("reorg", &data.to_string()));
         let snap = mon.snapshot();
         assert_eq!(snap["reorgs"][0]["node"], "127.0.0.1:1");
-        assert_eq!(snap["reorgs"][0]["returned"][0], "t1");
+        assert_eq!(snap["reorgs"][0]["fork_height"], 2);
+        assert_eq!(snap["reorgs"][0]["returned"][0], h("71"));
     }
 
     #[tokio::test]
     async fn garbage_events_are_ignored() {
         let mon = monitor();
-        mon.on_node_event("127.0.0.1:1", &msg("block", "not json"));
-        mon.on_node_event("127.0.0.1:1", &msg("block", r#"{"no_hash":1}"#));
+        mon.on_node_event(&addr("127.0.0.1:1"), &msg("block", "not json"));
+        mon.on_node_event(&addr("127.0.0.1:1"), &msg("block", r#"{"no_hash":1}"#));
+        mon.on_node_event(&addr("127.0.0.1:1"), &msg("block", r#"{"hash":"ab","height":1}"#));
         assert_eq!(mon.snapshot()["arrivals"].as_array().map(Vec::len), Some(0));
     }
 }

@@ -1,37 +1,27 @@
-//! Input rules the dashboard checks itself before a request reaches any node, mirroring
-//! the node API's rules so that the page gets a precise message instead of a node's error.
+//! Input rules the dashboard checks itself before a request reaches any node, so that the
+//! page gets a precise message instead of a node's error. The rules are the node's own:
+//! names go through `Transaction::transfer` and addresses through `PeerAddr`, both from
+//! chainsim-primitives.
 
+use chainsim_api::{NewTxRequest, now_ms};
+use chainsim_primitives::{AddrError, PeerAddr, Transaction};
 use serde_json::Value;
-
-/// The longest name the node API accepts, in bytes.
-pub const MAX_NAME_BYTES: usize = 64;
 
 /// The most nodes the dashboard will watch, so that a misbehaving peer list cannot make
 /// it open thousands of connections.
 pub const MAX_NODES: usize = 64;
 
-/// Checks a sender or recipient name: 1 to 64 bytes of UTF-8 without control characters.
-pub fn name(field: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    if value.len() > MAX_NAME_BYTES {
-        return Err(format!("{field} must be at most {MAX_NAME_BYTES} bytes"));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{field} must not contain control characters"));
-    }
-    Ok(())
-}
-
-/// Checks the whole transaction: both names, and a sender other than the coinbase's `"0"`.
-pub fn transaction(sender: &str, recipient: &str) -> Result<(), String> {
-    name("sender", sender)?;
-    name("recipient", recipient)?;
-    if sender == "0" {
-        return Err("sender \"0\" is reserved for mining rewards".to_owned());
-    }
-    Ok(())
+/// Checks a transfer by the same rules as the node (names trimmed, then 1 to 64 bytes
+/// without control characters; the sender not the coinbase's `"0"`; amount at least 1)
+/// and returns the request to send, stamped with the current time.
+pub fn transaction(sender: &str, recipient: &str, amount: u64) -> Result<NewTxRequest, String> {
+    let tx = Transaction::transfer(sender, recipient, amount, now_ms()).map_err(|e| e.to_string())?;
+    Ok(NewTxRequest {
+        amount: tx.amount,
+        recipient: tx.recipient,
+        sender: tx.sender,
+        time: Some(tx.timestamp as f64 / 1000.0),
+    })
 }
 
 /// Reads an amount from JSON: a positive integer, given as a number or as a string of
@@ -66,25 +56,10 @@ pub fn amount_text(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Normalises a node address to `HOST:PORT`: accepts an `http://` prefix and a trailing
-/// slash as the original's peer lists had them, rejects anything else.
-pub fn address(raw: &str) -> Result<String, String> {
-    let s = raw.trim();
-    let s = s.strip_prefix("http://").unwrap_or(s);
-    let s = s.strip_suffix('/').unwrap_or(s);
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return Err(format!("{raw:?} is not HOST:PORT"));
-    };
-    let port_ok = matches!(port.parse::<u16>(), Ok(p) if p > 0);
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
-    if !port_ok || !host_ok {
-        return Err(format!("{raw:?} is not HOST:PORT"));
-    }
-    Ok(format!("{host}:{port}"))
+/// Reads a node address (`HOST:PORT`, `http://HOST:PORT/`, `localhost:PORT`) into the one
+/// form every node has, so that two spellings of one node are one node.
+pub fn address(raw: &str) -> Result<PeerAddr, String> {
+    raw.parse().map_err(|e: AddrError| e.to_string())
 }
 
 #[cfg(test)]
@@ -118,22 +93,32 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(transaction("Alice", "Bob").is_ok());
-        assert!(transaction("<script>alert(1)</script>", "Bob").is_ok());
-        assert!(transaction("", "Bob").is_err());
-        assert!(transaction("   ", "Bob").is_err());
-        assert!(transaction("Alice", "").is_err());
-        assert!(transaction("0", "Bob").is_err());
-        assert!(transaction("a\u{7}", "Bob").is_err());
-        assert!(transaction(&"x".repeat(65), "Bob").is_err());
-        assert!(transaction(&"x".repeat(64), "Bob").is_ok());
+        let t = |s: &str, r: &str| transaction(s, r, 10);
+        let walkthrough = t("Alice", "Bob").expect("the original's walkthrough");
+        assert_eq!(
+            (walkthrough.sender.as_str(), walkthrough.recipient.as_str()),
+            ("Alice", "Bob")
+        );
+        assert_eq!(walkthrough.amount, 10);
+        assert!(t("<script>alert(1)</script>", "Bob").is_ok());
+        assert!(t("", "Bob").is_err());
+        assert!(t("   ", "Bob").is_err());
+        assert!(t("Alice", "").is_err());
+        assert!(t("0", "Bob").is_err());
+        assert!(t(" 0 ", "Bob").is_err());
+        assert!(t("a\u{7}", "Bob").is_err());
+        assert!(t(&"x".repeat(65), "Bob").is_err());
+        assert!(t(&"x".repeat(64), "Bob").is_ok());
+        let padded = t("  Alice ", "Bob\t").expect("trimmed like the node does");
+        assert_eq!((padded.sender.as_str(), padded.recipient.as_str()), ("Alice", "Bob"));
     }
 
     #[test]
     fn addresses() {
-        assert_eq!(address("127.0.0.1:5000").as_deref(), Ok("127.0.0.1:5000"));
-        assert_eq!(address("http://127.0.0.1:5001/").as_deref(), Ok("127.0.0.1:5001"));
-        assert_eq!(address("localhost:80").as_deref(), Ok("localhost:80"));
+        let ok = |a: &str| address(a).map(|a| a.to_string());
+        assert_eq!(ok("127.0.0.1:5000").as_deref(), Ok("127.0.0.1:5000"));
+        assert_eq!(ok("http://127.0.0.1:5001/").as_deref(), Ok("127.0.0.1:5001"));
+        assert_eq!(ok("localhost:80").as_deref(), Ok("127.0.0.1:80"));
         for bad in [
             "",
             "127.0.0.1",

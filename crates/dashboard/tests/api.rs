@@ -4,9 +4,14 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
+use axum::routing::get;
+use axum::{Json, Router};
+use chainsim_api::{PeerDirection, PeerState, PeerView, PeersAnswer, StatusView};
 use chainsim_dashboard::monitor::Origin;
-use chainsim_dashboard::{AppState, TOKEN_HEADER, app};
+use chainsim_dashboard::{AppState, DashboardConfig, TOKEN_HEADER, app, run_dashboard};
+use chainsim_primitives::{BlockHash, PeerAddr};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 const HOST: &str = "127.0.0.1:8123";
@@ -14,6 +19,11 @@ const ORIGIN: &str = "http://127.0.0.1:8123";
 
 fn state() -> AppState {
     AppState::new("127.0.0.1", 8123).expect("state")
+}
+
+/// Port 1 on loopback: nothing listens, the connection is refused.
+fn dead_node() -> PeerAddr {
+    PeerAddr::loopback(1)
 }
 
 struct Answer {
@@ -161,7 +171,7 @@ async fn state_changes_need_same_origin_and_token() {
 #[tokio::test]
 async fn bad_transactions_answer_400_json() {
     let st = state();
-    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    st.monitor().watch(&dead_node(), Origin::Seed);
     let good = json!({"sender": "Alice", "recipient": "Bob", "amount": 10, "node": "127.0.0.1:1"});
     let mut cases: Vec<(String, String)> = Vec::new();
     for (field, value) in [
@@ -227,7 +237,7 @@ async fn unknown_node_answers_404_json() {
 async fn a_dead_node_fails_fast_with_a_clear_message() {
     let st = state();
     // Port 1 on loopback: nothing listens, the connection is refused.
-    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    st.monitor().watch(&dead_node(), Origin::Seed);
     let started = Instant::now();
     let body = r#"{"sender":"Alice","recipient":"Bob","amount":10,"node":"127.0.0.1:1"}"#;
     let a = send(&st, page_post(&st, "/api/tx", body)).await;
@@ -244,7 +254,7 @@ async fn a_dead_node_fails_fast_with_a_clear_message() {
 #[tokio::test]
 async fn demo_actions_outside_the_demo_answer_409() {
     let st = state();
-    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    st.monitor().watch(&dead_node(), Origin::Seed);
     for uri in [
         "/api/nodes",
         "/api/nodes/127.0.0.1:1/stop",
@@ -296,7 +306,7 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn original_get_routes_do_nothing_for_other_sites() {
     let st = state();
-    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    st.monitor().watch(&dead_node(), Origin::Seed);
     for uri in ["/mine/1", "/resolve/1"] {
         let a = send(
             &st,
@@ -360,7 +370,7 @@ async fn original_form_route_needs_same_origin_and_token() {
 #[tokio::test]
 async fn state_is_json_with_the_watched_nodes() {
     let st = state();
-    st.monitor().watch("127.0.0.1:1", Origin::Seed);
+    st.monitor().watch(&dead_node(), Origin::Seed);
     let a = send(
         &st,
         Request::get("/api/state")
@@ -374,4 +384,126 @@ async fn state_is_json_with_the_watched_nodes() {
     assert_eq!(v["demo"], false);
     assert_eq!(v["nodes"][0]["address"], "127.0.0.1:1");
     assert_eq!(v["nodes"][0]["online"], false);
+}
+
+/// A stand-in node answering `GET /status` and `GET /peers` (connected to `peers`) in the
+/// API's shapes; every other route is a 404, which the dashboard survives.
+async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
+    let port = listener.local_addr().expect("address").port();
+    let status = StatusView {
+        address: PeerAddr::loopback(port),
+        blocks_mined: 0,
+        genesis: BlockHash::ZERO,
+        height: 0,
+        host: "127.0.0.1".into(),
+        known_peers: peers.len() as u64,
+        length: 1,
+        miner: "fake".into(),
+        mining: false,
+        network: "fake".into(),
+        orphans: 0,
+        peers: peers.len() as u64,
+        pending: 0,
+        port,
+        reorgs: 0,
+        side_blocks: 0,
+        syncing: false,
+        tip: BlockHash::ZERO,
+        tip_time: 0,
+        version: "0".into(),
+        work: "1".into(),
+    };
+    let peers = PeersAnswer {
+        peers: peers
+            .into_iter()
+            .map(|p| PeerView {
+                address: PeerAddr::loopback(p),
+                direction: PeerDirection::Outbound,
+                failures: 0,
+                height: 0,
+                last_seen: 0,
+                pinned: false,
+                score: 0,
+                state: PeerState::Connected,
+            })
+            .collect(),
+    };
+    let app = Router::new()
+        .route("/status", get(move || async move { Json(status.clone()) }))
+        .route("/peers", get(move || async move { Json(peers.clone()) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+}
+
+/// `chainsim dashboard --node localhost:P` watches node P once: its peers name it
+/// `127.0.0.1:P`, and both spellings parse to the same `PeerAddr`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_named_localhost_is_listed_once() {
+    let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (pa, pb) = (a.local_addr().expect("a").port(), b.local_addr().expect("b").port());
+    fake_node(a, vec![pb]).await;
+    fake_node(b, vec![pa]).await;
+
+    // A free port for the control room (taken, then released for it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cfg = DashboardConfig {
+        port,
+        nodes: vec![format!("localhost:{pa}")],
+        ..DashboardConfig::default()
+    };
+    let dashboard = tokio::spawn(run_dashboard(cfg, async move {
+        let _ = stopped.await;
+    }));
+
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let url = format!("http://127.0.0.1:{port}/api/state");
+    let addresses = |state: &Value| -> Vec<String> {
+        state["nodes"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(|n| n["address"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let b_name = format!("127.0.0.1:{pb}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Wait until B is watched and its peer list, naming A as 127.0.0.1, has been read.
+    loop {
+        assert!(Instant::now() < deadline, "node B was not discovered through A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(resp) = client.get(&url).send().await else {
+            continue;
+        };
+        let state: Value = resp.json().await.expect("state is JSON");
+        let b_read = state["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["address"] == b_name.as_str() && n["peers"].as_array().is_some_and(|p| !p.is_empty()));
+        if b_read {
+            break;
+        }
+    }
+    // One more poll round for a duplicate to show up, if there were one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let state: Value = client
+        .get(&url)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("JSON");
+    let mut want = vec![format!("127.0.0.1:{pa}"), b_name];
+    want.sort();
+    assert_eq!(addresses(&state), want, "{state}");
+
+    let _ = stop.send(());
+    dashboard.await.expect("dashboard task").expect("dashboard ran");
 }

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chainsim_core::chain::BlockEntry;
 use chainsim_core::link::{Effects, drain};
@@ -30,13 +30,7 @@ use crate::miner::{Found, Job};
 /// Most commands handled before one commit.
 const MAX_BATCH: usize = 1_024;
 
-/// Milliseconds since the Unix epoch: the only clock the node reads.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use chainsim_api::now_ms;
 
 /// The wall clock as the core's [`Time`].
 pub fn now() -> Time {

@@ -27,7 +27,7 @@ use crate::api::{AppState, NodeInfo};
 use crate::driver::{DriverConfig, NodeHandle};
 
 /// The original's neighbours, tried when no `--peer` is given.
-pub const DEFAULT_PEERS: [&str; 2] = ["127.0.0.1:5000", "127.0.0.1:5001"];
+pub use chainsim_api::DEFAULT_PEERS;
 /// Meta key of the miner's name in the store.
 const MINER_KEY: &str = "miner";
 
@@ -67,8 +67,8 @@ pub struct NodeOptions {
 impl Default for NodeOptions {
     fn default() -> Self {
         Self {
-            host: "127.0.0.1".into(),
-            port: 5000,
+            host: chainsim_api::DEFAULT_HOST.into(),
+            port: chainsim_api::DEFAULT_NODE_PORT,
             data_dir: None,
             peers: Vec::new(),
             no_default_peers: false,
@@ -141,9 +141,7 @@ pub async fn run(
         bootstrap.push(peer.parse::<PeerAddr>()?);
     }
     if let Some(name) = &opts.miner {
-        chainsim_primitives::Transaction::coinbase(name.clone(), 1, 0)
-            .check_well_formed(true)
-            .map_err(|e| NodeError::Miner(e.to_string().replace("recipient", "--miner")))?;
+        chainsim_primitives::transaction::check_name("--miner", name).map_err(|e| NodeError::Miner(e.to_string()))?;
     }
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
         .await

@@ -14,6 +14,7 @@ use chainsim_node::driver::{self, DriverConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use tokio_stream::StreamExt;
 use tower::ServiceExt;
 
 /// A node with an in-memory store behind the real router. Dropping it stops the driver.
@@ -28,9 +29,18 @@ impl TestApi {
     }
 
     fn with_config(tweak: impl FnOnce(&mut NodeConfig)) -> Self {
+        Self::build(ChainParams::default_network(), tweak)
+    }
+
+    /// On the easy test network, where mining a block takes about 256 hashes.
+    fn testnet() -> Self {
+        Self::build(ChainParams::testnet(), |_| {})
+    }
+
+    fn build(params: ChainParams, tweak: impl FnOnce(&mut NodeConfig)) -> Self {
         let mut config = NodeConfig::new("127.0.0.1:1".parse().unwrap(), "tester");
         tweak(&mut config);
-        let node = Node::new(Arc::new(ChainParams::default_network()), config);
+        let node = Node::new(Arc::new(params), config);
         let (stop, stop_rx) = watch::channel(false);
         let (handle, _task) = driver::spawn(
             node,
@@ -67,6 +77,23 @@ impl TestApi {
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
+    }
+
+    /// GET that answers the body's pieces as they were sent, and the content type.
+    async fn get_chunks(&self, uri: &str) -> (StatusCode, Option<String>, Vec<Vec<u8>>) {
+        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut chunks = Vec::new();
+        let mut stream = resp.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            chunks.push(chunk.unwrap().to_vec());
+        }
+        (status, content_type, chunks)
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -310,6 +337,27 @@ async fn bad_transactions_answer_4xx_and_change_nothing() {
     assert_eq!(api.length().await, length_before, "bad input changed the chain");
 }
 
+/// Names are trimmed by the one rule in primitives (`Transaction::transfer`), so a padded
+/// name is the same transaction as the plain one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_trimmed_before_they_become_a_transaction() {
+    let api = TestApi::new();
+    let (s, padded) = api
+        .new_tx(json!({"sender": "  Alice ", "recipient": "Bob\t", "amount": 10, "time": 1_700_000_000}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{padded}");
+    let pending = api.pending().await;
+    assert_eq!(
+        (pending[0]["sender"].as_str(), pending[0]["recipient"].as_str()),
+        (Some("Alice"), Some("Bob"))
+    );
+    let (s, plain) = api
+        .new_tx(json!({"sender": "Alice", "recipient": "Bob", "amount": 10, "time": 1_700_000_000}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "the same transaction: {plain}");
+    assert_eq!(plain["txid"], padded["txid"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_ids_on_other_routes_answer_4xx() {
     let api = TestApi::new();
@@ -479,6 +527,55 @@ async fn mine_answers_the_block_and_chain_counts_genesis() {
     assert_eq!(page[0]["hash"], b1["hash"]);
     assert_eq!(api.ok("/blocks").await["blocks"].as_array().unwrap().len(), 3);
     assert!(api.ok("/blocks?from=50").await["blocks"].as_array().unwrap().is_empty());
+}
+
+/// `GET /chain` is streamed in batches of blocks, yet its bytes are exactly what the whole
+/// answer built in memory used to be: `{"chain":[...],"length":N}` with sorted keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_is_streamed_in_pieces_with_the_old_bytes() {
+    let api = TestApi::testnet();
+    for i in 0..120u64 {
+        if i % 10 == 0 {
+            for j in 0..3 {
+                let (s, v) = api
+                    .new_tx(json!({"sender": format!("s{i}"), "recipient": format!("r{j}"), "amount": j + 1}))
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+            }
+        }
+        api.mine().await;
+    }
+    let (status, content_type, chunks) = api.get_chunks("/chain").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    assert!(
+        chunks.len() >= 4,
+        "head, three batches of blocks, tail: got {} pieces",
+        chunks.len()
+    );
+    let body = chunks.concat();
+
+    // The old answer: every block of the best chain in one JSON value, serialised whole.
+    let mut blocks = Vec::new();
+    loop {
+        let page = api.ok(&format!("/blocks?from={}&limit=50", blocks.len())).await;
+        let page = page["blocks"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        blocks.extend(page);
+    }
+    assert_eq!(blocks.len(), 121);
+    let old = json!({ "chain": blocks, "length": 121 }).to_string();
+    assert_eq!(String::from_utf8(body.clone()).unwrap(), old);
+
+    let parsed: chainsim_api::ChainAnswer = serde_json::from_slice(&body).unwrap();
+    assert_eq!(parsed.length, 121);
+    assert_eq!(parsed.chain[120].height, 120);
+    assert_eq!(parsed.chain[101].transactions.len(), 4, "coinbase plus three");
+    for pair in parsed.chain.windows(2) {
+        assert_eq!(pair[1].previous_hash, pair[0].hash, "the chain links");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,6 +18,11 @@ pub struct PeerAddr(String);
 pub struct AddrError(pub String);
 
 impl PeerAddr {
+    /// A node on this machine, `127.0.0.1:PORT`: the form `localhost:PORT` parses to.
+    pub fn loopback(port: u16) -> Self {
+        Self(format!("127.0.0.1:{port}"))
+    }
+
     /// The address as `HOST:PORT`.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -91,6 +96,7 @@ mod tests {
         assert_eq!(a.as_str(), "127.0.0.1:5001");
         assert_eq!("127.0.0.1:5001/".parse::<PeerAddr>().unwrap(), a);
         assert_eq!("localhost:5001".parse::<PeerAddr>().unwrap(), a);
+        assert_eq!(PeerAddr::loopback(5001), a);
         assert_eq!(a.port(), 5001);
         for bad in [
             "",

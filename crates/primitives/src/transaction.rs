@@ -49,6 +49,10 @@ pub enum TxError {
     /// A name contains a control character.
     #[error("{0} contains a control character")]
     ControlCharacter(&'static str),
+    /// A name begins or ends with whitespace (people's input is trimmed before it becomes
+    /// a transaction; see [`normalize_name`]).
+    #[error("{0} must not begin or end with whitespace")]
+    Whitespace(&'static str),
     /// The amount is zero.
     #[error("amount must be at least 1")]
     ZeroAmount,
@@ -73,6 +77,21 @@ impl Transaction {
     /// chain's coinbase txids unique because block timestamps strictly increase.
     pub fn coinbase(miner: impl Into<String>, reward: u64, timestamp: u64) -> Self {
         Self::new(COINBASE_SENDER, miner, reward, timestamp)
+    }
+
+    /// A transfer as a person asked for it (the node's HTTP API, the dashboard's form):
+    /// both names go through [`normalize_name`], then the whole transaction must pass
+    /// [`Transaction::check_well_formed`] as a non-coinbase transaction. The one way from
+    /// people's input to a transaction, so every entry point agrees with the consensus rule.
+    pub fn transfer(sender: &str, recipient: &str, amount: u64, timestamp: u64) -> Result<Self, TxError> {
+        let tx = Self::new(
+            normalize_name("sender", sender)?,
+            normalize_name("recipient", recipient)?,
+            amount,
+            timestamp,
+        );
+        tx.check_well_formed(false)?;
+        Ok(tx)
     }
 
     /// Whether this is a block reward.
@@ -164,17 +183,34 @@ impl Transaction {
     }
 }
 
-fn check_name(what: &'static str, name: &str) -> Result<(), TxError> {
+/// The rule for a sender or recipient name, and its one home: 1 to [`MAX_NAME_LEN`] bytes
+/// of UTF-8, no control character, no whitespace at either end. `field` names the name in
+/// the error. Consensus applies it to every transaction ([`Transaction::check_well_formed`]);
+/// input from people is trimmed first with [`normalize_name`].
+pub fn check_name(field: &'static str, name: &str) -> Result<(), TxError> {
     if name.is_empty() {
-        return Err(TxError::EmptyName(what));
+        return Err(TxError::EmptyName(field));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(TxError::NameTooLong(what));
+        return Err(TxError::NameTooLong(field));
     }
     if name.chars().any(char::is_control) {
-        return Err(TxError::ControlCharacter(what));
+        return Err(TxError::ControlCharacter(field));
+    }
+    if name.trim() != name {
+        return Err(TxError::Whitespace(field));
     }
     Ok(())
+}
+
+/// A name as a person typed it (a JSON body, a form field), made ready for a transaction:
+/// whitespace around it removed, then [`check_name`]. The node's HTTP API and the
+/// dashboard both go through it (via [`Transaction::transfer`]), so they agree with each
+/// other and with consensus. (`--miner` is checked as given, with [`check_name`].)
+pub fn normalize_name<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, TxError> {
+    let name = raw.trim();
+    check_name(field, name)?;
+    Ok(name)
 }
 
 #[cfg(test)]
@@ -211,6 +247,59 @@ mod tests {
         let cb = Transaction::coinbase("miner", 50, 0);
         assert_eq!(cb.check_well_formed(false), Err(TxError::ReservedSender));
         assert_eq!(cb.check_well_formed(true), Ok(()));
+    }
+
+    #[test]
+    fn one_test_per_name_rule() {
+        // Empty.
+        assert_eq!(check_name("sender", ""), Err(TxError::EmptyName("sender")));
+        assert_eq!(normalize_name("sender", "  \t "), Err(TxError::EmptyName("sender")));
+        // Longer than 64 bytes of UTF-8 (not characters), after trimming.
+        assert_eq!(check_name("sender", &"x".repeat(64)), Ok(()));
+        assert_eq!(
+            check_name("sender", &"é".repeat(33)),
+            Err(TxError::NameTooLong("sender"))
+        );
+        assert_eq!(
+            normalize_name("sender", &format!("  {}  ", "x".repeat(64))).map(str::len),
+            Ok(64)
+        );
+        // Control characters, also inside.
+        assert_eq!(
+            check_name("recipient", "Bo\u{0}b"),
+            Err(TxError::ControlCharacter("recipient"))
+        );
+        assert_eq!(
+            normalize_name("recipient", "Al\nice"),
+            Err(TxError::ControlCharacter("recipient"))
+        );
+        // Whitespace at either end: refused by consensus, trimmed from people's input.
+        assert_eq!(check_name("sender", " Alice"), Err(TxError::Whitespace("sender")));
+        assert_eq!(check_name("sender", "Alice\u{a0}"), Err(TxError::Whitespace("sender")));
+        assert_eq!(normalize_name("sender", " Alice "), Ok("Alice"));
+        assert_eq!(check_name("sender", "Alice Smith"), Ok(()), "inner spaces are fine");
+        let mut t = Transaction::new("Alice", "Bob", 1, 0);
+        t.recipient = "Bob ".into();
+        assert_eq!(t.check_well_formed(false), Err(TxError::Whitespace("recipient")));
+    }
+
+    #[test]
+    fn transfers_from_people_are_normalised_then_checked() {
+        // The original's walkthrough.
+        let tx = Transaction::transfer("Alice", "Bob", 10, 7).unwrap();
+        assert_eq!(tx, Transaction::new("Alice", "Bob", 10, 7));
+        assert_eq!(Transaction::transfer(" Alice\t", " Bob ", 10, 7), Ok(tx));
+        assert_eq!(Transaction::transfer("0", "Bob", 1, 0), Err(TxError::ReservedSender));
+        assert_eq!(Transaction::transfer(" 0 ", "Bob", 1, 0), Err(TxError::ReservedSender));
+        assert_eq!(Transaction::transfer("Alice", "Bob", 0, 0), Err(TxError::ZeroAmount));
+        assert_eq!(
+            Transaction::transfer("", "Bob", 1, 0),
+            Err(TxError::EmptyName("sender"))
+        );
+        assert_eq!(
+            Transaction::transfer("Alice", " ", 1, 0),
+            Err(TxError::EmptyName("recipient"))
+        );
     }
 
     #[test]

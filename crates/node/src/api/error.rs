@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use chainsim_api::ErrorAnswer;
 
 use crate::driver::DriverGone;
 
@@ -37,7 +37,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        (self.status, Json(ErrorAnswer { error: self.message })).into_response()
     }
 }
 

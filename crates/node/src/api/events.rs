@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use tokio_stream::wrappers::BroadcastStream;
@@ -13,15 +13,19 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::AppState;
 use super::error::ApiError;
-use super::explorer::status_json;
+use super::explorer::status_view;
 
 /// `GET /events`: a `hello` event with the status, then every event as it happens.
 pub async fn events(State(s): State<AppState>) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the status so nothing falls between the two.
     let rx = s.handle.subscribe();
     let st = s.clone();
-    let hello = s.handle.read(move |n| status_json(n, &st)).await?;
-    let first = tokio_stream::once(Ok(Event::default().event("hello").data(hello.to_string())));
+    let hello = s.handle.read(move |n| status_view(n, &st)).await?;
+    let hello = Event::default()
+        .event("hello")
+        .json_data(hello)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let first = tokio_stream::once(Ok(hello));
     // A client too slow to keep up skips what it missed rather than stalling the node.
     let rest = BroadcastStream::new(rx).filter_map(|item| {
         item.ok()

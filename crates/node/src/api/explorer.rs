@@ -7,6 +7,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
+use chainsim_api::{
+    BlocksPage, Confirmation, PeerDirection, PeerState, PeerView, PeersAnswer, ProofView, StatusView, TxLookup,
+    TxStatus, TxView,
+};
+use chainsim_core::peers::{Direction, PeerInfo};
 use chainsim_core::{Node, PeerAddr};
 use chainsim_primitives::{BlockHash, MerkleProof, Txid};
 use serde::Deserialize;
@@ -14,45 +19,69 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, parse_json};
-use super::views::{BlockRef, BlockView, TxView};
+use super::views::BlockRef;
 use crate::driver::Command;
 
 /// Most blocks one `GET /blocks` answers.
 const MAX_BLOCKS_PAGE: u64 = 1_000;
 
-/// The status object, shared by `GET /status` and the first SSE event.
-pub fn status_json(n: &Node, s: &AppState) -> Value {
+/// The status, shared by `GET /status` and the first SSE event.
+pub fn status_view(n: &Node, s: &AppState) -> StatusView {
     let tip = n.tree().tip();
-    let connected = n.peers().connected().len();
-    json!({
-        "port": s.info.port,
-        "host": s.info.host,
-        "address": n.config().listen(),
-        "network": n.params().name,
-        "height": n.tree().height(),
-        "length": n.tree().height() + 1,
-        "tip": tip.hash,
-        "tip_time": tip.block.header.timestamp,
-        "work": tip.chain_work.0.to_string(),
-        "pending": n.mempool().len(),
-        "peers": connected,
-        "known_peers": n.peers().len(),
-        "mining": s.handle.shared.mining.load(Ordering::Relaxed),
-        "syncing": n.sync_peer().is_some(),
-        "genesis": n.params().genesis_hash(),
-        "miner": n.config().miner,
-        "blocks_mined": n.stats().blocks_mined,
-        "reorgs": n.stats().reorgs,
-        "side_blocks": n.tree().side_count(),
-        "orphans": n.orphan_count(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })
+    StatusView {
+        address: n.config().listen().clone(),
+        blocks_mined: n.stats().blocks_mined,
+        genesis: n.params().genesis_hash(),
+        height: n.tree().height(),
+        host: s.info.host.clone(),
+        known_peers: n.peers().len() as u64,
+        length: n.tree().height() + 1,
+        miner: n.config().miner.clone(),
+        mining: s.handle.shared.mining.load(Ordering::Relaxed),
+        network: n.params().name.to_owned(),
+        orphans: n.orphan_count() as u64,
+        peers: n.peers().connected().len() as u64,
+        pending: n.mempool().len() as u64,
+        port: s.info.port,
+        reorgs: n.stats().reorgs,
+        side_blocks: n.tree().side_count() as u64,
+        syncing: n.sync_peer().is_some(),
+        tip: tip.hash,
+        tip_time: tip.block.header.timestamp,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        work: tip.chain_work.0.to_string(),
+    }
+}
+
+/// A peer as `GET /peers` shows it: the one place that reads the core's peer record.
+pub fn peer_view(p: &PeerInfo) -> PeerView {
+    use chainsim_core::peers::PeerState as Core;
+    PeerView {
+        address: p.address.clone(),
+        direction: match p.direction {
+            Direction::Outbound => PeerDirection::Outbound,
+            Direction::Inbound => PeerDirection::Inbound,
+        },
+        failures: p.failures,
+        height: p.height,
+        last_seen: p.last_seen,
+        pinned: p.pinned,
+        score: p.score,
+        state: match p.state {
+            Core::Idle => PeerState::Idle,
+            Core::Connecting => PeerState::Connecting,
+            Core::Connected => PeerState::Connected,
+            Core::Backoff => PeerState::Backoff,
+            Core::Blocked => PeerState::Blocked,
+            Core::Banned => PeerState::Banned,
+        },
+    }
 }
 
 /// `GET /status`.
 pub async fn status(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let st = s.clone();
-    Ok(Json(s.handle.read(move |n| status_json(n, &st)).await?))
+    Ok(Json(s.handle.read(move |n| status_view(n, &st)).await?))
 }
 
 /// `GET /blocks/{hash or height}`.
@@ -71,7 +100,7 @@ pub async fn block(State(s): State<AppState>, Path(id): Path<String>) -> Result<
             .await?
     };
     let b = found.ok_or_else(|| ApiError::not_found(format!("no block {id}")))?;
-    Ok(Json(BlockView::new(&b)))
+    Ok(Json(b.view()))
 }
 
 /// Query of `GET /blocks`; numbers are parsed by hand for clear errors.
@@ -101,8 +130,9 @@ pub async fn blocks(State(s): State<AppState>, Query(p): Query<Page>) -> Result<
                 .collect()
         })
         .await?;
-    let blocks: Vec<BlockView> = refs.iter().map(BlockView::new).collect();
-    Ok(Json(json!({ "blocks": blocks })))
+    Ok(Json(BlocksPage {
+        blocks: refs.iter().map(BlockRef::view).collect(),
+    }))
 }
 
 /// `GET /transactions/{txid}`: pending, or confirmed with its block and Merkle proof.
@@ -114,19 +144,25 @@ pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> R
         .handle
         .read(move |n| {
             if let Some(tx) = n.mempool().get(&txid) {
-                return Some(json!({ "status": "pending", "transaction": TxView::new(txid, tx) }));
+                return Some(TxLookup {
+                    confirmed: None,
+                    status: TxStatus::Pending,
+                    transaction: TxView::new(txid, tx),
+                });
             }
             let (entry, index) = n.tree().find_tx(&txid)?;
             let tx = entry.block.transactions.get(index as usize)?;
             let proof = MerkleProof::build(&entry.txids, index as usize)?;
-            Some(json!({
-                "status": "confirmed",
-                "transaction": TxView::new(txid, tx),
-                "block_hash": entry.hash,
-                "height": entry.height(),
-                "confirmations": n.tree().height() - entry.height() + 1,
-                "proof": { "index": proof.index, "siblings": proof.siblings, "root": entry.block.header.merkle_root },
-            }))
+            Some(TxLookup {
+                confirmed: Some(Confirmation {
+                    block_hash: entry.hash,
+                    confirmations: n.tree().height() - entry.height() + 1,
+                    height: entry.height(),
+                    proof: ProofView::new(proof, entry.block.header.merkle_root),
+                }),
+                status: TxStatus::Confirmed,
+                transaction: TxView::new(txid, tx),
+            })
         })
         .await?;
     found
@@ -136,16 +172,8 @@ pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> R
 
 /// `GET /peers`.
 pub async fn peers(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let peers: Vec<Value> = s
-        .handle
-        .read(|n| {
-            n.peers()
-                .iter()
-                .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
-                .collect()
-        })
-        .await?;
-    Ok(Json(json!({ "peers": peers })))
+    let peers = s.handle.read(|n| n.peers().iter().map(peer_view).collect()).await?;
+    Ok(Json(PeersAnswer { peers }))
 }
 
 #[derive(Deserialize)]

@@ -1,24 +1,26 @@
 //! The original's routes, with its shapes, so existing scripts keep working.
 
+use std::io;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView, now_ms};
 use chainsim_core::node::{BlockRejected, TxRejected};
 use chainsim_core::{PeerAddr, mempool::MempoolError};
-use chainsim_primitives::transaction::MAX_NAME_LEN;
 use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_stream::StreamExt;
 
 use super::AppState;
 use super::error::{ApiError, parse_json};
-use super::views::{BlockRef, BlockView, TxView};
-use crate::driver::{Command, now_ms};
+use super::views::BlockRef;
+use crate::driver::{Command, NodeHandle};
 
 /// Largest amount a JSON float can carry exactly.
 const MAX_EXACT_FLOAT: f64 = 9_007_199_254_740_992.0;
@@ -31,15 +33,11 @@ struct NewTx {
     time: Option<Value>,
 }
 
+/// A name field as text; its rules (and the trimming) are
+/// [`Transaction::transfer`]'s, the same everywhere.
 fn name(field: &str, v: Option<Value>) -> Result<String, ApiError> {
     match v {
         None | Some(Value::Null) => Err(ApiError::bad_request(format!("missing field: {field}"))),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(ApiError::bad_request(format!("{field} must not be empty")))
-        }
-        Some(Value::String(s)) if s.len() > MAX_NAME_LEN => Err(ApiError::bad_request(format!(
-            "{field} is longer than {MAX_NAME_LEN} bytes"
-        ))),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::bad_request(format!("{field} must be a string"))),
     }
@@ -92,21 +90,24 @@ pub async fn new_transaction(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req: NewTx = parse_json(&body?)?;
-    let tx = Transaction::new(
-        name("sender", req.sender)?,
-        name("recipient", req.recipient)?,
-        amount(req.amount)?,
-        timestamp(req.time)?,
-    );
+    let (sender, recipient) = (name("sender", req.sender)?, name("recipient", req.recipient)?);
+    let tx = Transaction::transfer(&sender, &recipient, amount(req.amount)?, timestamp(req.time)?)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let outcome = s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?;
     match outcome {
         Ok(o) if o.is_new => Ok((
             StatusCode::CREATED,
-            Json(json!({ "message": "transaction accepted and sent to the network", "txid": o.txid })),
+            Json(NewTxAnswer {
+                message: "transaction accepted and sent to the network".to_owned(),
+                txid: o.txid,
+            }),
         )),
         Ok(o) => Ok((
             StatusCode::OK,
-            Json(json!({ "message": "transaction already exists", "txid": o.txid })),
+            Json(NewTxAnswer {
+                message: "transaction already exists".to_owned(),
+                txid: o.txid,
+            }),
         )),
         Err(TxRejected::Malformed(e)) => Err(ApiError::bad_request(e.to_string())),
         Err(TxRejected::MempoolFull(MempoolError::Full(n))) => Err(ApiError::new(
@@ -122,9 +123,10 @@ pub async fn pending(State(s): State<AppState>) -> Result<impl IntoResponse, Api
         .handle
         .read(|n| n.mempool().iter_oldest().map(|(id, tx)| TxView::new(*id, tx)).collect())
         .await?;
-    Ok(Json(
-        json!({ "message": format!("{} pending transactions", txs.len()), "transactions": txs }),
-    ))
+    Ok(Json(PendingAnswer {
+        message: format!("{} pending transactions", txs.len()),
+        transactions: txs,
+    }))
 }
 
 /// `GET|POST /mine`: mines one block and answers it once stored.
@@ -135,27 +137,57 @@ pub async fn mine(State(s): State<AppState>) -> Result<impl IntoResponse, ApiErr
         .request(|reply| Command::Mine { reply })
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    Ok(Json(
-        json!({ "message": "new block mined", "block": BlockView::new(&BlockRef::from(&entry)) }),
-    ))
+    Ok(Json(MineAnswer {
+        block: BlockRef::from(&entry).view(),
+        message: "new block mined".to_owned(),
+    }))
 }
 
-/// `GET /chain`: the whole best chain.
-pub async fn chain(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let blocks: Vec<BlockRef> = s
-        .handle
-        .read(|n| {
-            n.tree()
-                .active_hashes()
+/// Blocks written per chunk of `GET /chain`.
+const CHAIN_BATCH: usize = 50;
+
+/// `GET /chain`: the whole best chain, `{"chain": [...], "length": N}`. The body is
+/// streamed [`CHAIN_BATCH`] blocks at a time, so a long chain of full blocks never sits in
+/// memory as one document; the bytes are the same as [`ChainAnswer`]'s serialisation.
+pub async fn chain(State(s): State<AppState>) -> Result<Response, ApiError> {
+    // The chain as it is now. Later batches look its blocks up by hash, so a reorganisation
+    // while the answer streams cannot mix two branches into one answer.
+    let hashes: Vec<BlockHash> = s.handle.read(|n| n.tree().active_hashes().to_vec()).await?;
+    let length = hashes.len() as u64;
+    let batches: Vec<Vec<BlockHash>> = hashes.chunks(CHAIN_BATCH).map(<[BlockHash]>::to_vec).collect();
+    let handle = s.handle.clone();
+    let blocks = tokio_stream::iter(batches.into_iter().enumerate()).then(move |(i, batch)| {
+        let handle = handle.clone();
+        async move { chain_chunk(&handle, i == 0, batch).await }
+    });
+    let head = tokio_stream::once(Ok(Bytes::from_static(ChainAnswer::STREAM_HEAD)));
+    let tail = tokio_stream::once(Ok(Bytes::from(ChainAnswer::stream_tail(length))));
+    let body = Body::from_stream(head.chain(blocks).chain(tail));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// One chunk of `GET /chain`: the blocks `batch` names, comma-separated (`first`: the
+/// chunk that opens the list). A block gone from the tree meanwhile ends the answer with
+/// an error rather than with a chain that does not link.
+async fn chain_chunk(handle: &NodeHandle, first: bool, batch: Vec<BlockHash>) -> Result<Bytes, io::Error> {
+    let refs = handle
+        .read(move |n| {
+            batch
                 .iter()
-                .filter_map(|h| n.tree().get(h))
-                .map(BlockRef::from)
-                .collect()
+                .map(|h| n.tree().get(h).map(BlockRef::from))
+                .collect::<Option<Vec<_>>>()
         })
-        .await?;
-    let length = blocks.len();
-    let chain: Vec<BlockView> = blocks.iter().map(BlockView::new).collect();
-    Ok(Json(json!({ "chain": chain, "length": length })))
+        .await
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::other("a block of the chain left the tree while it was being sent"))?;
+    let mut out = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        if !first || i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &r.view()).map_err(io::Error::other)?;
+    }
+    Ok(Bytes::from(out))
 }
 
 #[derive(Deserialize)]
@@ -217,9 +249,11 @@ pub async fn resolve(State(s): State<AppState>) -> Result<impl IntoResponse, Api
     } else {
         "Our chain is authoritative"
     };
-    Ok(Json(
-        json!({ "message": message, "replaced": replaced, "length": length }),
-    ))
+    Ok(Json(ResolveAnswer {
+        length,
+        message: message.to_owned(),
+        replaced,
+    }))
 }
 
 #[derive(Deserialize)]

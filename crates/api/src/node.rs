@@ -1,0 +1,183 @@
+//! The node itself: `GET /status`, `GET /peers`, `GET /nodes/resolve`, and the error body
+//! every route answers with.
+
+use chainsim_primitives::{BlockHash, PeerAddr};
+use serde::{Deserialize, Serialize};
+
+/// `GET /status`, and the data of the first `hello` event of `GET /events`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The address the node announces to peers, `HOST:PORT`.
+    pub address: PeerAddr,
+    /// Blocks this node mined since it started.
+    pub blocks_mined: u64,
+    /// Hash of the network's genesis block.
+    pub genesis: BlockHash,
+    /// Height of the best tip (genesis 0).
+    pub height: u64,
+    /// The interface the node listens on.
+    pub host: String,
+    /// Peers in the peer table, in any state.
+    pub known_peers: u64,
+    /// The original's chain length: height + 1.
+    pub length: u64,
+    /// Who this node's block rewards pay.
+    pub miner: String,
+    /// Whether a block is being mined now.
+    pub mining: bool,
+    /// Name of the network.
+    pub network: String,
+    /// Blocks waiting for their parent.
+    pub orphans: u64,
+    /// Connected peers.
+    pub peers: u64,
+    /// Pending transactions.
+    pub pending: u64,
+    /// The port the node listens on.
+    pub port: u16,
+    /// Reorganisations since the node started.
+    pub reorgs: u64,
+    /// Blocks kept off the best chain.
+    pub side_blocks: u64,
+    /// Whether the node is downloading blocks from a peer.
+    pub syncing: bool,
+    /// Hash of the best tip.
+    pub tip: BlockHash,
+    /// Timestamp of the best tip, milliseconds since the Unix epoch.
+    pub tip_time: u64,
+    /// The node's software version.
+    pub version: String,
+    /// Cumulative work of the best chain, as a decimal string (it can exceed 2^64).
+    pub work: String,
+}
+
+/// Where a peer link stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Known, contacted when a slot is free and its retry time has come.
+    Idle,
+    /// Handshake under way.
+    Connecting,
+    /// Handshake done; messages flow.
+    Connected,
+    /// Failed recently; retried later.
+    Backoff,
+    /// Cut by the operator until unblocked.
+    Blocked,
+    /// Misbehaved or incompatible; ignored for a while.
+    Banned,
+}
+
+/// Who opened a peer link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerDirection {
+    /// This node did.
+    Outbound,
+    /// The peer did.
+    Inbound,
+}
+
+/// One entry of `GET /peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerView {
+    /// The peer's listening address.
+    pub address: PeerAddr,
+    /// Who opened the link.
+    pub direction: PeerDirection,
+    /// Failures in a row.
+    pub failures: u32,
+    /// The best height the peer announced.
+    pub height: u64,
+    /// When the node last heard from it, milliseconds since the Unix epoch (0: never).
+    pub last_seen: u64,
+    /// Configured or registered by hand: never forgotten.
+    pub pinned: bool,
+    /// Misbehaviour score.
+    pub score: u32,
+    /// Link state.
+    pub state: PeerState,
+}
+
+/// `GET /peers`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeersAnswer {
+    /// Every peer the node knows.
+    pub peers: Vec<PeerView>,
+}
+
+/// `GET /nodes/resolve`: the outcome of syncing with every peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveAnswer {
+    /// The chain length afterwards, genesis included.
+    pub length: u64,
+    /// The original's message: replaced or authoritative.
+    pub message: String,
+    /// Whether the best chain changed.
+    pub replaced: bool,
+}
+
+/// The body of every 4xx/5xx answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_fields_are_written_sorted() {
+        let p = PeerView {
+            address: "localhost:5001".parse().unwrap(),
+            direction: PeerDirection::Outbound,
+            failures: 1,
+            height: 0,
+            last_seen: 0,
+            pinned: true,
+            score: 0,
+            state: PeerState::Backoff,
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"address":"127.0.0.1:5001","direction":"outbound","failures":1,"height":0,"last_seen":0,"pinned":true,"score":0,"state":"backoff"}"#
+        );
+        assert_eq!(serde_json::from_str::<PeerView>(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn status_fields_are_written_sorted() {
+        let s = StatusView {
+            address: "127.0.0.1:5000".parse().unwrap(),
+            blocks_mined: 0,
+            genesis: BlockHash::ZERO,
+            height: 0,
+            host: "127.0.0.1".into(),
+            known_peers: 0,
+            length: 1,
+            miner: "m".into(),
+            mining: false,
+            network: "n".into(),
+            orphans: 0,
+            peers: 0,
+            pending: 0,
+            port: 5000,
+            reorgs: 0,
+            side_blocks: 0,
+            syncing: false,
+            tip: BlockHash::ZERO,
+            tip_time: 0,
+            version: "0".into(),
+            work: "1".into(),
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(text, v.to_string());
+        assert_eq!(serde_json::from_str::<StatusView>(&text).unwrap(), s);
+    }
+}
