@@ -5,6 +5,7 @@
 //! over seconds, not single iterations.
 
 mod http;
+mod memory;
 mod micro;
 mod network;
 
@@ -22,7 +23,7 @@ pub struct BenchArgs {
     /// Rounds for the propagation benchmark.
     #[arg(long, default_value_t = 50)]
     pub rounds: usize,
-    /// Blocks for the catch-up benchmark.
+    /// Blocks for the catch-up benchmark and the stored chain of the memory benchmark.
     #[arg(long, default_value_t = 10_000)]
     pub blocks: usize,
 }
@@ -42,6 +43,9 @@ pub enum Which {
     Propagation,
     /// A node far behind catching up from one peer; memory of idle and loaded nodes.
     Catchup,
+    /// Resident size of one node holding a long chain: stored directly, and sent through the
+    /// API (after a restart, and after one GET /chain); its start-up verification time.
+    Memory,
     /// Everything above, one after the other.
     All,
 }
@@ -55,13 +59,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Http => http::run(secs).await,
         Which::Propagation => network::propagation(args.rounds).await,
         Which::Catchup => network::catchup(args.blocks).await,
+        Which::Memory => memory::run(args.blocks).await,
         Which::All => {
             micro::mining(secs)?;
             micro::validation(secs)?;
             micro::mempool()?;
             http::run(secs).await?;
             network::propagation(args.rounds).await?;
-            network::catchup(args.blocks).await
+            network::catchup(args.blocks).await?;
+            memory::run(args.blocks).await
         }
     }
 }

@@ -13,10 +13,10 @@ use chainsim_primitives::Work;
 use tokio::sync::mpsc;
 
 /// A node process that is killed when dropped.
-struct Proc {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+pub(super) struct Proc {
+    pub(super) child: Child,
+    pub(super) port: u16,
+    pub(super) log: PathBuf,
 }
 
 impl Drop for Proc {
@@ -26,11 +26,11 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn_node(dir: &Path, port: u16, peers: &[u16], extra: &[&str]) -> anyhow::Result<Proc> {
+pub(super) fn spawn_node(dir: &Path, port: u16, peers: &[u16], extra: &[&str]) -> anyhow::Result<Proc> {
     let exe = std::env::current_exe()?;
     let log = dir.join(format!("node-{port}.log"));
     let out = std::fs::File::create(&log)?;
@@ -60,7 +60,7 @@ fn spawn_node(dir: &Path, port: u16, peers: &[u16], extra: &[&str]) -> anyhow::R
     })
 }
 
-async fn status(client: &reqwest::Client, port: u16) -> Option<serde_json::Value> {
+pub(super) async fn status(client: &reqwest::Client, port: u16) -> Option<serde_json::Value> {
     let resp = client
         .get(format!("http://127.0.0.1:{port}/status"))
         .send()
@@ -69,7 +69,11 @@ async fn status(client: &reqwest::Client, port: u16) -> Option<serde_json::Value
     resp.json().await.ok()
 }
 
-async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) -> anyhow::Result<()> {
+pub(super) async fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if check().await {
@@ -191,7 +195,7 @@ async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: us
 }
 
 /// Deletes a benchmark's directory unless CHAINSIM_BENCH_KEEP is set (to read node logs).
-fn remove_unless_kept(dir: &Path) {
+pub(super) fn remove_unless_kept(dir: &Path) {
     if std::env::var_os("CHAINSIM_BENCH_KEEP").is_some() {
         println!("(kept {})", dir.display());
     } else {
@@ -237,7 +241,7 @@ pub async fn propagation(rounds: usize) -> anyhow::Result<()> {
     measure("20-node random graph (3 links each)", &graph, 3, rounds).await
 }
 
-fn rss_kb(pid: u32) -> Option<u64> {
+pub(super) fn rss_kb(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()
         .find(|l| l.starts_with("VmRSS:"))?
@@ -334,7 +338,11 @@ fn parse_download_secs(line: &str) -> Option<f64> {
     tail.strip_suffix('s')?.parse().ok()
 }
 
-fn write_store(dir: &Path, params: &ChainParams, chain: &[Arc<chainsim_primitives::Block>]) -> anyhow::Result<()> {
+pub(super) fn write_store(
+    dir: &Path,
+    params: &ChainParams,
+    chain: &[Arc<chainsim_primitives::Block>],
+) -> anyhow::Result<()> {
     let mut store = chainsim_store::RedbStore::open(dir)?;
     let mut ops = vec![StoreOp::PutBlock {
         hash: params.genesis_hash(),

@@ -6,7 +6,8 @@
 //! through full validation.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::ControlFlow;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid, Work};
 
@@ -58,6 +59,93 @@ pub trait ChainStore {
 
     /// Reads back everything committed so far.
     fn load(&self) -> Result<StoredState, Self::Error>;
+
+    /// Everything [`ChainStore::load`] returns except the blocks: tip, mempool and named
+    /// values. With [`ChainStore::for_each_block`] it reads the stored state back without
+    /// holding all blocks at once.
+    fn load_meta(&self) -> Result<StoredMeta, Self::Error>;
+
+    /// Visits the stored blocks in stored order (every parent before its children, the order
+    /// of [`StoredState::blocks`]), one at a time: the store holds only the block being
+    /// visited, so a restart can verify a long chain in little memory. `f` gets each block's
+    /// hash (checked against the block by stores that read from disk) and the block, and
+    /// stops the walk by returning [`ControlFlow::Break`]; a caller that stops on its own
+    /// error keeps that error in its closure.
+    ///
+    /// Errors of the store (a damaged block, a failed read) end the walk and are returned;
+    /// blocks visited before stay visited.
+    fn for_each_block(&self, f: &mut dyn FnMut(BlockHash, Arc<Block>) -> ControlFlow<()>) -> Result<(), Self::Error>;
+
+    /// A handle that reads blocks by hash, for the core to hold while the store itself stays
+    /// with whoever commits. It sees every commit made through this store, also those made
+    /// after the handle was created, and may be used from any thread concurrently with them.
+    fn reader(&self) -> Arc<dyn BlockSource>;
+}
+
+/// The error of a [`BlockSource`] read, boxed so that the trait stays object safe whatever
+/// the store. A `chainsim_store::RedbStore` reader returns its `StoreError` here (downcast to
+/// ask whether the file is damaged); a [`MemoryStore`] reader never fails.
+pub type ReadError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Reads stored blocks by hash: the read path through which block bodies are fetched on
+/// demand instead of being kept in memory.
+pub trait BlockSource: Send + Sync {
+    /// The block stored under `hash`, or None if no such block is stored (never stored, or
+    /// deleted since). A block read from disk is decoded and its hash checked, and damage is
+    /// reported as an error, never returned as a block.
+    fn read_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, ReadError>;
+
+    /// [`BlockSource::read_block`] for several hashes, in the same order; a store may answer
+    /// them from one consistent snapshot, and more cheaply than one by one.
+    fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
+        hashes.iter().map(|h| self.read_block(h)).collect()
+    }
+}
+
+/// What storage hands back at start apart from the blocks (see [`ChainStore::load_meta`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredMeta {
+    /// The recorded best tip, if any.
+    pub tip: Option<BlockHash>,
+    /// Pending transactions, in the order of [`StoredState::mempool`].
+    pub mempool: Vec<Transaction>,
+    /// Named values.
+    pub meta: HashMap<String, Vec<u8>>,
+}
+
+/// [`MemoryStore`]'s blocks by hash, shared with its readers. Cloning copies the blocks
+/// (cheaply, they are `Arc`s): a cloned store is a separate store with readers of its own.
+#[derive(Debug, Default)]
+struct SharedBlocks(Arc<RwLock<HashMap<BlockHash, Arc<Block>>>>);
+
+impl SharedBlocks {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BlockHash, Arc<Block>>> {
+        // Every update is a single insert or remove, so a panic elsewhere while the lock was
+        // held cannot have left the map half-updated.
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Clone for SharedBlocks {
+    fn clone(&self) -> Self {
+        let blocks = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
+        Self(Arc::new(RwLock::new(blocks)))
+    }
+}
+
+/// The [`BlockSource`] of a [`MemoryStore`].
+#[derive(Debug)]
+struct MemoryReader(Arc<RwLock<HashMap<BlockHash, Arc<Block>>>>);
+
+impl BlockSource for MemoryReader {
+    fn read_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, ReadError> {
+        Ok(self.0.read().unwrap_or_else(PoisonError::into_inner).get(hash).cloned())
+    }
+
+    fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
+        let blocks = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(hashes.iter().map(|h| blocks.get(h).cloned()).collect())
+    }
 }
 
 /// Storage in memory: for tests and simulations, and the reference the database store
@@ -69,6 +157,8 @@ pub struct MemoryStore {
     tip: Option<BlockHash>,
     mempool: HashMap<Txid, Transaction>,
     meta: HashMap<String, Vec<u8>>,
+    /// The blocks again, by hash, for [`ChainStore::reader`].
+    by_hash: SharedBlocks,
 }
 
 impl ChainStore for MemoryStore {
@@ -81,10 +171,12 @@ impl ChainStore for MemoryStore {
                     if !self.positions.contains_key(hash) {
                         self.positions.insert(*hash, self.blocks.len());
                         self.blocks.push((*hash, block.clone()));
+                        self.by_hash.write().insert(*hash, block.clone());
                     }
                 }
                 StoreOp::DeleteBlock(hash) => {
                     if self.positions.remove(hash).is_some() {
+                        self.by_hash.write().remove(hash);
                         self.blocks.retain(|(h, _)| h != hash);
                         self.positions = self.blocks.iter().enumerate().map(|(i, (h, _))| (*h, i)).collect();
                     }
@@ -113,5 +205,127 @@ impl ChainStore for MemoryStore {
             mempool,
             meta: self.meta.clone(),
         })
+    }
+
+    fn load_meta(&self) -> Result<StoredMeta, Self::Error> {
+        let mut mempool: Vec<Transaction> = self.mempool.values().cloned().collect();
+        mempool.sort_by_key(|t| (t.timestamp, t.compute_txid()));
+        Ok(StoredMeta {
+            tip: self.tip,
+            mempool,
+            meta: self.meta.clone(),
+        })
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(BlockHash, Arc<Block>) -> ControlFlow<()>) -> Result<(), Self::Error> {
+        for (hash, block) in &self.blocks {
+            if f(*hash, block.clone()).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reader(&self) -> Arc<dyn BlockSource> {
+        Arc::new(MemoryReader(self.by_hash.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chainsim_primitives::{CompactTarget, Header, MerkleRoot};
+
+    use super::*;
+
+    fn block(height: u64) -> Arc<Block> {
+        Arc::new(Block {
+            header: Header {
+                version: 1,
+                height,
+                prev_hash: BlockHash([height as u8; 32]),
+                merkle_root: MerkleRoot::ZERO,
+                timestamp: 100 + height,
+                bits: CompactTarget(0x1f00_ffff),
+                nonce: 7,
+            },
+            transactions: vec![Transaction::coinbase("m", 50, 100 + height)],
+        })
+    }
+
+    fn put(b: &Arc<Block>) -> StoreOp {
+        StoreOp::PutBlock {
+            hash: b.compute_hash(),
+            block: b.clone(),
+            chain_work: Work(1),
+        }
+    }
+
+    fn visit(store: &MemoryStore) -> Vec<BlockHash> {
+        let mut seen = Vec::new();
+        store
+            .for_each_block(&mut |hash, block| {
+                assert_eq!(hash, block.compute_hash());
+                seen.push(hash);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn reader_sees_later_commits_and_deletes() {
+        let (a, b) = (block(1), block(2));
+        let mut store = MemoryStore::default();
+        let reader = store.reader();
+        assert_eq!(reader.read_block(&a.compute_hash()).unwrap(), None);
+        store.commit(&[put(&a), put(&b)]).unwrap();
+        assert_eq!(reader.read_block(&a.compute_hash()).unwrap(), Some(a.clone()));
+        store.commit(&[StoreOp::DeleteBlock(a.compute_hash())]).unwrap();
+        assert_eq!(
+            reader.read_blocks(&[a.compute_hash(), b.compute_hash()]).unwrap(),
+            vec![None, Some(b.clone())]
+        );
+        // A clone is a separate store: its commits do not reach the first one's readers.
+        let mut copy = store.clone();
+        copy.commit(&[put(&a)]).unwrap();
+        assert_eq!(reader.read_block(&a.compute_hash()).unwrap(), None);
+        assert_eq!(copy.reader().read_block(&a.compute_hash()).unwrap(), Some(a));
+    }
+
+    #[test]
+    fn streaming_load_matches_load() {
+        let blocks: Vec<_> = (0..5).map(block).collect();
+        let mut store = MemoryStore::default();
+        store.commit(&blocks.iter().map(put).collect::<Vec<_>>()).unwrap();
+        store
+            .commit(&[
+                StoreOp::DeleteBlock(blocks[1].compute_hash()),
+                put(&blocks[1]),
+                StoreOp::SetTip(blocks[4].compute_hash()),
+                StoreOp::PutTx(Txid([1; 32]), Transaction::new("a", "b", 1, 5)),
+                StoreOp::PutMeta("k".into(), vec![1]),
+            ])
+            .unwrap();
+        let state = store.load().unwrap();
+        let want: Vec<_> = state.blocks.iter().map(|b| b.compute_hash()).collect();
+        assert_eq!(visit(&store), want);
+        assert_eq!(want[4], blocks[1].compute_hash());
+        let meta = store.load_meta().unwrap();
+        assert_eq!(
+            meta,
+            StoredMeta {
+                tip: state.tip,
+                mempool: state.mempool,
+                meta: state.meta
+            }
+        );
+        let mut first = Vec::new();
+        store
+            .for_each_block(&mut |hash, _| {
+                first.push(hash);
+                ControlFlow::Break(())
+            })
+            .unwrap();
+        assert_eq!(first, want[..1]);
     }
 }

@@ -45,6 +45,12 @@ pub enum StoreError {
         /// The OS error.
         error: io::Error,
     },
+    /// A reader was used after its store was closed or dropped.
+    #[error("store {} is closed", path.display())]
+    Closed {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The database failed while reading or writing.
     #[error("store {}: database error: {error}", path.display())]
     Database {
@@ -68,6 +74,7 @@ impl StoreError {
         match self {
             Self::Open { path, .. }
             | Self::Locked { path }
+            | Self::Closed { path }
             | Self::Corrupted { path, .. }
             | Self::Io { path, .. }
             | Self::Database { path, .. } => path,

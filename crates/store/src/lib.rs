@@ -22,7 +22,20 @@
 //!   and checksum, stops at the first cut-off or damaged record (a batch being written during a
 //!   crash, which was never acknowledged, nor was anything after it), applies the records redb
 //!   does not have yet in one checkpoint, and empties the log.
-//! - [`ChainStore::load`] returns redb's state with the pending ops applied on top.
+//! - [`ChainStore::load`] returns redb's state with the pending ops applied on top, and so do
+//!   the streaming [`ChainStore::for_each_block`] (one block at a time) and
+//!   [`ChainStore::load_meta`].
+//!
+//! # Reading blocks while committing
+//!
+//! [`ChainStore::reader`] hands out a [`BlockSource`] that reads blocks by hash from any thread
+//! while the store's owner commits. The blocks of the pending ops, which redb does not hold
+//! yet, are kept in an overlay shared with the readers (the effect of the last `PutBlock` or
+//! `DeleteBlock` of each hash); a reader looks there first and then in redb, in a read
+//! transaction of its own, which redb runs concurrently with the checkpoint's write
+//! transaction. A checkpoint commits to redb before it empties the overlay, so a block is
+//! always in one of the two. After [`RedbStore::close`] (or drop) a reader's reads fail with
+//! [`StoreError::Closed`]; a reader does not keep the file open.
 //!
 //! The recorded sequence number makes replay exact rather than merely repeatable: after a crash
 //! between a checkpoint's transaction and the truncation of the log, the records already applied
@@ -52,11 +65,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::ops::{ControlFlow, Deref};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chainsim_core::store::{ChainStore, MemoryStore, StoreOp, StoredState};
+use chainsim_core::store::{BlockSource, ChainStore, MemoryStore, ReadError, StoreOp, StoredMeta, StoredState};
 use chainsim_primitives::block::DecodeLimits;
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid, Work};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -85,9 +99,9 @@ const FORMAT_VERSION: u32 = 1;
 /// Bytes before the block encoding in a `blocks` value: seq, height, chain work.
 const BLOCK_VALUE_PREFIX: usize = 8 + 8 + 16;
 
-/// redb caches up to 1 GiB by default. The node keeps every block it needs in memory and
-/// reads the store only once, at start, so a cache would duplicate that: keep it small, which
-/// lets 100 idle nodes share this machine.
+/// redb caches up to 1 GiB by default. Blocks are read back rarely (at start, and on demand
+/// by readers, each read decoding the block anyway), so a cache would mostly duplicate what
+/// the node holds: keep it small, which lets 100 idle nodes share this machine.
 const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// When [`RedbStore::commit`] checkpoints the log into the database: as soon as any limit is
@@ -123,20 +137,56 @@ impl Default for CheckpointPolicy {
 /// [`RedbStore::open`] fails with [`StoreError::Locked`]. Dropping the store checkpoints the
 /// log, ignoring errors; [`RedbStore::close`] reports them.
 pub struct RedbStore {
-    /// Always Some, except inside [`RedbStore::close`], which takes it to close it and report
-    /// the error that dropping would ignore.
-    db: Option<Database>,
+    /// The database and the overlay of pending blocks, shared with readers.
+    shared: Arc<Shared>,
     path: PathBuf,
     wal: File,
     wal_path: PathBuf,
     /// Bytes in the log file; nonzero with no pending ops only after a failed truncation.
     wal_len: u64,
-    /// Ops of the log not yet in the database, in commit order.
+    /// Ops of the log not yet in the database, in commit order. Their blocks are also in
+    /// `shared.overlay`: change both through [`RedbStore::add_pending`] and
+    /// [`RedbStore::clear_pending`].
     pending: Vec<StoreOp>,
     /// The sequence number of the last record in the log, or else of the last applied.
     last_seq: u64,
     last_checkpoint: Instant,
     policy: CheckpointPolicy,
+}
+
+/// What a store shares with its readers.
+struct Shared {
+    path: PathBuf,
+    /// Always Some while the store is open; [`RedbStore::close`] and drop take it out (and
+    /// close it), so that readers left behind do not keep the file open.
+    db: RwLock<Option<Database>>,
+    /// For each hash with a `PutBlock` or `DeleteBlock` among the pending ops, the effect of
+    /// the last one: the block, or None for deleted.
+    overlay: RwLock<HashMap<BlockHash, Option<Arc<Block>>>>,
+}
+
+/// The maps behind the locks stay consistent whatever panics (each change is one insert,
+/// remove or clear, or a replacement of the whole value), so a poisoned lock is used as is.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The open database, borrowed for one operation of the store itself.
+struct DbGuard<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl Deref for DbGuard<'_> {
+    type Target = Database;
+
+    fn deref(&self) -> &Database {
+        match &*self.0 {
+            Some(db) => db,
+            None => unreachable!("only close() and drop take the database, and nothing of the store runs after them"),
+        }
+    }
 }
 
 impl fmt::Debug for RedbStore {
@@ -205,7 +255,11 @@ impl RedbStore {
         wal.read_to_end(&mut log).map_err(io("read the write-ahead log"))?;
 
         let mut store = Self {
-            db: Some(db),
+            shared: Arc::new(Shared {
+                path: path.clone(),
+                db: RwLock::new(Some(db)),
+                overlay: RwLock::new(HashMap::new()),
+            }),
             path,
             wal,
             wal_path,
@@ -221,7 +275,7 @@ impl RedbStore {
         if let Err(e) = store.replay(&log) {
             // Keep the log as it is for inspection (or a later open, if the error was
             // transient), instead of letting drop retry the checkpoint.
-            store.pending.clear();
+            store.clear_pending();
             store.wal_len = 0;
             return Err(e);
         }
@@ -243,7 +297,8 @@ impl RedbStore {
     pub fn close(mut self) -> Result<(), StoreError> {
         self.checkpoint()?;
         let path = self.path.clone();
-        match self.db.take() {
+        let db = write(&self.shared.db).take();
+        match db {
             Some(db) => db.close().map_err(|e| StoreError::database(&path, e)),
             None => Ok(()),
         }
@@ -268,8 +323,9 @@ impl RedbStore {
                     .insert(KEY_WAL_APPLIED, self.last_seq.to_le_bytes().as_slice())
                     .db(path)?;
             }
+            // Readers find a block in the overlay or, from this commit on, in the database.
             txn.commit().db(path)?;
-            self.pending.clear();
+            self.clear_pending();
         }
         self.last_checkpoint = Instant::now();
         if self.wal_len > 0 {
@@ -289,11 +345,29 @@ impl RedbStore {
         Ok(())
     }
 
-    fn db(&self) -> &Database {
-        match &self.db {
-            Some(db) => db,
-            None => unreachable!("only close() takes the database, and it consumes the store"),
+    fn db(&self) -> DbGuard<'_> {
+        DbGuard(read(&self.shared.db))
+    }
+
+    /// Records ops that are in the log but not in the database.
+    fn add_pending(&mut self, ops: &[StoreOp]) {
+        self.pending.extend_from_slice(ops);
+        let mut blocks = ops.iter().filter_map(|op| match op {
+            StoreOp::PutBlock { hash, block, .. } => Some((*hash, Some(block.clone()))),
+            StoreOp::DeleteBlock(hash) => Some((*hash, None)),
+            _ => None,
+        });
+        if let Some(first) = blocks.next() {
+            let mut overlay = write(&self.shared.overlay);
+            overlay.insert(first.0, first.1);
+            overlay.extend(blocks);
         }
+    }
+
+    /// Forgets the pending ops: they are in the database now, or are being given up.
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        write(&self.shared.overlay).clear();
     }
 
     /// Replays the records of `log` (the log's content at open) that the database does not
@@ -318,7 +392,7 @@ impl RedbStore {
                 ));
             }
             self.last_seq = record.seq;
-            self.pending.extend(record.ops);
+            self.add_pending(&record.ops);
         }
         // Also empties a log holding only a torn tail or records already applied.
         self.wal_len = log.len() as u64;
@@ -465,7 +539,7 @@ impl ChainStore for RedbStore {
         }
         self.wal_len += record.len() as u64;
         self.last_seq = seq;
-        self.pending.extend_from_slice(ops);
+        self.add_pending(ops);
 
         let policy = &self.policy;
         if self.pending.len() > policy.max_ops
@@ -510,69 +584,110 @@ impl ChainStore for RedbStore {
             Err(never) => match never {},
         }
     }
+
+    fn load_meta(&self) -> Result<StoredMeta, StoreError> {
+        let path = &self.path;
+        let txn = self.db().begin_read().db(path)?;
+        let DbMeta {
+            mut tip,
+            mut mempool,
+            mut meta,
+        } = read_meta(&txn, path)?;
+        for op in &self.pending {
+            match op {
+                StoreOp::PutBlock { .. } | StoreOp::DeleteBlock(_) => {}
+                StoreOp::SetTip(hash) => tip = Some(*hash),
+                StoreOp::PutTx(txid, tx) => {
+                    mempool.insert(*txid, tx.clone());
+                }
+                StoreOp::DeleteTx(txid) => {
+                    mempool.remove(txid);
+                }
+                StoreOp::PutMeta(k, v) => {
+                    meta.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        let mut mempool: Vec<Transaction> = mempool.into_values().collect();
+        mempool.sort_by_cached_key(|t| (t.timestamp, t.compute_txid()));
+        Ok(StoredMeta { tip, mempool, meta })
+    }
+
+    fn for_each_block(&self, f: &mut dyn FnMut(BlockHash, Arc<Block>) -> ControlFlow<()>) -> Result<(), StoreError> {
+        let path = &self.path;
+        let txn = self.db().begin_read().db(path)?;
+        if self.pending.is_empty() {
+            return visit_db_blocks(&txn, path, f);
+        }
+        // The pending ops, applied with the reference semantics (a block stored again keeps
+        // its place, a new one goes last), split the result in two: the database's blocks
+        // they do not delete, in place, then the blocks they append. Only hashes are held.
+        let blocks_table = txn.open_table(BLOCKS).db(path)?;
+        let mut deleted: std::collections::HashSet<BlockHash> = std::collections::HashSet::new();
+        let mut appended: Vec<Option<(BlockHash, Arc<Block>)>> = Vec::new();
+        let mut appended_at: HashMap<BlockHash, usize> = HashMap::new();
+        for op in &self.pending {
+            match op {
+                StoreOp::PutBlock { hash, block, .. } => {
+                    if appended_at.contains_key(hash)
+                        || (!deleted.contains(hash) && blocks_table.get(hash.0).db(path)?.is_some())
+                    {
+                        continue;
+                    }
+                    appended_at.insert(*hash, appended.len());
+                    appended.push(Some((*hash, block.clone())));
+                }
+                StoreOp::DeleteBlock(hash) => {
+                    if let Some(i) = appended_at.remove(hash) {
+                        appended[i] = None;
+                    } else if blocks_table.get(hash.0).db(path)?.is_some() {
+                        deleted.insert(*hash);
+                    }
+                }
+                _ => {}
+            }
+        }
+        drop(blocks_table);
+        let mut stopped = false;
+        visit_db_blocks(&txn, path, &mut |hash, block| {
+            if deleted.contains(&hash) {
+                return ControlFlow::Continue(());
+            }
+            let flow = f(hash, block);
+            stopped = flow.is_break();
+            flow
+        })?;
+        if stopped {
+            return Ok(());
+        }
+        for (hash, block) in appended.into_iter().flatten() {
+            if f(hash, block).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn reader(&self) -> Arc<dyn BlockSource> {
+        Arc::new(RedbReader(self.shared.clone()))
+    }
 }
 
 impl RedbStore {
     /// The database's state, without the pending ops, and the hashes of its blocks.
     fn load_db(&self) -> Result<(StoredState, Vec<BlockHash>), StoreError> {
         let path = &self.path;
-        let corrupted = |detail: String| StoreError::corrupted(path, detail);
         let txn = self.db().begin_read().db(path)?;
-
-        let blocks_table = txn.open_table(BLOCKS).db(path)?;
-        let order = txn.open_table(BLOCK_ORDER).db(path)?;
         let mut blocks = Vec::new();
         let mut hashes = Vec::new();
-        for entry in order.iter().db(path)? {
-            let (seq, hash) = entry.db(path)?;
-            let (seq, hash) = (seq.value(), BlockHash(hash.value()));
-            let value = blocks_table
-                .get(hash.0)
-                .db(path)?
-                .ok_or_else(|| corrupted(format!("block index {seq} points to missing block {}", short(&hash))))?;
-            let block = decode_block_value(value.value(), seq, &hash).map_err(corrupted)?;
-            blocks.push(Arc::new(block));
+        visit_db_blocks(&txn, path, &mut |hash, block| {
+            blocks.push(block);
             hashes.push(hash);
-        }
-        let stored = blocks_table.len().db(path)?;
-        if stored != blocks.len() as u64 {
-            return Err(corrupted(format!(
-                "{} blocks are stored but {} are in the block index",
-                stored,
-                blocks.len()
-            )));
-        }
-
-        let internal = txn.open_table(INTERNAL).db(path)?;
-        let tip = match internal.get(KEY_TIP).db(path)? {
-            None => None,
-            Some(v) => Some(BlockHash(<[u8; 32]>::try_from(v.value()).map_err(|_| {
-                corrupted(format!("the tip is {} bytes long, not 32", v.value().len()))
-            })?)),
-        };
-
-        let mut mempool = Vec::new();
-        for entry in txn.open_table(MEMPOOL).db(path)?.iter().db(path)? {
-            let (txid, bytes) = entry.db(path)?;
-            let txid = Txid(txid.value());
-            let tx = Transaction::decode(bytes.value())
-                .map_err(|e| corrupted(format!("pending transaction {} does not decode: {e}", short(&txid))))?;
-            if tx.compute_txid() != txid {
-                return Err(corrupted(format!(
-                    "pending transaction {} is stored under another txid",
-                    short(&txid)
-                )));
-            }
-            mempool.push(tx);
-        }
+            ControlFlow::Continue(())
+        })?;
+        let DbMeta { tip, mempool, meta } = read_meta(&txn, path)?;
+        let mut mempool: Vec<Transaction> = mempool.into_values().collect();
         mempool.sort_by_cached_key(|t| (t.timestamp, t.compute_txid()));
-
-        let mut meta = HashMap::new();
-        for entry in txn.open_table(META).db(path)?.iter().db(path)? {
-            let (k, v) = entry.db(path)?;
-            meta.insert(k.value().to_owned(), v.value().to_vec());
-        }
-
         Ok((
             StoredState {
                 blocks,
@@ -585,12 +700,163 @@ impl RedbStore {
     }
 }
 
+/// Visits the blocks of the database in their stored order, each decoded and checked against
+/// its keys, after checking that the index and the blocks agree in number (so that a
+/// mismatch is reported before any block is visited).
+fn visit_db_blocks(
+    txn: &redb::ReadTransaction,
+    path: &Path,
+    f: &mut dyn FnMut(BlockHash, Arc<Block>) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let corrupted = |detail: String| StoreError::corrupted(path, detail);
+    let blocks_table = txn.open_table(BLOCKS).db(path)?;
+    let order = txn.open_table(BLOCK_ORDER).db(path)?;
+    let missing =
+        |seq: u64, hash: &BlockHash| corrupted(format!("block index {seq} points to missing block {}", short(hash)));
+    let (stored, indexed) = (blocks_table.len().db(path)?, order.len().db(path)?);
+    if stored != indexed {
+        // Name the first entry of the index without its block, if that is the damage.
+        for entry in order.iter().db(path)? {
+            let (seq, hash) = entry.db(path)?;
+            let (seq, hash) = (seq.value(), BlockHash(hash.value()));
+            if blocks_table.get(hash.0).db(path)?.is_none() {
+                return Err(missing(seq, &hash));
+            }
+        }
+        return Err(corrupted(format!(
+            "{stored} blocks are stored but {indexed} are in the block index"
+        )));
+    }
+    for entry in order.iter().db(path)? {
+        let (seq, hash) = entry.db(path)?;
+        let (seq, hash) = (seq.value(), BlockHash(hash.value()));
+        let value = blocks_table.get(hash.0).db(path)?.ok_or_else(|| missing(seq, &hash))?;
+        let block = decode_block_value(value.value(), seq, &hash).map_err(corrupted)?;
+        if f(hash, Arc::new(block)).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The database's state apart from the blocks.
+struct DbMeta {
+    tip: Option<BlockHash>,
+    /// Each checked against its key.
+    mempool: HashMap<Txid, Transaction>,
+    meta: HashMap<String, Vec<u8>>,
+}
+
+fn read_meta(txn: &redb::ReadTransaction, path: &Path) -> Result<DbMeta, StoreError> {
+    let corrupted = |detail: String| StoreError::corrupted(path, detail);
+    let internal = txn.open_table(INTERNAL).db(path)?;
+    let tip = match internal.get(KEY_TIP).db(path)? {
+        None => None,
+        Some(v) => Some(BlockHash(<[u8; 32]>::try_from(v.value()).map_err(|_| {
+            corrupted(format!("the tip is {} bytes long, not 32", v.value().len()))
+        })?)),
+    };
+
+    let mut mempool = HashMap::new();
+    for entry in txn.open_table(MEMPOOL).db(path)?.iter().db(path)? {
+        let (txid, bytes) = entry.db(path)?;
+        let txid = Txid(txid.value());
+        let tx = Transaction::decode(bytes.value())
+            .map_err(|e| corrupted(format!("pending transaction {} does not decode: {e}", short(&txid))))?;
+        if tx.compute_txid() != txid {
+            return Err(corrupted(format!(
+                "pending transaction {} is stored under another txid",
+                short(&txid)
+            )));
+        }
+        mempool.insert(txid, tx);
+    }
+
+    let mut meta = HashMap::new();
+    for entry in txn.open_table(META).db(path)?.iter().db(path)? {
+        let (k, v) = entry.db(path)?;
+        meta.insert(k.value().to_owned(), v.value().to_vec());
+    }
+    Ok(DbMeta { tip, mempool, meta })
+}
+
+/// Reads one block of the database by hash, checking it as [`ChainStore::load`] does: its
+/// value decodes to a block of that hash and height, at the position the index gives it.
+fn read_db_block(
+    blocks: &redb::ReadOnlyTable<[u8; 32], &[u8]>,
+    order: &redb::ReadOnlyTable<u64, [u8; 32]>,
+    hash: &BlockHash,
+    path: &Path,
+) -> Result<Option<Block>, StoreError> {
+    let corrupted = |detail: String| StoreError::corrupted(path, detail);
+    let Some(value) = blocks.get(hash.0).db(path)? else {
+        return Ok(None);
+    };
+    let value = value.value();
+    let seq = read_seq(value).ok_or_else(|| corrupted(format!("block {} has a truncated value", short(hash))))?;
+    if order.get(seq).db(path)?.map(|h| h.value()) != Some(hash.0) {
+        return Err(corrupted(format!(
+            "block {} is not at its position {seq} in the block index",
+            short(hash)
+        )));
+    }
+    decode_block_value(value, seq, hash).map(Some).map_err(corrupted)
+}
+
+impl Shared {
+    /// [`BlockSource::read_blocks`]: the overlay first, then one read transaction.
+    fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, StoreError> {
+        let mut out = vec![None; hashes.len()];
+        let mut missing = Vec::new();
+        {
+            let overlay = read(&self.overlay);
+            for (i, hash) in hashes.iter().enumerate() {
+                match overlay.get(hash) {
+                    Some(pending) => out[i] = pending.clone(),
+                    None => missing.push(i),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        // Looked up after the overlay: a block that left the overlay in a checkpoint since is
+        // in the database by now.
+        let path = &self.path;
+        let db = read(&self.db);
+        let db = db.as_ref().ok_or_else(|| StoreError::Closed { path: path.clone() })?;
+        let txn = db.begin_read().db(path)?;
+        let blocks = txn.open_table(BLOCKS).db(path)?;
+        let order = txn.open_table(BLOCK_ORDER).db(path)?;
+        for i in missing {
+            out[i] = read_db_block(&blocks, &order, &hashes[i], path)?.map(Arc::new);
+        }
+        Ok(out)
+    }
+}
+
+/// The [`BlockSource`] of a [`RedbStore`]; its errors are [`StoreError`]s.
+struct RedbReader(Arc<Shared>);
+
+impl BlockSource for RedbReader {
+    fn read_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, ReadError> {
+        Ok(self.0.read_blocks(std::slice::from_ref(hash))?.pop().flatten())
+    }
+
+    fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
+        Ok(self.0.read_blocks(hashes)?)
+    }
+}
+
 impl Drop for RedbStore {
     fn drop(&mut self) {
         // Best effort: the ops are durable in the log either way, and open() replays it.
-        if self.db.is_some() {
+        if read(&self.shared.db).is_some() {
             let _ = self.checkpoint();
         }
+        // Readers may outlive the store; the file must not.
+        drop(write(&self.shared.db).take());
+        write(&self.shared.overlay).clear();
     }
 }
 

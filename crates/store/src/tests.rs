@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chainsim_core::store::{ChainStore, StoreOp};
+use chainsim_core::store::{BlockSource, ChainStore, StoreOp};
 use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction, Work};
 
 use super::*;
@@ -58,6 +58,27 @@ fn raw_write(store: &RedbStore, f: impl FnOnce(&redb::WriteTransaction)) {
     txn.commit().expect("commit");
 }
 
+/// The blocks of a streaming load, with their hashes checked.
+fn streamed(store: &RedbStore) -> Result<Vec<Arc<Block>>, StoreError> {
+    let mut out = Vec::new();
+    store.for_each_block(&mut |hash, block| {
+        assert_eq!(hash, block.compute_hash());
+        out.push(block);
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
+/// A reader's error for `b` is the store's corruption error, as load() reports it.
+fn expect_read_corrupted(store: &RedbStore, b: &Block, needle: &str) {
+    let e = store
+        .reader()
+        .read_block(&b.compute_hash())
+        .expect_err("expected corruption");
+    let e = e.downcast::<StoreError>().expect("a StoreError");
+    expect_corrupted(Err::<(), _>(*e), needle);
+}
+
 fn expect_corrupted(result: Result<impl std::fmt::Debug, StoreError>, needle: &str) -> String {
     let e = result.expect_err("expected corruption");
     assert!(e.is_corruption(), "{e:?}");
@@ -83,6 +104,8 @@ fn block_under_wrong_hash_is_corruption() {
     });
     let line = expect_corrupted(store.load(), "has hash");
     assert!(line.starts_with("store "), "{line}");
+    expect_corrupted(streamed(&store), "has hash");
+    expect_read_corrupted(&store, &a, "has hash");
 }
 
 #[test]
@@ -99,6 +122,8 @@ fn undecodable_block_is_corruption() {
         t.insert(a.compute_hash().0, value.as_slice()).expect("insert");
     });
     expect_corrupted(store.load(), "does not decode: unexpected end of data");
+    expect_corrupted(streamed(&store), "does not decode: unexpected end of data");
+    expect_read_corrupted(&store, &a, "does not decode: unexpected end of data");
 }
 
 #[test]
@@ -112,6 +137,7 @@ fn index_pointing_nowhere_is_corruption() {
         t.insert(9, [0xAB; 32]).expect("insert");
     });
     expect_corrupted(store.load(), "points to missing block abababababab…");
+    expect_corrupted(streamed(&store), "points to missing block abababababab…");
 }
 
 #[test]
@@ -125,6 +151,18 @@ fn unindexed_block_and_bad_tip_are_corruption() {
         t.remove(1).expect("remove");
     });
     expect_corrupted(store.load(), "2 blocks are stored but 1 are in the block index");
+    // Reported before any block is visited.
+    let mut visited = 0;
+    expect_corrupted(
+        store.for_each_block(&mut |_, _| {
+            visited += 1;
+            ControlFlow::Continue(())
+        }),
+        "2 blocks are stored but 1 are in the block index",
+    );
+    assert_eq!(visited, 0);
+    // The block whose index entry is gone is no longer where its value says.
+    expect_read_corrupted(&store, &block(2), "is not at its position 1");
 
     let dir = TempDir::new("bad-tip");
     let store = RedbStore::open(&dir.0).expect("open");
@@ -133,6 +171,7 @@ fn unindexed_block_and_bad_tip_are_corruption() {
         t.insert(KEY_TIP, [1u8; 5].as_slice()).expect("insert");
     });
     expect_corrupted(store.load(), "the tip is 5 bytes long");
+    expect_corrupted(store.load_meta(), "the tip is 5 bytes long");
 }
 
 #[test]
@@ -188,7 +227,7 @@ fn commit_failing_part_way_leaves_nothing() {
         );
         assert!(txn.open_table(MEMPOOL).expect("mempool").is_empty().expect("len"));
     };
-    check(store.db());
+    check(&store.db());
     drop(store);
     check(&Database::open(dir.0.join(FILE_NAME)).expect("open the database alone"));
     // The batch is still in the log, and replaying it meets the same damage.
@@ -215,7 +254,7 @@ fn unknown_format_is_refused() {
 /// Ends the store as a crash right after its last commit would: the database without the
 /// pending ops, the log with them. (Dropping it normally would checkpoint.)
 fn crash(mut store: RedbStore) {
-    store.pending.clear();
+    store.clear_pending();
     store.wal_len = 0;
     drop(store);
 }
@@ -462,4 +501,204 @@ fn checkpoint_policy_triggers() {
     std::thread::sleep(Duration::from_millis(2));
     store.commit(&batches[0]).expect("commit");
     assert!(store.pending.is_empty(), "checkpointed on age");
+}
+
+// The read path: a reader sees every committed block, wherever it is.
+
+fn read_one(reader: &dyn BlockSource, b: &Block) -> Option<Arc<Block>> {
+    reader.read_block(&b.compute_hash()).expect("read")
+}
+
+#[test]
+fn reader_sees_commits_before_and_after_checkpoint_and_reopen() {
+    let dir = TempDir::new("read-commit");
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    let reader = store.reader();
+    let (a, b, c) = (block(1), block(2), block(3));
+    assert_eq!(read_one(&*reader, &a), None);
+    store.commit(&[put(&a), put(&b)]).expect("commit");
+    // Only in the log so far.
+    assert!(!store.pending.is_empty());
+    assert_eq!(read_one(&*reader, &a).as_deref(), Some(&a));
+    store.checkpoint().expect("checkpoint");
+    assert!(store.pending.is_empty() && read(&store.shared.overlay).is_empty());
+    assert_eq!(read_one(&*reader, &a).as_deref(), Some(&a));
+    store.commit(&[put(&c)]).expect("commit");
+    assert_eq!(
+        reader
+            .read_blocks(&[a.compute_hash(), BlockHash([9; 32]), c.compute_hash()])
+            .expect("read")
+            .iter()
+            .map(|b| b.as_deref().cloned())
+            .collect::<Vec<_>>(),
+        vec![Some(a.clone()), None, Some(c.clone())]
+    );
+    drop(store);
+    let store = RedbStore::open(&dir.0).expect("reopen");
+    let reader = store.reader();
+    for x in [&a, &b, &c] {
+        assert_eq!(read_one(&*reader, x).as_deref(), Some(x));
+    }
+}
+
+#[test]
+fn reader_sees_a_replayed_log() {
+    let dir = TempDir::new("read-replay");
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    let a = block(1);
+    store.commit(&[put(&a)]).expect("commit");
+    crash(store);
+    let store = RedbStore::open(&dir.0).expect("reopen");
+    assert_eq!(read_one(&*store.reader(), &a).as_deref(), Some(&a));
+}
+
+#[test]
+fn deleted_blocks_are_not_readable() {
+    let dir = TempDir::new("read-deleted");
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    let reader = store.reader();
+    let (a, b) = (block(1), block(2));
+    store.commit(&[put(&a), put(&b)]).expect("commit");
+    store.checkpoint().expect("checkpoint");
+    // Deleted in the log, while the database still holds it.
+    store.commit(&[StoreOp::DeleteBlock(a.compute_hash())]).expect("commit");
+    assert_eq!(read_one(&*reader, &a), None);
+    store.checkpoint().expect("checkpoint");
+    assert_eq!(read_one(&*reader, &a), None);
+    // Stored, deleted and stored again within the log; then deleted within it.
+    store
+        .commit(&[put(&a), StoreOp::DeleteBlock(a.compute_hash()), put(&a)])
+        .expect("commit");
+    assert_eq!(read_one(&*reader, &a).as_deref(), Some(&a));
+    store.commit(&[StoreOp::DeleteBlock(a.compute_hash())]).expect("commit");
+    assert_eq!(read_one(&*reader, &a), None);
+    assert_eq!(read_one(&*reader, &b).as_deref(), Some(&b));
+    drop(store);
+    let store = RedbStore::open(&dir.0).expect("reopen");
+    assert_eq!(read_one(&*store.reader(), &a), None);
+}
+
+#[test]
+fn reader_on_another_thread_during_commits() {
+    let dir = TempDir::new("read-thread");
+    // Small limits, so that checkpoints happen all along the run.
+    let policy = CheckpointPolicy {
+        max_ops: 7,
+        max_log_bytes: u64::MAX,
+        max_age: Duration::from_secs(3600),
+    };
+    let mut store = RedbStore::open_with(&dir.0, policy).expect("open");
+    let reader = store.reader();
+    let blocks: Vec<Block> = (1..=200).map(block).collect();
+    let hashes: Vec<BlockHash> = blocks.iter().map(Block::compute_hash).collect();
+    let committed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (committed, done, hashes) = (committed.clone(), done.clone(), hashes.clone());
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::Acquire);
+                // Everything committed before this moment must be readable now.
+                let n = committed.load(std::sync::atomic::Ordering::Acquire);
+                let got = reader.read_blocks(&hashes[..n]).expect("read");
+                for (hash, b) in hashes.iter().zip(&got) {
+                    let b = b
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("committed block {hash} not readable"));
+                    assert_eq!(b.compute_hash(), *hash);
+                }
+                if n > 0 {
+                    let last = reader.read_block(&hashes[n - 1]).expect("read");
+                    assert!(last.is_some());
+                }
+                rounds += 1;
+                if finished {
+                    return rounds;
+                }
+            }
+        })
+    };
+    for (i, b) in blocks.iter().enumerate() {
+        store.commit(&[put(b), StoreOp::SetTip(hashes[i])]).expect("commit");
+        committed.store(i + 1, std::sync::atomic::Ordering::Release);
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let rounds = checker.join().expect("reader thread");
+    assert!(rounds > 1, "{rounds}");
+    assert_eq!(store.load().expect("load").blocks.len(), blocks.len());
+}
+
+#[test]
+fn reader_outliving_its_store_reports_closed_and_holds_no_lock() {
+    let dir = TempDir::new("read-closed");
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    let a = block(1);
+    store.commit(&[put(&a)]).expect("commit");
+    let reader = store.reader();
+    store.close().expect("close");
+    let e = reader.read_block(&a.compute_hash()).expect_err("closed");
+    let e = e.downcast::<StoreError>().expect("a StoreError");
+    assert!(matches!(*e, StoreError::Closed { .. }), "{e}");
+    assert!(!e.is_corruption());
+    // The file is free for a new store, whose reader sees the block.
+    let store = RedbStore::open(&dir.0).expect("reopen while the old reader lives");
+    let second = store.reader();
+    drop(store);
+    assert!(second.read_block(&a.compute_hash()).is_err());
+    drop(reader);
+}
+
+#[test]
+fn streaming_load_with_pending_ops_matches_load() {
+    let dir = TempDir::new("stream");
+    let mut store = RedbStore::open(&dir.0).expect("open");
+    let blocks: Vec<Block> = (1..=6).map(block).collect();
+    store
+        .commit(&blocks[..4].iter().map(put).collect::<Vec<_>>())
+        .expect("commit");
+    store.checkpoint().expect("checkpoint");
+    // On top of the database: one deleted, one moved to the end, one stored again in place,
+    // two new ones of which one is deleted again.
+    let h = |i: usize| blocks[i].compute_hash();
+    store
+        .commit(&[
+            StoreOp::DeleteBlock(h(0)),
+            StoreOp::DeleteBlock(h(1)),
+            put(&blocks[4]),
+            put(&blocks[1]),
+            put(&blocks[2]),
+            put(&blocks[5]),
+            StoreOp::DeleteBlock(h(5)),
+            StoreOp::SetTip(h(4)),
+            StoreOp::PutMeta("k".into(), vec![2]),
+        ])
+        .expect("commit");
+    let want = store.load().expect("load");
+    let got = streamed(&store).expect("stream");
+    assert_eq!(got, want.blocks);
+    assert_eq!(
+        got.iter().map(|b| b.compute_hash()).collect::<Vec<_>>(),
+        vec![h(2), h(3), h(4), h(1)]
+    );
+    let meta = store.load_meta().expect("meta");
+    assert_eq!(
+        (meta.tip, &meta.mempool, &meta.meta),
+        (want.tip, &want.mempool, &want.meta)
+    );
+    // Stopping early, in the database's part and in the log's part.
+    for stop in 1..=4 {
+        let mut seen = 0;
+        store
+            .for_each_block(&mut |_, _| {
+                seen += 1;
+                if seen == stop {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .expect("stream");
+        assert_eq!(seen, stop);
+    }
 }

@@ -2,9 +2,10 @@
 
 mod common;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use chainsim_core::store::{ChainStore, MemoryStore, StoreOp, StoredState};
+use chainsim_core::store::{BlockSource, ChainStore, MemoryStore, StoreOp, StoredState};
 use chainsim_primitives::{Block, BlockHash, Transaction, Work};
 use chainsim_store::RedbStore;
 use common::{TempDir, block, tx};
@@ -71,6 +72,39 @@ fn assert_same(got: &StoredState, want: &StoredState) -> Result<(), TestCaseErro
     Ok(())
 }
 
+/// The streaming load, the light load and every block of the pool read through `reader`
+/// agree with `want`, the reference's full load.
+fn assert_read_paths(
+    store: &impl ChainStore<Error: std::fmt::Debug>,
+    reader: &dyn BlockSource,
+    blocks: &[Block],
+    want: &StoredState,
+) -> Result<(), TestCaseError> {
+    let mut streamed = Vec::new();
+    store
+        .for_each_block(&mut |hash, block| {
+            streamed.push((hash, block));
+            ControlFlow::Continue(())
+        })
+        .expect("stream");
+    prop_assert!(streamed.iter().all(|(h, b)| *h == b.compute_hash()));
+    let streamed: Vec<Arc<Block>> = streamed.into_iter().map(|(_, b)| b).collect();
+    prop_assert_eq!(&streamed, &want.blocks);
+    let meta = store.load_meta().expect("load_meta");
+    prop_assert_eq!(meta.tip, want.tip);
+    prop_assert_eq!(&meta.mempool, &want.mempool);
+    prop_assert_eq!(&meta.meta, &want.meta);
+    let hashes: Vec<BlockHash> = blocks.iter().map(Block::compute_hash).collect();
+    let read = reader.read_blocks(&hashes).expect("read_blocks");
+    for (hash, got) in hashes.iter().zip(&read) {
+        let stored = want.blocks.iter().find(|b| b.compute_hash() == *hash);
+        prop_assert_eq!(got.as_deref(), stored.map(|b| &**b));
+        let one = reader.read_block(hash).expect("read_block");
+        prop_assert_eq!(one.as_deref(), stored.map(|b| &**b));
+    }
+    Ok(())
+}
+
 proptest! {
     // Every commit is an fsync, so keep the case count moderate.
     #![proptest_config(ProptestConfig::with_cases(48))]
@@ -91,16 +125,22 @@ proptest! {
         let dir = TempDir::new("model");
         let mut redb = RedbStore::open(dir.path()).expect("open");
         let mut memory = MemoryStore::default();
+        // Readers made before any commit see all of them.
+        let (redb_reader, memory_reader) = (redb.reader(), memory.reader());
         for (w, checkpoint) in cuts.windows(2).zip(&checkpoints) {
             let batch = &ops[w[0]..w[1]];
             memory.commit(batch).expect("memory commit");
             redb.commit(batch).expect("redb commit");
             // load() sees the logged ops on top of the database, before and after they are
-            // checkpointed into it.
-            assert_same(&redb.load().expect("load"), &memory.load().expect("memory load"))?;
+            // checkpointed into it; so do the streaming load and the readers.
+            let want = memory.load().expect("memory load");
+            assert_same(&redb.load().expect("load"), &want)?;
+            assert_read_paths(&memory, &*memory_reader, &blocks, &want)?;
+            assert_read_paths(&redb, &*redb_reader, &blocks, &want)?;
             if *checkpoint {
                 redb.checkpoint().expect("checkpoint");
-                assert_same(&redb.load().expect("load"), &memory.load().expect("memory load"))?;
+                assert_same(&redb.load().expect("load"), &want)?;
+                assert_read_paths(&redb, &*redb_reader, &blocks, &want)?;
             }
         }
         let want = memory.load().expect("memory load");
@@ -110,6 +150,7 @@ proptest! {
         drop(redb);
         let reopened = RedbStore::open(dir.path()).expect("reopen");
         assert_same(&reopened.load().expect("load after reopen"), &want)?;
+        assert_read_paths(&reopened, &*reopened.reader(), &blocks, &want)?;
         drop(reopened);
         std::fs::write(dir.path().join("chain.wal"), &log).expect("restore log");
         let replayed = RedbStore::open(dir.path()).expect("reopen with the log again");
