@@ -185,9 +185,9 @@ impl Node {
         }
         let mut returned = Vec::new();
         for hash in &change.disconnected {
-            let Some(entry) = self.tree.get(hash) else { continue };
-            let (block, txids) = (entry.block.clone(), entry.txids.clone());
-            for (tx, txid) in block.transactions.iter().zip(txids.iter()).skip(1) {
+            let Some(block) = self.tree.block(hash) else { continue };
+            for tx in block.transactions.iter().skip(1) {
+                let txid = &tx.compute_txid();
                 if self.tree.find_tx(txid).is_none() && self.mempool.insert_unbounded(*txid, tx.clone()) {
                     returned.push(*txid);
                     self.out.store(StoreOp::PutTx(*txid, tx.clone()));
@@ -201,7 +201,8 @@ impl Node {
         let from_peer = self.peer_addr(origin.peer());
         for hash in &change.connected {
             let Some(entry) = self.tree.get(hash) else { continue };
-            let (txids, height, count) = (entry.txids.clone(), entry.height(), entry.block.transactions.len());
+            let (height, count) = (entry.height(), entry.tx_count as usize);
+            let txids = self.tree.txids(hash).unwrap_or_default();
             for txid in txids.iter().skip(1) {
                 if self.mempool.remove(txid).is_some() {
                     self.out.store(StoreOp::DeleteTx(*txid));

@@ -194,10 +194,10 @@ impl Node {
         }
         let (mut missing_blocks, mut missing_txs) = (Vec::new(), Vec::new());
         for hash in blocks {
-            match self.tree.get(&hash) {
-                Some(entry) => {
+            match self.tree.block(&hash) {
+                Some(block) => {
                     let msg = Message::Block {
-                        block: WireBlock(entry.block.clone()),
+                        block: WireBlock(block),
                     };
                     self.relay.mark_known(from, hash.as_bytes());
                     self.peering.send(from, msg, now, &mut self.out);
@@ -307,10 +307,12 @@ impl Node {
         // Peers that lack the blocks just taken fetch them from the new tip. Only when the
         // batch itself brought the tip in: an orphan the batch connected was relayed when
         // it connected.
-        let tip = self.tree.tip();
-        if tip.hash != tip_before && taken.contains(&tip.hash) {
-            let (hash, block) = (tip.hash, tip.block.clone());
-            self.relay_block(hash, &block, Some(from));
+        let tip = self.tree.tip().hash;
+        if tip != tip_before
+            && taken.contains(&tip)
+            && let Some(block) = self.tree.block(&tip)
+        {
+            self.relay_block(tip, &block, Some(from));
         }
         let peer_work = self.peering.links().get(from).map(|l| l.work).unwrap_or_default();
         let outcome = self.sync.on_batch(from, (full, last, failed), peer_work, &self.tree);

@@ -30,7 +30,7 @@ use crate::params::ChainParams;
 use crate::peering::{Peering, PeeringConfig, TipInfo};
 use crate::peers::{PeerAddr, PeerList};
 use crate::relay::{Relay, RelayMode};
-use crate::store::StoredState;
+use crate::store::{BlockSource, ChainStore, StoredState};
 use crate::sync::Sync;
 use crate::time::Time;
 
@@ -200,12 +200,17 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node holding only genesis.
+    /// A node holding only genesis, keeping every block body in memory (tests and
+    /// simulations; many nodes in one process share bodies through their `Arc`).
     pub fn new(params: Arc<ChainParams>, config: NodeConfig) -> Self {
+        Self::build(params, config, None)
+    }
+
+    fn build(params: Arc<ChainParams>, config: NodeConfig, source: Option<Arc<dyn BlockSource>>) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let secret: [u8; 16] = std::array::from_fn(|_| rng.u8(..));
         Self {
-            tree: BlockTree::new(params.genesis().clone(), config.max_side_blocks),
+            tree: BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source),
             mempool: Mempool::new(config.mempool_capacity),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
             sync: Sync::new(config.sync_timeout),
@@ -219,58 +224,99 @@ impl Node {
         }
     }
 
-    /// Rebuilds a node from storage, validating every stored block from genesis.
+    /// Rebuilds a node from stored state, validating every stored block from genesis;
+    /// bodies stay in memory (see [`Node::open`] for a node that reads them from a store).
     pub fn restore(
         params: Arc<ChainParams>,
         config: NodeConfig,
         stored: StoredState,
     ) -> Result<(Self, RestoreReport), RestoreError> {
         let mut node = Self::new(params, config);
-        let genesis = node.params.genesis_hash();
-        let mut blocks = stored.blocks.into_iter().peekable();
-        // The node never stores genesis (it is compiled in), so a store fed with its outputs
-        // starts at a child of genesis; a store may also hold genesis itself. Either way the
-        // stored chain must start from our genesis.
-        if let Some(first) = blocks.peek() {
-            let first_hash = first.compute_hash();
-            if first_hash == genesis {
-                blocks.next();
-            } else if first.header.height == 0 || first.header.prev_hash != genesis {
-                return Err(RestoreError::GenesisMismatch {
-                    stored: first_hash,
-                    expected: genesis,
-                });
-            }
-        }
         let mut verified = 0;
-        for block in blocks {
-            let hash = block.compute_hash();
-            let height = block.header.height;
-            if !node.tree.contains(&block.header.prev_hash) {
-                return Err(RestoreError::MissingParent(hash));
-            }
-            let checked = validate_in_chain(&node.params, block, &node.tree, None)
-                .map_err(|error| RestoreError::InvalidBlock { hash, height, error })?;
-            match node.tree.insert(checked) {
-                Ok(_) | Err(InsertError::Duplicate(_)) => verified += 1,
-                Err(InsertError::UnknownParent(_)) => return Err(RestoreError::MissingParent(hash)),
-            }
+        for block in stored.blocks {
+            verified += node.restore_block(block)?;
         }
-        for tx in stored.mempool {
+        node.restore_mempool(stored.mempool);
+        Ok(node.restored(verified))
+    }
+
+    /// Opens a node on `store`: streams every stored block through validation from
+    /// genesis, one at a time, and from then on reads bodies back from the store instead of
+    /// keeping them in memory. The outer error is the store's own; the inner one says the
+    /// stored chain is not valid.
+    pub fn open<S: ChainStore>(
+        params: Arc<ChainParams>,
+        config: NodeConfig,
+        store: &S,
+    ) -> Result<Result<(Self, RestoreReport), RestoreError>, S::Error> {
+        let mut node = Self::build(params, config, Some(store.reader()));
+        let mut verified = 0;
+        let mut failure = None;
+        store.for_each_block(&mut |_, block| match node.restore_block(block) {
+            Ok(n) => {
+                verified += n;
+                std::ops::ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failure = Some(e);
+                std::ops::ControlFlow::Break(())
+            }
+        })?;
+        if let Some(e) = failure {
+            return Ok(Err(e));
+        }
+        let meta = store.load_meta()?;
+        node.restore_mempool(meta.mempool);
+        Ok(Ok(node.restored(verified)))
+    }
+
+    /// Validates and inserts one stored block; 1 when it counts as verified, 0 for
+    /// genesis. The node never stores genesis (it is compiled in), so a store fed with its
+    /// outputs starts at a child of genesis; a store may also hold genesis itself. Either
+    /// way the stored chain must start from our genesis.
+    fn restore_block(&mut self, block: Arc<Block>) -> Result<usize, RestoreError> {
+        let hash = block.compute_hash();
+        let genesis = self.params.genesis_hash();
+        if hash == genesis {
+            return Ok(0);
+        }
+        if self.tree.len() == 1 && (block.header.height == 0 || block.header.prev_hash != genesis) {
+            return Err(RestoreError::GenesisMismatch {
+                stored: hash,
+                expected: genesis,
+            });
+        }
+        let height = block.header.height;
+        if !self.tree.contains(&block.header.prev_hash) {
+            return Err(RestoreError::MissingParent(hash));
+        }
+        let checked = validate_in_chain(&self.params, block, &self.tree, None)
+            .map_err(|error| RestoreError::InvalidBlock { hash, height, error })?;
+        match self.tree.insert(checked) {
+            Ok(_) | Err(InsertError::Duplicate(_)) => Ok(1),
+            Err(InsertError::UnknownParent(_)) => Err(RestoreError::MissingParent(hash)),
+        }
+    }
+
+    fn restore_mempool(&mut self, txs: Vec<Transaction>) {
+        for tx in txs {
             let txid = tx.compute_txid();
-            if tx.check_well_formed(false).is_ok() && node.tree.find_tx(&txid).is_none() {
-                node.mempool.insert_unbounded(txid, tx);
+            if tx.check_well_formed(false).is_ok() && self.tree.find_tx(&txid).is_none() {
+                self.mempool.insert_unbounded(txid, tx);
             }
         }
-        // Everything restored is already stored; nothing to persist or announce.
-        node.out.clear();
+    }
+
+    /// Everything restored is stored already: nothing to persist or announce.
+    fn restored(mut self, verified: usize) -> (Self, RestoreReport) {
+        self.out.clear();
         let report = RestoreReport {
             blocks_verified: verified,
-            height: node.tree.height(),
-            tip: node.tree.tip().hash,
-            mempool: node.mempool.len(),
+            height: self.tree.height(),
+            tip: self.tree.tip().hash,
+            mempool: self.mempool.len(),
         };
-        Ok((node, report))
+        (self, report)
     }
 
     // ----- the one way in, the one way out -------------------------------------------
@@ -422,7 +468,7 @@ impl Node {
     /// as [`Command::MinedBlock`].
     pub fn block_template(&self, now: Time) -> Block {
         let tip = self.tree.tip();
-        let timestamp = now.as_millis().max(tip.block.header.timestamp + 1);
+        let timestamp = now.as_millis().max(tip.header.timestamp + 1);
         let coinbase = Transaction::coinbase(self.config.miner.clone(), self.params.reward, timestamp);
         let mut size = Header::SIZE + 4 + coinbase.encoded_len();
         let mut transactions = vec![coinbase];

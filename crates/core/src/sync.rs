@@ -211,8 +211,8 @@ pub fn serve_blocks(tree: &BlockTree, locator: &[BlockHash], limit: u32) -> Mess
     let start = fork.height() + 1;
     let end = (start + u64::from(limit.min(BATCH))).min(tip_height + 1);
     let blocks = (start..end)
-        .filter_map(|h| tree.at_height(h))
-        .map(|e| WireBlock(e.block.clone()))
+        .filter_map(|h| tree.at_height(h).and_then(|e| tree.block(&e.hash)))
+        .map(WireBlock)
         .collect();
     Message::Blocks { blocks, tip_height }
 }

@@ -355,7 +355,8 @@ fn node_with_history() -> (Node, MemoryStore) {
         drain(&mut node, Some(&mut store));
     }
     // A side branch of two blocks off height 3, lighter than the best chain.
-    let fork = node.tree().at_height(3).unwrap().block.as_ref().clone();
+    let fork_hash = node.tree().at_height(3).unwrap().hash;
+    let fork = node.tree().block(&fork_hash).unwrap().as_ref().clone();
     let s1 = child(&p, &fork, "other", fork.header.timestamp + 10, vec![tx(100)]);
     let s2 = child(&p, &s1, "other", fork.header.timestamp + 20, vec![]);
     submit_block(&mut node, s1, T0 + 10_000).unwrap();
@@ -487,4 +488,59 @@ fn a_transaction_cannot_be_mined_twice_in_one_chain() {
         Err(BlockRejected::Invalid(ValidationError::AlreadyMined(_)))
     ));
     assert_eq!(node.tree().tip().hash, b1.compute_hash());
+}
+
+/// `Node::open` streams the store through validation and then reads bodies back from it:
+/// only the most recent ones stay in memory, and everything that needs an old body (a
+/// peer's download, a transaction lookup, a reorganisation returning transactions) still
+/// gets it from the store.
+#[test]
+fn an_opened_node_reads_old_bodies_from_the_store() {
+    use chainsim_core::chain::bodies::KEEP_RECENT;
+    use chainsim_core::sync::serve_blocks;
+    let p = params();
+    let mut node = Node::new(p.clone(), NodeConfig::new(addr(0), "me"));
+    let mut store = MemoryStore::default();
+    let blocks = KEEP_RECENT as u64 + 200;
+    for i in 0..blocks {
+        submit_tx(&mut node, tx(i), T0).unwrap();
+        mine(&mut node, T0 + 1_000 * (i + 1));
+        drain(&mut node, Some(&mut store));
+    }
+    // Room for the long rival branch below while it is still a side branch.
+    let mut config = node.config().clone();
+    config.max_side_blocks = 2 * blocks as usize;
+    let (mut opened, report) = Node::open(p.clone(), config, &store).unwrap().unwrap();
+    assert_eq!(report.height, blocks);
+    assert_eq!(opened.tree().active_hashes(), node.tree().active_hashes());
+    assert!(
+        opened.tree().bodies_held() <= KEEP_RECENT + 1,
+        "{} bodies held",
+        opened.tree().bodies_held()
+    );
+    // An early block's body and transaction come back from the store.
+    let early = tx(3).compute_txid();
+    let (entry, pos) = opened.tree().find_tx(&early).unwrap();
+    assert_eq!((entry.height(), pos), (4, 1));
+    let genesis = p.genesis_hash();
+    match serve_blocks(opened.tree(), &[genesis], 10) {
+        chainsim_core::Message::Blocks { blocks, .. } => assert_eq!(blocks.len(), 10),
+        other => panic!("{other:?}"),
+    }
+    // A heavier branch from height 1 disconnects every block: all their transactions come
+    // back to the mempool, read from the store.
+    let base = opened.tree().block(&opened.tree().at_height(1).unwrap().hash).unwrap();
+    let mut parent = base.as_ref().clone();
+    for i in 0..blocks {
+        let b = child(&p, &parent, "rival", parent.header.timestamp + 1, vec![]);
+        submit_block(&mut opened, b.clone(), T0 + 2_000 * blocks + i).unwrap();
+        drain(&mut opened, Some(&mut store));
+        parent = b;
+    }
+    assert_eq!(opened.tree().height(), blocks + 1);
+    assert_eq!(
+        opened.mempool().len() as u64,
+        blocks - 1,
+        "every transaction above height 1 came back"
+    );
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chainsim_core::chain::BlockEntry;
 use chainsim_core::link::{Effects, drain};
 use chainsim_core::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
 use chainsim_core::{
@@ -24,6 +23,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::api::views::BlockRef;
 use crate::links::Links;
 use crate::miner::{Found, Job};
 
@@ -66,7 +66,7 @@ pub enum Command {
     /// Mine one block; the reply comes when it is mined and stored.
     Mine {
         /// Where the block goes.
-        reply: Reply<Result<BlockEntry, MineError>>,
+        reply: Reply<Result<BlockRef, MineError>>,
     },
     /// A block handed in through the API.
     SubmitBlock {
@@ -287,7 +287,7 @@ struct Driver<S> {
     links: Links,
     shared: Arc<Shared>,
     config: DriverConfig,
-    mine_queue: VecDeque<Reply<Result<BlockEntry, MineError>>>,
+    mine_queue: VecDeque<Reply<Result<BlockRef, MineError>>>,
     job: Option<Job>,
     next_job_id: u64,
     /// Commands given to the core whose answers have not come out yet.
@@ -460,7 +460,7 @@ impl<S: ChainStore> Driver<S> {
     fn on_mined(&mut self, hash: chainsim_primitives::BlockHash, outcome: Result<BlockOutcome, BlockRejected>) {
         match outcome {
             Ok(outcome) if self.node.tree().is_active(&outcome.hash) => {
-                let entry = self.node.tree().get(&outcome.hash).cloned();
+                let entry = BlockRef::of(self.node.tree(), &outcome.hash);
                 if let (Some(entry), Some(reply)) = (entry, self.mine_queue.pop_front()) {
                     tracing::info!(
                         "[{}] mined block {} at height {} with {} transactions",

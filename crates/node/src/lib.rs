@@ -164,7 +164,7 @@ pub async fn run(
 
     let started = Instant::now();
     let mut store = RedbStore::open(&data_dir)?;
-    let stored = store.load()?;
+    let stored = store.load_meta()?;
     let miner = opts
         .miner
         .clone()
@@ -190,7 +190,9 @@ pub async fn run(
     } else {
         ChainParams::default_network()
     });
-    let (mut node, report) = Node::restore(params, config, stored).map_err(|source| NodeError::InvalidStore {
+    // Stored blocks stream through validation one at a time; afterwards bodies are read
+    // back from the store on demand instead of living in memory.
+    let (mut node, report) = Node::open(params, config, &store)?.map_err(|source| NodeError::InvalidStore {
         dir: data_dir.display().to_string(),
         source,
     })?;

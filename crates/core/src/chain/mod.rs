@@ -1,6 +1,8 @@
 //! The chain: validation of blocks and the block tree with fork choice.
 
+pub mod bodies;
 pub mod tree;
+pub mod txindex;
 pub mod validation;
 
 pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};

@@ -1,28 +1,33 @@
 //! The block tree and fork choice: where the best chain is decided.
 //!
-//! Every checked block is kept with its cumulative work. The best chain is the one with the
-//! most work; on a tie the chain seen first stays (a challenger must have strictly more).
-//! Switching chains returns exactly which blocks left and joined the best chain, which is
-//! what the mempool, the store and the dashboard need. Side branches are kept up to a bound,
-//! dropping the lightest leaves first, so a heavier branch arriving later still reorganises.
+//! Every checked block is kept as a header with its cumulative work; the best chain is the
+//! one with the most work, and on a tie the chain seen first stays (a challenger must have
+//! strictly more). Switching chains returns exactly which blocks left and joined the best
+//! chain, which is what the mempool, the store and the dashboard need. Side branches are
+//! kept up to a bound, dropping the lightest leaves first, so a heavier branch arriving later
+//! still reorganises. Bodies live in [`Bodies`] (the store, for a live node) and the best
+//! chain's transactions in a compact [`TxIndex`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chainsim_primitives::{Block, BlockHash, Txid, Work};
+use chainsim_primitives::{Block, BlockHash, Header, Transaction, Txid, Work};
 use thiserror::Error;
 
+use super::bodies::Bodies;
+use super::txindex::TxIndex;
 use super::validation::{CheckedBlock, ParentInfo};
+use crate::store::BlockSource;
 
-/// A block in the tree with what fork choice needs.
+/// A block in the tree with what fork choice needs (its body is in the store).
 #[derive(Debug, Clone)]
 pub struct BlockEntry {
-    /// The block itself.
-    pub block: Arc<Block>,
+    /// The header.
+    pub header: Header,
     /// Its hash.
     pub hash: BlockHash,
-    /// Its txids, in order.
-    pub txids: Arc<[Txid]>,
+    /// Transactions in the block, coinbase included.
+    pub tx_count: u32,
     /// Work of the chain from genesis up to and including this block.
     pub chain_work: Work,
     /// Arrival order, for first-seen tie-breaking and pruning.
@@ -33,14 +38,14 @@ pub struct BlockEntry {
 impl BlockEntry {
     /// Height of the block.
     pub fn height(&self) -> u64 {
-        self.block.header.height
+        self.header.height
     }
     /// What validation of a child needs.
     pub fn parent_info(&self) -> ParentInfo {
         ParentInfo {
             hash: self.hash,
             height: self.height(),
-            timestamp: self.block.header.timestamp,
+            timestamp: self.header.timestamp,
         }
     }
 }
@@ -82,34 +87,48 @@ pub struct BlockTree {
     entries: HashMap<BlockHash, BlockEntry>,
     /// The best chain, indexed by height.
     active: Vec<BlockHash>,
-    /// Where each transaction of the best chain is: block hash and position.
-    tx_index: HashMap<Txid, (BlockHash, u32)>,
+    /// Where each transaction of the best chain is (by height).
+    tx_index: TxIndex,
+    bodies: Bodies,
     next_seq: u64,
     max_side_blocks: usize,
 }
 
 impl BlockTree {
-    /// A tree holding only `genesis`, keeping at most `max_side_blocks` off the best chain.
+    /// A tree holding only `genesis` and keeping every body in memory, with at most
+    /// `max_side_blocks` off the best chain.
     pub fn new(genesis: Arc<Block>, max_side_blocks: usize) -> Self {
+        Self::with_source(genesis, max_side_blocks, None)
+    }
+
+    /// A tree reading bodies back from `source` (keeping only recent ones in memory).
+    pub fn with_source(genesis: Arc<Block>, max_side_blocks: usize, source: Option<Arc<dyn BlockSource>>) -> Self {
         let hash = genesis.compute_hash();
-        let txids: Arc<[Txid]> = genesis.compute_txids().into();
-        let entry = BlockEntry {
-            chain_work: genesis.header.bits.work(),
-            block: genesis,
-            hash,
-            txids,
-            seq: 0,
-            children: 0,
-        };
-        let mut entries = HashMap::new();
-        entries.insert(hash, entry);
-        Self {
-            entries,
+        let mut tree = Self {
+            entries: HashMap::new(),
             active: vec![hash],
-            tx_index: HashMap::new(),
+            tx_index: TxIndex::default(),
+            bodies: Bodies::new(source),
             next_seq: 1,
             max_side_blocks,
+        };
+        for txid in genesis.compute_txids() {
+            tree.tx_index.insert(&txid, 0);
         }
+        tree.entries.insert(
+            hash,
+            BlockEntry {
+                header: genesis.header,
+                hash,
+                tx_count: genesis.transactions.len() as u32,
+                chain_work: genesis.header.bits.work(),
+                seq: 0,
+                children: 0,
+            },
+        );
+        // Genesis is compiled in and never stored: always held.
+        tree.bodies.pin(hash, genesis);
+        tree
     }
 
     /// The best tip.
@@ -125,9 +144,25 @@ impl BlockTree {
         (self.active.len() - 1) as u64
     }
 
-    /// A block by hash, on any branch.
+    /// A block's entry by hash, on any branch.
     pub fn get(&self, hash: &BlockHash) -> Option<&BlockEntry> {
         self.entries.get(hash)
+    }
+
+    /// A block's body, from memory or the store.
+    pub fn block(&self, hash: &BlockHash) -> Option<Arc<Block>> {
+        self.entries.get(hash)?;
+        self.bodies.get(hash)
+    }
+
+    /// A block's txids, in order (computed from its body).
+    pub fn txids(&self, hash: &BlockHash) -> Option<Vec<Txid>> {
+        Some(self.block(hash)?.compute_txids())
+    }
+
+    /// Bodies held in memory.
+    pub fn bodies_held(&self) -> usize {
+        self.bodies.held()
     }
 
     /// Whether the tree holds `hash`.
@@ -153,10 +188,14 @@ impl BlockTree {
         &self.active
     }
 
-    /// Where a transaction of the best chain is.
+    /// Where a transaction of the best chain is: its block and position.
     pub fn find_tx(&self, txid: &Txid) -> Option<(&BlockEntry, u32)> {
-        let (hash, index) = self.tx_index.get(txid)?;
-        Some((self.entries.get(hash)?, *index))
+        self.tx_index.candidates(txid).into_iter().find_map(|height| {
+            let entry = self.at_height(height)?;
+            let block = self.bodies.get(&entry.hash)?;
+            let pos = block.transactions.iter().position(|t| t.compute_txid() == *txid)?;
+            Some((entry, pos as u32))
+        })
     }
 
     /// Number of blocks held, best chain and side branches.
@@ -181,22 +220,26 @@ impl BlockTree {
         if self.entries.contains_key(&hash) {
             return Err(InsertError::Duplicate(hash));
         }
-        let prev = block.block().header.prev_hash;
-        let parent = self.entries.get_mut(&prev).ok_or(InsertError::UnknownParent(prev))?;
+        let header = block.block().header;
+        let parent = self
+            .entries
+            .get_mut(&header.prev_hash)
+            .ok_or(InsertError::UnknownParent(header.prev_hash))?;
         parent.children += 1;
         let chain_work = parent.chain_work.saturating_add(block.work());
         let entry = BlockEntry {
-            block: block.block().clone(),
+            header,
             hash,
-            txids: block.txids().clone(),
+            tx_count: block.block().transactions.len() as u32,
             chain_work,
             seq: self.next_seq,
             children: 0,
         };
         self.next_seq += 1;
         self.entries.insert(hash, entry);
+        self.bodies.insert(hash, block.block().clone());
         let change = if chain_work > self.tip().chain_work {
-            self.switch_to(hash)
+            self.switch_to(hash, Some((hash, block.txids())))
         } else {
             TipChange::default()
         };
@@ -204,26 +247,36 @@ impl BlockTree {
         Ok((change, pruned))
     }
 
+    /// The txids of `hash`: `known` when it is that block, else from its body.
+    fn txids_of(&self, hash: &BlockHash, known: Option<(BlockHash, &Arc<[Txid]>)>) -> Vec<Txid> {
+        match known {
+            Some((h, txids)) if h == *hash => txids.to_vec(),
+            _ => self.txids(hash).unwrap_or_default(),
+        }
+    }
+
     /// Makes the chain ending at `new_tip` the best chain.
-    fn switch_to(&mut self, new_tip: BlockHash) -> TipChange {
+    fn switch_to(&mut self, new_tip: BlockHash, known: Option<(BlockHash, &Arc<[Txid]>)>) -> TipChange {
         let mut path = Vec::new();
         let mut cursor = new_tip;
         while !self.is_active(&cursor) {
             path.push(cursor);
-            cursor = self.entries[&cursor].block.header.prev_hash;
+            cursor = self.entries[&cursor].header.prev_hash;
         }
         let fork_height = self.entries[&cursor].height() as usize;
         let disconnected: Vec<BlockHash> = self.active.drain(fork_height + 1..).rev().collect();
         for hash in &disconnected {
-            for txid in self.entries[hash].txids.iter() {
-                self.tx_index.remove(txid);
+            let height = self.entries[hash].height();
+            for txid in self.txids_of(hash, None) {
+                self.tx_index.remove(&txid, height);
             }
         }
         path.reverse();
         for hash in &path {
             self.active.push(*hash);
-            for (i, txid) in self.entries[hash].txids.iter().enumerate() {
-                self.tx_index.insert(*txid, (*hash, i as u32));
+            let height = self.entries[hash].height();
+            for txid in self.txids_of(hash, known) {
+                self.tx_index.insert(&txid, height);
             }
         }
         TipChange {
@@ -249,36 +302,37 @@ impl BlockTree {
                 .map(|e| e.hash);
             let Some(victim) = victim else { break };
             if let Some(entry) = self.entries.remove(&victim)
-                && let Some(parent) = self.entries.get_mut(&entry.block.header.prev_hash)
+                && let Some(parent) = self.entries.get_mut(&entry.header.prev_hash)
             {
                 parent.children -= 1;
             }
+            self.bodies.remove(&victim);
             pruned.push(victim);
         }
         pruned
     }
 
     /// The first of `txids` already mined in the chain ending at `parent` (the block's
-    /// ancestry), if any. Validation of a block alone cannot see this: it needs the chain.
-    /// Side-branch blocks are walked down to the best chain; below that the transaction
-    /// index answers, so extending the best chain costs one lookup per transaction.
+    /// ancestry), if any. Side-branch blocks are walked down to the best chain; below that
+    /// the transaction index answers, so extending the best chain costs one lookup per
+    /// transaction (and a body read only when a prefix matches).
     pub fn find_in_ancestry(&self, parent: &BlockHash, txids: &[Txid]) -> Option<Txid> {
-        let mut side_txids = std::collections::HashSet::new();
+        let mut side_txids = HashSet::new();
         let mut cursor = *parent;
         while !self.is_active(&cursor) {
             let entry = self.entries.get(&cursor)?;
-            side_txids.extend(entry.txids.iter().copied());
-            cursor = entry.block.header.prev_hash;
+            side_txids.extend(self.txids_of(&cursor, None));
+            cursor = entry.header.prev_hash;
         }
         let fork_height = self.entries.get(&cursor)?.height();
         txids.iter().copied().find(|txid| {
-            side_txids.contains(txid)
-                || self
-                    .tx_index
-                    .get(txid)
-                    .and_then(|(h, _)| self.entries.get(h))
-                    .is_some_and(|e| e.height() <= fork_height)
+            side_txids.contains(txid) || self.find_tx(txid).is_some_and(|(e, _)| e.height() <= fork_height)
         })
+    }
+
+    /// The transactions of a block, for callers that need them (reorgs, serving peers).
+    pub fn transactions(&self, hash: &BlockHash) -> Option<Vec<Transaction>> {
+        Some(self.block(hash)?.transactions.clone())
     }
 
     /// Hashes describing the best chain for a peer to find the fork point: the last ten

@@ -47,7 +47,7 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
         side_blocks: n.tree().side_count() as u64,
         syncing: n.sync_peer().is_some(),
         tip: tip.hash,
-        tip_time: tip.block.header.timestamp,
+        tip_time: tip.header.timestamp,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         work: tip.chain_work.0.to_string(),
     }
@@ -90,13 +90,13 @@ pub async fn block(State(s): State<AppState>, Path(id): Path<String>) -> Result<
         let hash: BlockHash = id
             .parse()
             .map_err(|_| ApiError::bad_request("block hash must be 64 hex digits"))?;
-        s.handle.read(move |n| n.tree().get(&hash).map(BlockRef::from)).await?
+        s.handle.read(move |n| BlockRef::of(n.tree(), &hash)).await?
     } else {
         let height: u64 = id
             .parse()
             .map_err(|_| ApiError::bad_request("expected a block height or a 64-hex-digit block hash"))?;
         s.handle
-            .read(move |n| n.tree().at_height(height).map(BlockRef::from))
+            .read(move |n| n.tree().at_height(height).and_then(|e| BlockRef::of(n.tree(), &e.hash)))
             .await?
     };
     let b = found.ok_or_else(|| ApiError::not_found(format!("no block {id}")))?;
@@ -125,8 +125,7 @@ pub async fn blocks(State(s): State<AppState>, Query(p): Query<Page>) -> Result<
         .handle
         .read(move |n| {
             (from..from.saturating_add(limit))
-                .map_while(|h| n.tree().at_height(h))
-                .map(BlockRef::from)
+                .map_while(|h| n.tree().at_height(h).and_then(|e| BlockRef::of(n.tree(), &e.hash)))
                 .collect()
         })
         .await?;
@@ -151,14 +150,15 @@ pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> R
                 });
             }
             let (entry, index) = n.tree().find_tx(&txid)?;
-            let tx = entry.block.transactions.get(index as usize)?;
-            let proof = MerkleProof::build(&entry.txids, index as usize)?;
+            let block = n.tree().block(&entry.hash)?;
+            let tx = block.transactions.get(index as usize)?;
+            let proof = MerkleProof::build(&block.compute_txids(), index as usize)?;
             Some(TxLookup {
                 confirmed: Some(Confirmation {
                     block_hash: entry.hash,
                     confirmations: n.tree().height() - entry.height() + 1,
                     height: entry.height(),
-                    proof: ProofView::new(proof, entry.block.header.merkle_root),
+                    proof: ProofView::new(proof, entry.header.merkle_root),
                 }),
                 status: TxStatus::Confirmed,
                 transaction: TxView::new(txid, tx),

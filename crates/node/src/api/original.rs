@@ -138,7 +138,7 @@ pub async fn mine(State(s): State<AppState>) -> Result<impl IntoResponse, ApiErr
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok(Json(MineAnswer {
-        block: BlockRef::from(&entry).view(),
+        block: entry.view(),
         message: "new block mined".to_owned(),
     }))
 }
@@ -174,7 +174,7 @@ async fn chain_chunk(handle: &NodeHandle, first: bool, batch: Vec<BlockHash>) ->
         .read(move |n| {
             batch
                 .iter()
-                .map(|h| n.tree().get(h).map(BlockRef::from))
+                .map(|h| BlockRef::of(n.tree(), h))
                 .collect::<Option<Vec<_>>>()
         })
         .await
