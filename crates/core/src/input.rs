@@ -58,6 +58,9 @@ pub enum Input {
     },
     /// The deadline from [`crate::Node::poll_timeout`] passed (an early call is harmless).
     Timeout,
+    /// Every store operation drained so far is durably committed: bodies held only until
+    /// the store had them are released.
+    Committed,
 }
 
 /// What a local user or the node's own miner asks for.

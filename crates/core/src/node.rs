@@ -292,7 +292,7 @@ impl Node {
         }
         let checked = validate_in_chain(&self.params, block, &self.tree, None)
             .map_err(|error| RestoreError::InvalidBlock { hash, height, error })?;
-        match self.tree.insert(checked) {
+        match self.tree.insert_stored(checked) {
             Ok(_) | Err(InsertError::Duplicate(_)) => Ok(1),
             Err(InsertError::UnknownParent(_)) => Err(RestoreError::MissingParent(hash)),
         }
@@ -341,6 +341,7 @@ impl Node {
                 self.out.reply(id, reply);
             }
             Input::Timeout => self.on_timeout(now),
+            Input::Committed => self.tree.release_bodies(),
         }
     }
 

@@ -511,6 +511,10 @@ impl<S: ChainStore> Driver<S> {
             }
             return;
         }
+        if !ops.is_empty() {
+            // The store has every block drained so far: the core may let go of their bodies.
+            self.node.handle_input(now(), Input::Committed);
+        }
         for reply in self.after_commit.drain(..) {
             reply();
         }

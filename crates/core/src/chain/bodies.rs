@@ -1,8 +1,8 @@
 //! Block bodies, kept out of the node's memory where a store can give them back.
 //!
-//! With a [`BlockSource`] (the live node's database) only the most recent bodies stay in
-//! memory — enough to cover the blocks accepted since the last commit, which the store
-//! cannot give back yet — and the others are read on demand. Without one (tests and
+//! With a [`BlockSource`] (the live node's database) a body stays in memory only until the
+//! driver reports that the store has it (`Input::Committed`), and at most the last
+//! [`KEEP_RECENT`] in any case; the others are read on demand. Without one (tests and
 //! simulations, where many nodes in one process share each block through its `Arc`) every
 //! body is kept.
 
@@ -59,6 +59,21 @@ impl Bodies {
     /// Keeps a body for good (genesis, which no store holds).
     pub fn pin(&mut self, hash: BlockHash, block: Arc<Block>) {
         self.held.insert(hash, block);
+    }
+
+    /// Drops the bodies held only until the store had them: everything drained so far is
+    /// committed (genesis, pinned, stays).
+    pub fn release(&mut self) {
+        if self.source.is_some() {
+            for hash in self.order.drain(..) {
+                self.held.remove(&hash);
+            }
+        }
+    }
+
+    /// Whether bodies are read back from a store.
+    pub fn has_source(&self) -> bool {
+        self.source.is_some()
     }
 
     /// Forgets a body (a pruned side block).

@@ -213,9 +213,24 @@ impl BlockTree {
         self.entries.len() - self.active.len()
     }
 
+    /// Drops the bodies held only until the store had them.
+    pub fn release_bodies(&mut self) {
+        self.bodies.release();
+    }
+
     /// Inserts a checked block and applies fork choice. Returns the change of the best
     /// chain and the hashes of side blocks pruned to respect the bound.
     pub fn insert(&mut self, block: CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
+        self.insert_inner(block, false)
+    }
+
+    /// [`BlockTree::insert`] for a block read back from the store, whose body need not be
+    /// held in memory.
+    pub fn insert_stored(&mut self, block: CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
+        self.insert_inner(block, true)
+    }
+
+    fn insert_inner(&mut self, block: CheckedBlock, stored: bool) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         let hash = block.hash();
         if self.entries.contains_key(&hash) {
             return Err(InsertError::Duplicate(hash));
@@ -237,7 +252,9 @@ impl BlockTree {
         };
         self.next_seq += 1;
         self.entries.insert(hash, entry);
-        self.bodies.insert(hash, block.block().clone());
+        if !(stored && self.bodies.has_source()) {
+            self.bodies.insert(hash, block.block().clone());
+        }
         let change = if chain_work > self.tip().chain_work {
             self.switch_to(hash, Some((hash, block.txids())))
         } else {

@@ -1,7 +1,7 @@
 //! Where each transaction of the best chain was mined, compactly: an 8-byte prefix of the
 //! txid and the height of its block. A million transactions take about 12 MB: a large
 //! sorted base (two flat arrays) plus a small map of recent changes, merged into the base
-//! from time to time. A prefix can match more than one transaction; callers confirm a
+//! in place from time to time (no second copy of the base is ever allocated). A prefix can match more than one transaction; callers confirm a
 //! candidate against the block's body, so the index never gives a wrong answer, only a
 //! rare extra read.
 
@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chainsim_primitives::Txid;
 
 /// Recent changes held before they are merged into the sorted base.
-const MERGE_AT: usize = 65_536;
+const MERGE_AT: usize = 16_384;
 /// A removed base entry.
 const GONE: u32 = u32::MAX;
 
@@ -19,7 +19,9 @@ const GONE: u32 = u32::MAX;
 pub struct TxIndex {
     keys: Vec<u64>,
     heights: Vec<u32>,
-    recent: HashMap<u64, Vec<u32>>,
+    /// Recent insertions: one height per prefix here, any further ones in `recent_more`.
+    recent: HashMap<u64, u32>,
+    recent_more: HashMap<u64, Vec<u32>>,
     recent_len: usize,
     removed: usize,
 }
@@ -33,8 +35,13 @@ fn key(txid: &Txid) -> u64 {
 impl TxIndex {
     /// Records that `txid` was mined at `height` of the best chain.
     pub fn insert(&mut self, txid: &Txid, height: u64) {
-        let h = u32::try_from(height).unwrap_or(GONE - 1);
-        self.recent.entry(key(txid)).or_default().push(h);
+        let (k, h) = (key(txid), u32::try_from(height).unwrap_or(GONE - 1));
+        match self.recent.entry(k) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(h);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => self.recent_more.entry(k).or_default().push(h),
+        }
         self.recent_len += 1;
         if self.recent_len >= MERGE_AT {
             self.merge();
@@ -44,14 +51,28 @@ impl TxIndex {
     /// Forgets that `txid` was mined at `height` (its block left the best chain).
     pub fn remove(&mut self, txid: &Txid, height: u64) {
         let (k, h) = (key(txid), u32::try_from(height).unwrap_or(GONE - 1));
-        if let Some(v) = self.recent.get_mut(&k)
+        if let Some(v) = self.recent_more.get_mut(&k)
             && let Some(i) = v.iter().position(|x| *x == h)
         {
             v.swap_remove(i);
             self.recent_len -= 1;
             if v.is_empty() {
-                self.recent.remove(&k);
+                self.recent_more.remove(&k);
             }
+            return;
+        }
+        if self.recent.get(&k) == Some(&h) {
+            self.recent.remove(&k);
+            // Keep one height in the main map while more remain.
+            if let Some(v) = self.recent_more.get_mut(&k)
+                && let Some(next) = v.pop()
+            {
+                self.recent.insert(k, next);
+                if v.is_empty() {
+                    self.recent_more.remove(&k);
+                }
+            }
+            self.recent_len -= 1;
             return;
         }
         let start = self.keys.partition_point(|x| *x < k);
@@ -70,11 +91,13 @@ impl TxIndex {
     /// Heights where a transaction with `txid`'s prefix was mined (usually none or one).
     pub fn candidates(&self, txid: &Txid) -> Vec<u64> {
         let k = key(txid);
-        let mut out: Vec<u64> = self
-            .recent
-            .get(&k)
-            .map(|v| v.iter().map(|h| u64::from(*h)).collect())
-            .unwrap_or_default();
+        let mut out: Vec<u64> = Vec::new();
+        if let Some(h) = self.recent.get(&k) {
+            out.push(u64::from(*h));
+            if let Some(more) = self.recent_more.get(&k) {
+                out.extend(more.iter().map(|h| u64::from(*h)));
+            }
+        }
         let start = self.keys.partition_point(|x| *x < k);
         for i in start..self.keys.len() {
             if self.keys[i] != k {
@@ -97,33 +120,43 @@ impl TxIndex {
         self.len() == 0
     }
 
-    /// Merges the recent changes into the sorted base, dropping removed entries.
+    /// Merges the recent changes into the sorted base, dropping removed entries: compacts
+    /// the base, grows it at the end, and merges from the back, all in place.
     fn merge(&mut self) {
-        let mut add: Vec<(u64, u32)> = self
-            .recent
-            .drain()
-            .flat_map(|(k, v)| v.into_iter().map(move |h| (k, h)))
-            .collect();
+        let mut add: Vec<(u64, u32)> = self.recent.drain().collect();
+        add.extend(
+            self.recent_more
+                .drain()
+                .flat_map(|(k, v)| v.into_iter().map(move |h| (k, h))),
+        );
         add.sort_unstable();
-        let total = self.keys.len() - self.removed + add.len();
-        let (mut keys, mut heights) = (Vec::with_capacity(total), Vec::with_capacity(total));
-        let (mut i, mut j) = (0, 0);
-        while i < self.keys.len() || j < add.len() {
-            let take_base = j >= add.len() || (i < self.keys.len() && self.keys[i] <= add[j].0);
-            let (k, h) = if take_base {
-                i += 1;
-                (self.keys[i - 1], self.heights[i - 1])
-            } else {
-                j += 1;
-                add[j - 1]
-            };
-            if h != GONE {
-                keys.push(k);
-                heights.push(h);
+        // Compact: drop removed entries.
+        let mut w = 0;
+        for r in 0..self.keys.len() {
+            if self.heights[r] != GONE {
+                self.keys[w] = self.keys[r];
+                self.heights[w] = self.heights[r];
+                w += 1;
             }
         }
-        self.keys = keys;
-        self.heights = heights;
+        self.keys.truncate(w);
+        self.heights.truncate(w);
+        // Merge from the back into the room at the end.
+        let (old, extra) = (self.keys.len(), add.len());
+        self.keys.resize(old + extra, 0);
+        self.heights.resize(old + extra, 0);
+        let (mut i, mut j, mut d) = (old, extra, old + extra);
+        while j > 0 {
+            d -= 1;
+            if i > 0 && self.keys[i - 1] > add[j - 1].0 {
+                i -= 1;
+                self.keys[d] = self.keys[i];
+                self.heights[d] = self.heights[i];
+            } else {
+                j -= 1;
+                (self.keys[d], self.heights[d]) = add[j];
+            }
+        }
         self.recent_len = 0;
         self.removed = 0;
     }
