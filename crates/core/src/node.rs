@@ -209,8 +209,10 @@ impl Node {
     fn build(params: Arc<ChainParams>, config: NodeConfig, source: Option<Arc<dyn BlockSource>>) -> Self {
         let mut rng = fastrand::Rng::with_seed(config.seed);
         let secret: [u8; 16] = std::array::from_fn(|_| rng.u8(..));
+        let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
+        tree.seed_index(rng.u64(..));
         Self {
-            tree: BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source),
+            tree,
             mempool: Mempool::new(config.mempool_capacity),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
             sync: Sync::new(config.sync_timeout),

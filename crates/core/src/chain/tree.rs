@@ -213,6 +213,11 @@ impl BlockTree {
         self.entries.len() - self.active.len()
     }
 
+    /// Keys the transaction index's hashing with a secret seed (see [`TxIndex`]).
+    pub fn seed_index(&mut self, seed: u64) {
+        self.tx_index.reseed(seed);
+    }
+
     /// Drops the bodies held only until the store had them.
     pub fn release_bodies(&mut self) {
         self.bodies.release();

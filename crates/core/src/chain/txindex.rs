@@ -6,10 +6,49 @@
 //! rare extra read.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use chainsim_primitives::Txid;
 
-/// Recent changes held before they are merged into the sorted base.
+/// Buckets of the base's directory: keys are uniform (hash prefixes), so the top bits of a
+/// key say where in the sorted base to look, about `len / 65,536` entries at most to scan.
+const DIRECTORY_BITS: u32 = 16;
+
+/// Hashes an already random 8-byte prefix with one multiply, keyed by a secret seed so that
+/// no one can craft transactions that pile into one bucket.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeededPrefix(u64);
+
+/// The hasher of [`SeededPrefix`].
+#[derive(Debug, Default)]
+pub struct PrefixHasher {
+    seed: u64,
+    state: u64,
+}
+
+impl BuildHasher for SeededPrefix {
+    type Hasher = PrefixHasher;
+    fn build_hasher(&self) -> PrefixHasher {
+        PrefixHasher { seed: self.0, state: 0 }
+    }
+}
+
+impl Hasher for PrefixHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.state = (self.state.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.state = (k ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) ^ self.seed.rotate_left(7);
+    }
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// Recent changes held before they are merged into the sorted base: at least this many,
+/// and at least an eighth of the base, so that merging costs a constant per insertion.
 const MERGE_AT: usize = 16_384;
 /// A removed base entry.
 const GONE: u32 = u32::MAX;
@@ -19,9 +58,11 @@ const GONE: u32 = u32::MAX;
 pub struct TxIndex {
     keys: Vec<u64>,
     heights: Vec<u32>,
+    /// Where each top-bits bucket starts in `keys` (one more entry than buckets).
+    directory: Vec<u32>,
     /// Recent insertions: one height per prefix here, any further ones in `recent_more`.
-    recent: HashMap<u64, u32>,
-    recent_more: HashMap<u64, Vec<u32>>,
+    recent: HashMap<u64, u32, SeededPrefix>,
+    recent_more: HashMap<u64, Vec<u32>, SeededPrefix>,
     recent_len: usize,
     removed: usize,
 }
@@ -33,6 +74,44 @@ fn key(txid: &Txid) -> u64 {
 }
 
 impl TxIndex {
+    /// An empty index whose hashing is keyed by `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            recent: HashMap::with_hasher(SeededPrefix(seed)),
+            recent_more: HashMap::with_hasher(SeededPrefix(seed)),
+            ..Self::default()
+        }
+    }
+
+    /// Re-keys the hashing of recent entries with `seed` (cheap while the index is young).
+    pub fn reseed(&mut self, seed: u64) {
+        let mut fresh = Self::with_seed(seed);
+        for (k, h) in self.recent.drain() {
+            fresh.recent.insert(k, h);
+        }
+        for (k, v) in self.recent_more.drain() {
+            fresh.recent_more.insert(k, v);
+        }
+        self.recent = fresh.recent;
+        self.recent_more = fresh.recent_more;
+    }
+
+    /// The range of `keys` where `k` may be.
+    fn bucket(&self, k: u64) -> std::ops::Range<usize> {
+        if self.directory.is_empty() {
+            return 0..self.keys.len();
+        }
+        let b = (k >> (64 - DIRECTORY_BITS)) as usize;
+        self.directory[b] as usize..self.directory[b + 1] as usize
+    }
+
+    /// The first position of `k` in `keys`, or where it would go.
+    fn position(&self, k: u64) -> usize {
+        let range = self.bucket(k);
+        let start = range.start;
+        start + self.keys[range].partition_point(|x| *x < k)
+    }
+
     /// Records that `txid` was mined at `height` of the best chain.
     pub fn insert(&mut self, txid: &Txid, height: u64) {
         let (k, h) = (key(txid), u32::try_from(height).unwrap_or(GONE - 1));
@@ -43,7 +122,7 @@ impl TxIndex {
             std::collections::hash_map::Entry::Occupied(_) => self.recent_more.entry(k).or_default().push(h),
         }
         self.recent_len += 1;
-        if self.recent_len >= MERGE_AT {
+        if self.recent_len >= MERGE_AT.max(self.keys.len() / 8) {
             self.merge();
         }
     }
@@ -75,7 +154,7 @@ impl TxIndex {
             self.recent_len -= 1;
             return;
         }
-        let start = self.keys.partition_point(|x| *x < k);
+        let start = self.position(k);
         for i in start..self.keys.len() {
             if self.keys[i] != k {
                 break;
@@ -98,7 +177,7 @@ impl TxIndex {
                 out.extend(more.iter().map(|h| u64::from(*h)));
             }
         }
-        let start = self.keys.partition_point(|x| *x < k);
+        let start = self.position(k);
         for i in start..self.keys.len() {
             if self.keys[i] != k {
                 break;
@@ -159,6 +238,22 @@ impl TxIndex {
         }
         self.recent_len = 0;
         self.removed = 0;
+        self.rebuild_directory();
+    }
+
+    /// Recomputes where each top-bits bucket starts.
+    fn rebuild_directory(&mut self) {
+        let buckets = 1usize << DIRECTORY_BITS;
+        self.directory.clear();
+        self.directory.reserve_exact(buckets + 1);
+        let mut i = 0usize;
+        for b in 0..buckets {
+            while i < self.keys.len() && ((self.keys[i] >> (64 - DIRECTORY_BITS)) as usize) < b {
+                i += 1;
+            }
+            self.directory.push(i as u32);
+        }
+        self.directory.push(self.keys.len() as u32);
     }
 }
 
@@ -178,7 +273,7 @@ mod tests {
         /// The index answers like a plain multimap of prefixes, across merges.
         #[test]
         fn matches_a_model(ops in proptest::collection::vec((any::<bool>(), 0u64..3_000, 0u64..50), 1..400)) {
-            let mut index = TxIndex::default();
+            let mut index = TxIndex::with_seed(7);
             let mut model: Vec<(u64, u64)> = Vec::new();
             for (i, (insert, n, h)) in ops.into_iter().enumerate() {
                 if insert || model.is_empty() {
