@@ -11,6 +11,8 @@ pub mod miner;
 pub mod wire;
 
 use std::net::SocketAddr;
+
+use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -239,6 +241,13 @@ pub async fn run(
     let server_stop = stop_tx.subscribe();
     let server = tokio::spawn(async move {
         let mut stop = server_stop;
+        // Peer links are long-lived connections carrying small frames: without NODELAY,
+        // Nagle's algorithm and delayed ACKs hold each announcement back by ~40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
