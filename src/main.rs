@@ -70,6 +70,19 @@ struct NodeArgs {
     /// Ping a quiet peer link after this many seconds (and drop one silent three times as long).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     keepalive_secs: u64,
+    /// How new blocks and transactions travel: `announce` (ids and headers, then fetched by
+    /// those who lack them) or `push` (whole, to every peer).
+    #[arg(long, value_enum, default_value_t = Relay::Announce)]
+    relay: Relay,
+}
+
+/// `--relay`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Relay {
+    /// Announce, then fetch.
+    Announce,
+    /// Push whole items.
+    Push,
 }
 
 #[derive(clap::Args, Debug)]
@@ -150,6 +163,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync_patience: chainsim_node::NodeOptions::default().sync_patience,
                 test_network: a.test_network,
                 keepalive: std::time::Duration::from_secs(a.keepalive_secs.max(1)),
+                relay: match a.relay {
+                    Relay::Announce => chainsim_core::RelayMode::Announce,
+                    Relay::Push => chainsim_core::RelayMode::Push,
+                },
             };
             chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
                 if e.suggests_resync() && !e.to_string().contains("--resync") {

@@ -130,7 +130,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: usize) -> anyhow::Result<()> {
+async fn measure(
+    name: &str,
+    links: &[Vec<u16>],
+    max_outbound: usize,
+    rounds: usize,
+    relay: &str,
+) -> anyhow::Result<()> {
     let dir = super::temp_dir("prop")?;
     let n = links.len();
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_, _>>()?;
@@ -138,7 +144,8 @@ async fn measure(name: &str, links: &[Vec<u16>], max_outbound: usize, rounds: us
     let outbound = max_outbound.to_string();
     for (i, peers) in links.iter().enumerate() {
         let peer_ports: Vec<u16> = peers.iter().map(|&j| ports[j as usize]).collect();
-        procs.push(spawn_node(&dir, ports[i], &peer_ports, &["--max-outbound", &outbound])?);
+        let extra = ["--max-outbound", &outbound, "--relay", relay];
+        procs.push(spawn_node(&dir, ports[i], &peer_ports, &extra)?);
     }
     let client = reqwest::Client::new();
     for p in &procs {
@@ -228,7 +235,9 @@ pub async fn propagation(rounds: usize) -> anyhow::Result<()> {
     let line: Vec<Vec<u16>> = (0..10)
         .map(|i| if i == 0 { vec![] } else { vec![i as u16 - 1] })
         .collect();
-    measure("10-node line", &line, 1, rounds).await?;
+    for relay in ["announce", "push"] {
+        measure(&format!("10-node line, {relay}"), &line, 1, rounds, relay).await?;
+    }
     let mut rng = fastrand::Rng::with_seed(7);
     let graph: Vec<Vec<u16>> = (0..20)
         .map(|i: u16| {
@@ -238,7 +247,17 @@ pub async fn propagation(rounds: usize) -> anyhow::Result<()> {
             peers
         })
         .collect();
-    measure("20-node random graph (3 links each)", &graph, 3, rounds).await
+    for relay in ["announce", "push"] {
+        measure(
+            &format!("20-node random graph (3 links each), {relay}"),
+            &graph,
+            3,
+            rounds,
+            relay,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) fn rss_kb(pid: u32) -> Option<u64> {

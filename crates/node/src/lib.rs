@@ -64,6 +64,8 @@ pub struct NodeOptions {
     pub test_network: bool,
     /// Ping a quiet peer link this often (and drop one silent three times as long).
     pub keepalive: Duration,
+    /// How new blocks and transactions travel: announced then fetched, or pushed whole.
+    pub relay: chainsim_core::RelayMode,
 }
 
 impl Default for NodeOptions {
@@ -83,6 +85,7 @@ impl Default for NodeOptions {
             sync_patience: Duration::from_secs(30),
             test_network: false,
             keepalive: Duration::from_secs(30),
+            relay: chainsim_core::RelayMode::Announce,
         }
     }
 }
@@ -186,6 +189,7 @@ pub async fn run(
         ..PeerLimits::default()
     };
     config.peering.keepalive = Some(opts.keepalive);
+    config.relay = opts.relay;
     config.mempool_capacity = opts.mempool_capacity;
     let params = Arc::new(if opts.test_network {
         ChainParams::testnet()
