@@ -61,27 +61,17 @@ impl Node {
         Ok(TxOutcome { txid, is_new: true })
     }
 
-    /// Validates and inserts a block, applies fork choice, updates the mempool, relays it,
-    /// then connects any orphans that were waiting for it.
+    /// Validates and inserts a block, applies fork choice, updates the mempool, relays it
+    /// when `relay` (catch-up batches relay only their new tip), then connects any orphans
+    /// that were waiting for it.
     pub(crate) fn accept_block(
         &mut self,
         block: Arc<Block>,
         origin: Origin,
+        relay: bool,
         now: Time,
     ) -> Result<BlockOutcome, BlockRejected> {
-        let outcome = self.accept_one(block, origin, true, now)?;
-        self.connect_orphans(outcome.hash, now);
-        Ok(outcome)
-    }
-
-    /// [`Node::accept_block`] without relaying the block itself (catch-up batches).
-    pub(crate) fn accept_block_quietly(
-        &mut self,
-        block: Arc<Block>,
-        origin: Origin,
-        now: Time,
-    ) -> Result<BlockOutcome, BlockRejected> {
-        let outcome = self.accept_one(block, origin, false, now)?;
+        let outcome = self.accept_one(block, origin, relay, now)?;
         self.connect_orphans(outcome.hash, now);
         Ok(outcome)
     }

@@ -250,7 +250,7 @@ impl Node {
         self.relay.block_arrived(&hash);
         self.relay.mark_known(from, hash.as_bytes());
         self.note_peer_block(from, &block);
-        match self.accept_block(block.clone(), Origin::Peer(from), now) {
+        match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
             Err(BlockRejected::UnknownParent(_)) => {
                 self.orphans.insert(hash, block, Some(from));
@@ -285,7 +285,7 @@ impl Node {
             let hash = block.compute_hash();
             self.relay.block_arrived(&hash);
             self.relay.mark_known(from, hash.as_bytes());
-            match self.accept_block_quietly(block, Origin::Peer(from), now) {
+            match self.accept_block(block, Origin::Peer(from), false, now) {
                 Ok(_) => {
                     taken.push(hash);
                     last = Some(hash);

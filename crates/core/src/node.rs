@@ -378,8 +378,8 @@ impl Node {
     fn on_command(&mut self, command: Command, now: Time) -> Reply {
         match command {
             Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None)),
-            Command::SubmitBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Local, now)),
-            Command::MinedBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Mined, now)),
+            Command::SubmitBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Local, true, now)),
+            Command::MinedBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Mined, true, now)),
             Command::AddPeers(addrs) => {
                 self.peering.add_pinned(addrs, now, &mut self.out);
                 Reply::Peers(self.peering.book().iter().map(|e| e.addr.clone()).collect())

@@ -228,14 +228,27 @@ impl Relay {
         txs: &[Txid],
         now: crate::time::Time,
     ) -> Vec<(PeerId, Wanted)> {
+        let blocks: Vec<(BlockHash, PeerId)> = blocks.iter().map(|h| (*h, from)).collect();
+        let txs: Vec<(Txid, PeerId)> = txs.iter().map(|t| (*t, from)).collect();
+        self.move_on(&blocks, &txs, now)
+    }
+
+    /// Moves each request on from the peer it names to its next announcer; returns what to
+    /// ask of whom.
+    fn move_on(
+        &mut self,
+        blocks: &[(BlockHash, PeerId)],
+        txs: &[(Txid, PeerId)],
+        now: crate::time::Time,
+    ) -> Vec<(PeerId, Wanted)> {
         let mut retry = BTreeMap::<PeerId, Wanted>::new();
-        for hash in blocks {
-            if let Some(next) = next_source(&mut self.blocks, *hash, Some(from), now) {
+        for (hash, from) in blocks {
+            if let Some(next) = next_source(&mut self.blocks, *hash, Some(*from), now) {
                 retry.entry(next).or_default().blocks.push(*hash);
             }
         }
-        for txid in txs {
-            if let Some(next) = next_source(&mut self.txs, *txid, Some(from), now) {
+        for (txid, from) in txs {
+            if let Some(next) = next_source(&mut self.txs, *txid, Some(*from), now) {
                 retry.entry(next).or_default().txs.push(*txid);
             }
         }
@@ -246,18 +259,8 @@ impl Relay {
     pub fn peer_gone(&mut self, peer: PeerId, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
         self.known.remove(&peer);
         self.pending_txs.retain(|(_, f)| *f != Some(peer));
-        let owed_blocks: Vec<BlockHash> = self
-            .blocks
-            .iter()
-            .filter(|(_, f)| f.from == peer)
-            .map(|(h, _)| *h)
-            .collect();
-        let owed_txs: Vec<Txid> = self
-            .txs
-            .iter()
-            .filter(|(_, f)| f.from == peer)
-            .map(|(t, _)| *t)
-            .collect();
+        let owed_blocks = ids_where(&self.blocks, |f| f.from == peer);
+        let owed_txs = ids_where(&self.txs, |f| f.from == peer);
         for f in self.blocks.values_mut().chain(self.txs.values_mut()) {
             f.others.retain(|p| *p != peer);
         }
@@ -266,30 +269,17 @@ impl Relay {
 
     /// Requests not answered within the fetch timeout: ask the next announcer.
     pub fn on_timeout(&mut self, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
-        let late_blocks: Vec<(BlockHash, PeerId)> = self
-            .blocks
-            .iter()
-            .filter(|(_, f)| f.at + self.fetch_timeout <= now)
-            .map(|(h, f)| (*h, f.from))
+        let timeout = self.fetch_timeout;
+        let late = |f: &Fetch| f.at + timeout <= now;
+        let blocks: Vec<(BlockHash, PeerId)> = ids_where(&self.blocks, late)
+            .into_iter()
+            .filter_map(|h| self.blocks.get(&h).map(|f| (h, f.from)))
             .collect();
-        let late_txs: Vec<(Txid, PeerId)> = self
-            .txs
-            .iter()
-            .filter(|(_, f)| f.at + self.fetch_timeout <= now)
-            .map(|(t, f)| (*t, f.from))
+        let txs: Vec<(Txid, PeerId)> = ids_where(&self.txs, late)
+            .into_iter()
+            .filter_map(|t| self.txs.get(&t).map(|f| (t, f.from)))
             .collect();
-        let mut retry = BTreeMap::<PeerId, Wanted>::new();
-        for (hash, from) in late_blocks {
-            if let Some(next) = next_source(&mut self.blocks, hash, Some(from), now) {
-                retry.entry(next).or_default().blocks.push(hash);
-            }
-        }
-        for (txid, from) in late_txs {
-            if let Some(next) = next_source(&mut self.txs, txid, Some(from), now) {
-                retry.entry(next).or_default().txs.push(txid);
-            }
-        }
-        retry.into_iter().collect()
+        self.move_on(&blocks, &txs, now)
     }
 
     /// When the oldest request times out.
@@ -323,6 +313,11 @@ impl Relay {
             out.send(*peer, msg);
         }
     }
+}
+
+/// The ids of requests matching `pred`.
+fn ids_where<K: Ord + Copy>(map: &BTreeMap<K, Fetch>, pred: impl Fn(&Fetch) -> bool) -> Vec<K> {
+    map.iter().filter(|(_, f)| pred(f)).map(|(k, _)| *k).collect()
 }
 
 /// Records `from` as a source of `id`; true when it should be asked now (nobody else is).
