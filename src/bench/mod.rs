@@ -8,6 +8,8 @@ mod http;
 mod memory;
 mod micro;
 mod network;
+mod nodes;
+mod relay;
 
 use std::time::Duration;
 
@@ -20,12 +22,18 @@ pub struct BenchArgs {
     /// Seconds per timed section.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Rounds for the propagation benchmark.
-    #[arg(long, default_value_t = 50)]
-    pub rounds: usize,
+    /// Rounds for the propagation benchmark (default 50) and the relay benchmark (default 20).
+    #[arg(long)]
+    pub rounds: Option<usize>,
     /// Blocks for the catch-up benchmark and the stored chain of the memory benchmark.
     #[arg(long, default_value_t = 10_000)]
     pub blocks: usize,
+    /// Nodes of the nodes benchmark.
+    #[arg(long, default_value_t = 1_000)]
+    pub nodes: usize,
+    /// Blocks mined in the nodes benchmark.
+    #[arg(long, default_value_t = 20)]
+    pub net_blocks: usize,
 }
 
 /// A benchmark.
@@ -46,6 +54,12 @@ pub enum Which {
     /// Resident size of one node holding a long chain: stored directly, and sent through the
     /// API (after a restart, and after one GET /chain); its start-up verification time.
     Memory,
+    /// Bytes, messages and block bodies per block relayed on a 20-node random graph:
+    /// announce then fetch against push, in the in-memory test network.
+    Relay,
+    /// Speed and memory of 1,000 (`--nodes`) core nodes in one process, in the in-memory
+    /// test network: connect, then mine `--net-blocks` blocks.
+    Nodes,
     /// Everything above, one after the other.
     All,
 }
@@ -57,17 +71,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Validation => micro::validation(secs),
         Which::Mempool => micro::mempool(),
         Which::Http => http::run(secs).await,
-        Which::Propagation => network::propagation(args.rounds).await,
+        Which::Propagation => network::propagation(args.rounds.unwrap_or(50)).await,
         Which::Catchup => network::catchup(args.blocks).await,
         Which::Memory => memory::run(args.blocks).await,
+        Which::Relay => relay::run(args.rounds.unwrap_or(20)),
+        Which::Nodes => nodes::run(args.nodes, args.net_blocks),
         Which::All => {
             micro::mining(secs)?;
             micro::validation(secs)?;
             micro::mempool()?;
             http::run(secs).await?;
-            network::propagation(args.rounds).await?;
+            network::propagation(args.rounds.unwrap_or(50)).await?;
             network::catchup(args.blocks).await?;
-            memory::run(args.blocks).await
+            memory::run(args.blocks).await?;
+            relay::run(args.rounds.unwrap_or(20))?;
+            nodes::run(args.nodes, args.net_blocks)
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod protocol;
 pub mod relay;
 pub mod store;
 pub mod sync;
+pub mod testnet;
 pub mod time;
 
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};

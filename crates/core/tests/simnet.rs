@@ -151,7 +151,8 @@ fn mine_randomly(sim: &mut Sim, blocks: usize, gap_ms: u64) {
 /// keeps the one it saw first); the next block decides, as in any proof-of-work network.
 fn decide_and_converge(sim: &mut Sim) -> BlockHash {
     sim.run_for(30_000);
-    let miner = sim.rng.usize(..sim.nodes.len());
+    let n = sim.nodes.len();
+    let miner = sim.rng.usize(..n);
     let hash = sim.mine(miner);
     let every = all(sim);
     if !sim.run_until(SETTLE_MS, |s| every.iter().all(|&i| s.tip(i) == hash)) {
