@@ -65,6 +65,9 @@ impl Default for RetryPolicy {
 #[derive(Debug, Default)]
 pub struct AddrBook {
     entries: BTreeMap<PeerAddr, AddrEntry>,
+    /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
+    /// node that handles many inputs does not scan a large book after each one.
+    next: std::cell::Cell<Option<Option<Time>>>,
 }
 
 impl AddrBook {
@@ -74,6 +77,7 @@ impl AddrBook {
     }
     /// An address's entry, mutable.
     pub fn get_mut(&mut self, addr: &PeerAddr) -> Option<&mut AddrEntry> {
+        self.next.set(None);
         self.entries.get_mut(addr)
     }
     /// Every entry.
@@ -92,6 +96,7 @@ impl AddrBook {
     /// Adds an address (idle, dialable now) unless known or the book holds `max` already;
     /// pinned addresses are always taken. Returns the entry when it is there afterwards.
     pub fn add(&mut self, addr: &PeerAddr, pinned: bool, max: usize, now: Time) -> Option<&mut AddrEntry> {
+        self.next.set(None);
         if !self.entries.contains_key(addr) && (pinned || self.entries.len() < max) {
             self.entries.insert(
                 addr.clone(),
@@ -121,6 +126,7 @@ impl AddrBook {
 
     /// A link to `addr` came up and completed its handshake: failures are forgotten.
     pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
+        self.next.set(None);
         if let Some(e) = self.entries.get_mut(addr) {
             e.failures = 0;
             e.last_seen = now;
@@ -133,6 +139,7 @@ impl AddrBook {
     /// A dial or a link to `addr` failed: back off, or forget an unpinned address after
     /// too many failures. Returns true when the address was forgotten.
     pub fn failed(&mut self, addr: &PeerAddr, policy: &RetryPolicy, now: Time) -> bool {
+        self.next.set(None);
         let Some(e) = self.entries.get_mut(addr) else {
             return false;
         };
@@ -161,6 +168,7 @@ impl AddrBook {
 
     /// Wakes addresses whose backoff or ban is over.
     pub fn expire(&mut self, now: Time) {
+        self.next.set(None);
         for e in self.entries.values_mut() {
             if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
                 e.state = AddrState::Idle;
@@ -168,16 +176,23 @@ impl AddrBook {
         }
     }
 
-    /// The next time an address becomes dialable or a dial times out, if any.
+    /// The next time a backoff or ban ends or a dial times out, if any (idle addresses
+    /// are dialled whenever a slot frees, not on a timer).
     pub fn next_due(&self, dial_timeout: Duration) -> Option<Time> {
-        self.entries
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let next = self
+            .entries
             .values()
             .filter_map(|e| match e.state {
-                AddrState::Backoff | AddrState::Banned | AddrState::Idle => Some(e.retry_at),
+                AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
                 AddrState::Dialing(since) => Some(since + dial_timeout),
-                AddrState::Blocked => None,
+                AddrState::Idle | AddrState::Blocked => None,
             })
-            .min()
+            .min();
+        self.next.set(Some(next));
+        next
     }
 
     /// Dials under way for longer than `timeout`.

@@ -237,6 +237,9 @@ impl Peering {
     /// Dials due addresses while outbound slots are free, in a seeded random order,
     /// configured addresses first.
     pub fn connect_more(&mut self, now: Time, out: &mut Outbox) {
+        if self.links.count(Direction::Outbound) >= self.config.limits.max_outbound {
+            return; // the common case once a node is connected: no scan of the book
+        }
         let dialing = self
             .book
             .iter()
@@ -525,18 +528,21 @@ impl Peering {
     pub fn shareable_addrs(&self, asker: PeerId) -> Vec<PeerAddr> {
         let except = self.addr_of(asker);
         let mut out: Vec<PeerAddr> = Vec::new();
-        for addr in self.links.ready().filter_map(|l| l.addr.as_ref()) {
-            if Some(addr) != except && !out.contains(addr) {
+        let mut seen = BTreeSet::new();
+        let ready = self.links.ready().filter_map(|l| l.addr.as_ref());
+        let good = self
+            .book
+            .iter()
+            .filter(|e| matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0)
+            .map(|e| &e.addr);
+        for addr in ready.chain(good) {
+            if out.len() >= MAX_ADDRS_PER_MESSAGE {
+                break;
+            }
+            if Some(addr) != except && seen.insert(addr) {
                 out.push(addr.clone());
             }
         }
-        for e in self.book.iter() {
-            let good = matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0;
-            if good && Some(&e.addr) != except && !out.contains(&e.addr) {
-                out.push(e.addr.clone());
-            }
-        }
-        out.truncate(MAX_ADDRS_PER_MESSAGE);
         out
     }
 
@@ -577,12 +583,8 @@ impl Peering {
 
     /// The next time [`Peering::on_timeout`] has something to do.
     pub fn next_deadline(&self, now: Time) -> Option<Time> {
-        let book = self.book.iter().filter_map(|e| match e.state {
-            AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
-            AddrState::Idle if e.retry_at > now => Some(e.retry_at),
-            AddrState::Dialing(since) => Some(since + self.config.dial_timeout),
-            _ => None,
-        });
+        let _ = now;
+        let book = self.book.next_due(self.config.dial_timeout);
         let links = self
             .links
             .iter()
@@ -594,7 +596,7 @@ impl Peering {
                 let k = self.config.keepalive?;
                 Some((l.last_sent + k).min(l.last_heard + k * 3))
             });
-        book.chain(links).min()
+        book.into_iter().chain(links).min()
     }
 
     // ----- views ----------------------------------------------------------------------
