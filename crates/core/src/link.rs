@@ -64,7 +64,7 @@ pub fn drain(node: &mut Node, fx: &mut impl Effects) {
 pub fn drive(node: &mut Node, now: Time, input: Input, fx: &mut impl Effects) -> Option<Time> {
     node.handle_input(now, input);
     drain(node, fx);
-    node.poll_timeout(now)
+    node.poll_timeout()
 }
 
 /// Both ends of in-process links between numbered nodes: which node and link number the

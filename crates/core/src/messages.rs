@@ -367,7 +367,7 @@ impl Node {
         }
         let ready = self.peering.ready_ids();
         let targets = self.relay.targets(hash.as_bytes(), &ready);
-        self.relay.announce_block(hash, block, &targets, &mut self.out);
+        self.relay.announce_block(block, &targets, &mut self.out);
     }
 
     /// Sends the transactions accepted since the last drain, one batch per peer, leaving

@@ -356,10 +356,10 @@ impl Node {
     }
 
     /// When the node next wants [`Input::Timeout`]; `None` when nothing is due until some
-    /// other input arrives. `now` is the time of the last input handled.
-    pub fn poll_timeout(&self, now: Time) -> Option<Time> {
+    /// other input arrives.
+    pub fn poll_timeout(&self) -> Option<Time> {
         [
-            self.peering.next_deadline(now),
+            self.peering.next_deadline(),
             self.sync.next_deadline(),
             self.relay.next_deadline(),
         ]

@@ -582,8 +582,7 @@ impl Peering {
     }
 
     /// The next time [`Peering::on_timeout`] has something to do.
-    pub fn next_deadline(&self, now: Time) -> Option<Time> {
-        let _ = now;
+    pub fn next_deadline(&self) -> Option<Time> {
         let book = self.book.next_due(self.config.dial_timeout);
         let links = self
             .links

@@ -294,13 +294,11 @@ impl Relay {
     /// Sends a block announcement or body to each of `targets` (see [`Relay::targets`]).
     pub fn announce_block(
         &self,
-        hash: BlockHash,
         block: &std::sync::Arc<chainsim_primitives::Block>,
         targets: &[PeerId],
         out: &mut Outbox,
     ) {
         use crate::protocol::{Message, WireBlock, WireHeader};
-        let _ = hash;
         for peer in targets {
             let msg = match self.mode {
                 RelayMode::Announce => Message::Headers {

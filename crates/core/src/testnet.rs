@@ -517,7 +517,7 @@ impl TestNet {
                 LinkOp::Disconnect(link, reason) => self.hang_up(i, link, reason),
             }
         }
-        let deadline = self.nodes[i].node.poll_timeout(Time::from_millis(self.now));
+        let deadline = self.nodes[i].node.poll_timeout();
         self.set_deadline(i, deadline.map(Time::as_millis));
         batch.replies
     }

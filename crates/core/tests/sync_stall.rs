@@ -34,7 +34,7 @@ fn a_stalled_sync_peer_is_passed_over_and_another_used() {
         .collect();
     assert!(asked.iter().all(|(to, _)| *to == a_link), "{asked:?}");
     assert_eq!(
-        c.poll_timeout(at(T0)),
+        c.poll_timeout(),
         Some(at(T0 + timeout)),
         "the sync deadline is the next one"
     );

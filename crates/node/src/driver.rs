@@ -340,7 +340,7 @@ impl<S: ChainStore> Driver<S> {
     async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         loop {
             // Sleep until the core's own deadline, not on a fixed tick.
-            let deadline = self.node.poll_timeout(now()).map(|t| {
+            let deadline = self.node.poll_timeout().map(|t| {
                 let wait = Duration::from_millis(t.as_millis().saturating_sub(now_ms()));
                 tokio::time::Instant::now() + wait
             });
