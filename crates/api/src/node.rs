@@ -51,33 +51,7 @@ pub struct StatusView {
     pub work: String,
 }
 
-/// Where a peer link stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerState {
-    /// Known, contacted when a slot is free and its retry time has come.
-    Idle,
-    /// Handshake under way.
-    Connecting,
-    /// Handshake done; messages flow.
-    Connected,
-    /// Failed recently; retried later.
-    Backoff,
-    /// Cut by the operator until unblocked.
-    Blocked,
-    /// Misbehaved or incompatible; ignored for a while.
-    Banned,
-}
-
-/// Who opened a peer link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerDirection {
-    /// This node did.
-    Outbound,
-    /// The peer did.
-    Inbound,
-}
+pub use chainsim_primitives::addr::{Direction as PeerDirection, PeerState};
 
 /// One entry of `GET /peers`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chainsim_primitives::Work;
 use serde::Serialize;
 
-pub use chainsim_primitives::addr::{AddrError, PeerAddr};
+pub use chainsim_primitives::addr::{AddrError, Direction, PeerAddr, PeerState};
 
 use crate::time::Time;
 
@@ -37,34 +37,6 @@ impl fmt::Display for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
     }
-}
-
-/// Who opened a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// We dialled them.
-    Outbound,
-    /// They dialled us.
-    Inbound,
-}
-
-/// Where a peer stands, as shown to users (`/peers`, events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerState {
-    /// Known, will be contacted when a slot is free and its retry time has come.
-    Idle,
-    /// Dialling, or the handshake is under way.
-    Connecting,
-    /// Handshake done; messages flow.
-    Connected,
-    /// Failed recently; retried later.
-    Backoff,
-    /// Cut by the operator until unblocked.
-    Blocked,
-    /// Misbehaved or incompatible; ignored for a while.
-    Banned,
 }
 
 /// One open link.

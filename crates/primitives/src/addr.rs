@@ -1,5 +1,6 @@
 //! Peer addresses: `HOST:PORT`, parsed in one place for the node, the dashboard and the
-//! command line, so that `localhost:5000` and `http://127.0.0.1:5000/` name the same node.
+//! command line, so that `localhost:5000` and `http://127.0.0.1:5000/` name the same node;
+//! and a peer's state and direction as node and dashboard both show them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -83,6 +84,34 @@ impl fmt::Debug for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PeerAddr({})", self.0)
     }
+}
+
+/// Where a peer stands, as the node shows it (`/peers`, events) and the dashboard reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    /// Known, will be contacted when a slot is free and its retry time has come.
+    Idle,
+    /// Dialling, or the handshake is under way.
+    Connecting,
+    /// Handshake done; messages flow.
+    Connected,
+    /// Failed recently; retried later.
+    Backoff,
+    /// Cut by the operator until unblocked.
+    Blocked,
+    /// Misbehaved or incompatible; ignored for a while.
+    Banned,
+}
+
+/// Who opened a peer link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We dialled them.
+    Outbound,
+    /// They dialled us.
+    Inbound,
 }
 
 #[cfg(test)]

@@ -8,10 +8,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::IntoResponse;
 use chainsim_api::{
-    BlocksPage, Confirmation, PeerDirection, PeerState, PeerView, PeersAnswer, ProofView, StatusView, TxLookup,
-    TxStatus, TxView,
+    BlocksPage, Confirmation, PeerView, PeersAnswer, ProofView, StatusView, TxLookup, TxStatus, TxView,
 };
-use chainsim_core::peers::{Direction, PeerInfo};
+use chainsim_core::peers::PeerInfo;
 use chainsim_core::{Node, PeerAddr};
 use chainsim_primitives::{BlockHash, MerkleProof, Txid};
 use serde::Deserialize;
@@ -55,26 +54,15 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
 
 /// A peer as `GET /peers` shows it: the one place that reads the core's peer record.
 pub fn peer_view(p: &PeerInfo) -> PeerView {
-    use chainsim_core::peers::PeerState as Core;
     PeerView {
         address: p.address.clone(),
-        direction: match p.direction {
-            Direction::Outbound => PeerDirection::Outbound,
-            Direction::Inbound => PeerDirection::Inbound,
-        },
+        direction: p.direction,
         failures: p.failures,
         height: p.height,
         last_seen: p.last_seen,
         pinned: p.pinned,
         score: p.score,
-        state: match p.state {
-            Core::Idle => PeerState::Idle,
-            Core::Connecting => PeerState::Connecting,
-            Core::Connected => PeerState::Connected,
-            Core::Backoff => PeerState::Backoff,
-            Core::Blocked => PeerState::Blocked,
-            Core::Banned => PeerState::Banned,
-        },
+        state: p.state,
     }
 }
 
