@@ -180,6 +180,8 @@ pub struct Stats {
     pub messages_in: u64,
     /// Messages queued to peers.
     pub messages_out: u64,
+    /// Block bodies the store failed to give back.
+    pub body_read_errors: u64,
 }
 
 /// One chainsim node, without IO.
@@ -451,6 +453,7 @@ impl Node {
     pub fn stats(&self) -> Stats {
         Stats {
             messages_out: self.out.messages,
+            body_read_errors: self.tree.body_read_errors(),
             ..self.stats.clone()
         }
     }

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chainsim_primitives::{Block, BlockHash};
 
@@ -22,6 +23,8 @@ pub struct Bodies {
     source: Option<Arc<dyn BlockSource>>,
     held: HashMap<BlockHash, Arc<Block>>,
     order: VecDeque<BlockHash>,
+    /// Reads the store failed (a damaged file): counted, so that metrics can show them.
+    read_errors: AtomicU64,
 }
 
 impl std::fmt::Debug for Bodies {
@@ -40,6 +43,7 @@ impl Bodies {
             source,
             held: HashMap::new(),
             order: VecDeque::new(),
+            read_errors: AtomicU64::new(0),
         }
     }
 
@@ -86,11 +90,53 @@ impl Bodies {
         if let Some(b) = self.held.get(hash) {
             return Some(b.clone());
         }
-        self.source.as_ref()?.read_block(hash).ok().flatten()
+        match self.source.as_ref()?.read_block(hash) {
+            Ok(block) => block,
+            Err(_) => {
+                self.read_errors.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Reads of the store that failed so far.
+    pub fn read_errors(&self) -> u64 {
+        self.read_errors.load(Ordering::Relaxed)
     }
 
     /// Bodies held in memory.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+    use crate::store::ReadError;
+
+    /// A store whose every read fails, as a damaged file would.
+    struct Broken;
+
+    impl BlockSource for Broken {
+        fn read_block(&self, _: &BlockHash) -> Result<Option<Arc<Block>>, ReadError> {
+            Err("damaged page".into())
+        }
+    }
+
+    #[test]
+    fn failed_reads_are_missing_bodies_and_counted() {
+        let genesis = Arc::new(chainsim_primitives::genesis_block(
+            chainsim_primitives::CompactTarget::from_leading_zero_bits(8),
+        ));
+        let hash = genesis.compute_hash();
+        let mut bodies = Bodies::new(Some(Arc::new(Broken)));
+        bodies.insert(hash, genesis);
+        assert!(bodies.get(&hash).is_some(), "held until committed");
+        bodies.release();
+        assert!(bodies.get(&hash).is_none());
+        assert!(bodies.get(&hash).is_none());
+        assert_eq!(bodies.read_errors(), 2);
     }
 }

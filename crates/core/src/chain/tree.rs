@@ -165,6 +165,11 @@ impl BlockTree {
         self.bodies.held()
     }
 
+    /// Body reads from the store that failed (the body is then treated as missing).
+    pub fn body_read_errors(&self) -> u64 {
+        self.bodies.read_errors()
+    }
+
     /// Whether the tree holds `hash`.
     pub fn contains(&self, hash: &BlockHash) -> bool {
         self.entries.contains_key(hash)

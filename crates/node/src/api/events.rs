@@ -93,6 +93,12 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
             );
             gauge("reorgs_total", "Chain reorganisations.", "counter", st.reorgs);
             gauge(
+                "store_read_errors_total",
+                "Block bodies the store failed to give back (a damaged store; see --resync).",
+                "counter",
+                st.body_read_errors,
+            );
+            gauge(
                 "transactions_accepted_total",
                 "Transactions accepted into the mempool.",
                 "counter",
