@@ -274,26 +274,6 @@ impl Node {
         Ok(Ok(node.restored(verified)))
     }
 
-    /// [`Node::open`] for a caller that reads the store itself (for instance on another
-    /// thread, so that reading and decoding overlap validation): `blocks` in stored order,
-    /// parents first; `source` to read bodies back; `mempool` the stored pending
-    /// transactions. Stops at the first block that is not valid.
-    pub fn open_from(
-        params: Arc<ChainParams>,
-        config: NodeConfig,
-        source: Arc<dyn BlockSource>,
-        blocks: impl IntoIterator<Item = Arc<Block>>,
-        mempool: Vec<Transaction>,
-    ) -> Result<(Self, RestoreReport), RestoreError> {
-        let mut node = Self::build(params, config, Some(source));
-        let mut verified = 0;
-        for block in blocks {
-            verified += node.restore_block(block)?;
-        }
-        node.restore_mempool(mempool);
-        Ok(node.restored(verified))
-    }
-
     /// Validates and inserts one stored block; 1 when it counts as verified, 0 for
     /// genesis. The node never stores genesis (it is compiled in), so a store fed with its
     /// outputs starts at a child of genesis; a store may also hold genesis itself. Either

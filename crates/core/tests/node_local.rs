@@ -544,32 +544,3 @@ fn an_opened_node_reads_old_bodies_from_the_store() {
         "every transaction above height 1 came back"
     );
 }
-
-/// `Node::open_from` (the caller streams the blocks) rebuilds the same node as `Node::open`,
-/// and stops at the first invalid block.
-#[test]
-fn open_from_a_stream_matches_open() {
-    let (node, store) = node_with_history();
-    let stored = store.load().unwrap();
-    let (a, ra) = Node::open(params(), node.config().clone(), &store).unwrap().unwrap();
-    let (b, rb) = Node::open_from(
-        params(),
-        node.config().clone(),
-        store.reader(),
-        stored.blocks.clone(),
-        stored.mempool.clone(),
-    )
-    .unwrap();
-    assert_eq!(ra, rb);
-    assert_eq!(a.tree().active_hashes(), b.tree().active_hashes());
-    assert_eq!(pending(&a), pending(&b));
-    let mut tampered = stored.blocks.clone();
-    let mut bad = tampered[2].as_ref().clone();
-    bad.header.merkle_root = chainsim_primitives::MerkleRoot([9; 32]);
-    tampered[2] = Arc::new(bad);
-    let err = Node::open_from(params(), node.config().clone(), store.reader(), tampered, Vec::new()).unwrap_err();
-    assert!(
-        matches!(err, chainsim_core::RestoreError::InvalidBlock { .. }),
-        "{err:?}"
-    );
-}

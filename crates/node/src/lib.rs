@@ -198,7 +198,7 @@ pub async fn run(
     });
     // Stored blocks stream through validation one at a time; afterwards bodies are read
     // back from the store on demand instead of living in memory.
-    let (mut node, report) = open_store(params, config, &store)?.map_err(|source| NodeError::InvalidStore {
+    let (mut node, report) = Node::open(params, config, &store)?.map_err(|source| NodeError::InvalidStore {
         dir: data_dir.display().to_string(),
         source,
     })?;
@@ -279,38 +279,6 @@ pub async fn run(
         Ok(Err(e)) => Err(NodeError::Serve(e)),
         Err(e) => Err(NodeError::Serve(std::io::Error::other(e.to_string()))),
     }
-}
-
-/// Opens the node on its store: one thread reads and decodes the stored blocks while this
-/// one validates them, so that disk reads and decoding overlap validation. The outer error
-/// is the store's, the inner one an invalid stored chain.
-fn open_store(
-    params: Arc<ChainParams>,
-    config: NodeConfig,
-    store: &RedbStore,
-) -> Result<Result<(Node, chainsim_core::RestoreReport), RestoreError>, StoreError> {
-    let meta = store.load_meta()?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<chainsim_primitives::Block>>(256);
-    std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            store.for_each_block(&mut |_, block| match tx.send(block) {
-                Ok(()) => std::ops::ControlFlow::Continue(()),
-                // Validation stopped at an invalid block: read no further.
-                Err(_) => std::ops::ControlFlow::Break(()),
-            })
-        });
-        let opened = Node::open_from(params, config, store.reader(), rx, meta.mempool);
-        let read = reader.join().unwrap_or_else(|_| {
-            Err(StoreError::Io {
-                path: store.path().to_path_buf(),
-                action: "read the stored blocks (the reader thread failed)",
-                error: std::io::Error::other("reader thread panicked"),
-            })
-        });
-        // A read error explains an early end of the blocks better than what validation saw.
-        read?;
-        Ok(opened)
-    })
 }
 
 /// Waits until the node has caught up with its peers, logging progress every few seconds.
