@@ -359,6 +359,24 @@ async fn names_are_trimmed_before_they_become_a_transaction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_invisible_or_direction_changing_characters_are_refused() {
+    let api = TestApi::new();
+    for (sender, code) in [
+        ("ali\u{202E}ecila", "U+202E"),
+        ("\u{200B}Alice", "U+200B"),
+        ("Alice\u{FEFF}", "U+FEFF"),
+    ] {
+        let (s, v) = api
+            .new_tx(json!({"sender": sender, "recipient": "Bob", "amount": 10}))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.contains(code) && error.contains("sender"), "{error}");
+    }
+    assert!(api.pending().await.is_empty(), "nothing was taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_and_ids_on_other_routes_answer_4xx() {
     let api = TestApi::new();
     let mined = api.mine().await;

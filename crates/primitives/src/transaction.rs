@@ -49,6 +49,10 @@ pub enum TxError {
     /// A name contains a control character.
     #[error("{0} contains a control character")]
     ControlCharacter(&'static str),
+    /// A name holds an invisible or direction-changing character (zero-width spaces, byte
+    /// order marks, bidirectional overrides), which would make it look like another name.
+    #[error("{0} contains the invisible or direction-changing character U+{1:04X}")]
+    InvisibleCharacter(&'static str, u32),
     /// A name begins or ends with whitespace (people's input is trimmed before it becomes
     /// a transaction; see [`normalize_name`]).
     #[error("{0} must not begin or end with whitespace")]
@@ -183,8 +187,18 @@ impl Transaction {
     }
 }
 
+/// Characters that draw nothing or reorder what follows: a name holding one can look like
+/// another name (U+202E turns "alice\u{202E}bob" around on screen).
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180E
+        | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFEFF | 0xFFA0
+        | 0xFFF0..=0xFFF8 | 0x1D173..=0x1D17A | 0xE0000..=0xE007F)
+}
+
 /// The rule for a sender or recipient name, and its one home: 1 to [`MAX_NAME_LEN`] bytes
-/// of UTF-8, no control character, no whitespace at either end. `field` names the name in
+/// of UTF-8, no control character, no invisible or direction-changing character, no
+/// whitespace at either end. `field` names the name in
 /// the error. Consensus applies it to every transaction ([`Transaction::check_well_formed`]);
 /// input from people is trimmed first with [`normalize_name`].
 pub fn check_name(field: &'static str, name: &str) -> Result<(), TxError> {
@@ -196,6 +210,9 @@ pub fn check_name(field: &'static str, name: &str) -> Result<(), TxError> {
     }
     if name.chars().any(char::is_control) {
         return Err(TxError::ControlCharacter(field));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible(*c)) {
+        return Err(TxError::InvisibleCharacter(field, c as u32));
     }
     if name.trim() != name {
         return Err(TxError::Whitespace(field));
@@ -217,6 +234,28 @@ pub fn normalize_name<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_refused() {
+        for c in ['\u{202E}', '\u{200B}', '\u{FEFF}', '\u{2066}', '\u{00AD}', '\u{E0041}'] {
+            let name = format!("ali{c}ce");
+            assert_eq!(
+                check_name("sender", &name),
+                Err(TxError::InvisibleCharacter("sender", c as u32)),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        let err = check_name("recipient", "bob\u{202E}").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "recipient contains the invisible or direction-changing character U+202E"
+        );
+        // Letters of every script still pass.
+        for ok in ["Alice", "김철수", "Ωμέγα", "محمد", "😀 party"] {
+            assert_eq!(check_name("sender", ok), Ok(()), "{ok}");
+        }
+    }
 
     #[test]
     fn txid_matches_hash_of_encoding() {
