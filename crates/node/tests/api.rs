@@ -359,6 +359,21 @@ async fn names_are_trimmed_before_they_become_a_transaction() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_path_rejections_answer_json() {
+    let api = TestApi::new();
+    for uri in [
+        "/blocks?from=1&from=2",
+        "/blocks?limit=%FF",
+        "/blocks/%FF%FE",
+        "/transactions/%C0%AF",
+    ] {
+        let (status, v) = api.call(Method::GET, uri, None).await;
+        assert!(status.is_client_error(), "{uri}: {status} {v}");
+        assert_client_error(uri, status, &v);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_with_invisible_or_direction_changing_characters_are_refused() {
     let api = TestApi::new();
     for (sender, code) in [

@@ -71,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(p2p)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
 }
@@ -84,6 +85,32 @@ async fn wait_until_ready(State(s): State<AppState>, req: Request, next: Next) -
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down").into_response();
     }
     next.run(req).await
+}
+
+/// Every error answer is `{"error": ...}`: rejections that the framework writes as plain
+/// text (a query with a duplicate key, a path that is not UTF-8, ...) are rewrapped here, the
+/// one place that knows the error shape besides [`ApiError`].
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    ApiError::new(status, message).into_response()
 }
 
 async fn count_requests(State(s): State<AppState>, req: Request, next: Next) -> Response {
