@@ -224,6 +224,11 @@ impl TestNode {
         let err = log.try_clone().unwrap();
         let child = Command::new(EXE)
             .args(self.args())
+            // A proxy nobody answers at: peer links are plain TCP between nodes and must never
+            // go through a proxy, so every network test here also checks that.
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
@@ -350,6 +355,11 @@ impl TestNode {
         let err = self.dir.path().join(format!("run-{}.stderr", self.starts));
         let child = Command::new(EXE)
             .args(self.args())
+            // A proxy nobody answers at: peer links are plain TCP between nodes and must never
+            // go through a proxy, so every network test here also checks that.
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
