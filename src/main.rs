@@ -74,6 +74,10 @@ struct NodeArgs {
     /// those who lack them) or `push` (whole, to every peer).
     #[arg(long, value_enum, default_value_t = Relay::Announce)]
     relay: Relay,
+    /// A name (besides loopback and --host) that clients may use to reach this node, e.g.
+    /// the machine's LAN name; requests naming anything else in `Host` are refused.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    allow_hosts: Vec<String>,
 }
 
 /// `--relay`.
@@ -163,6 +167,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sync_patience: chainsim_node::NodeOptions::default().sync_patience,
                 test_network: a.test_network,
                 keepalive: std::time::Duration::from_secs(a.keepalive_secs.max(1)),
+                allow_hosts: a.allow_hosts,
                 relay: match a.relay {
                     Relay::Announce => chainsim_core::RelayMode::Announce,
                     Relay::Push => chainsim_core::RelayMode::Push,

@@ -66,6 +66,8 @@ pub struct NodeOptions {
     pub keepalive: Duration,
     /// How new blocks and transactions travel: announced then fetched, or pushed whole.
     pub relay: chainsim_core::RelayMode,
+    /// Names besides loopback and `host` that requests may give in `Host`.
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for NodeOptions {
@@ -86,6 +88,7 @@ impl Default for NodeOptions {
             test_network: false,
             keepalive: Duration::from_secs(30),
             relay: chainsim_core::RelayMode::Announce,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -236,10 +239,7 @@ pub async fn run(
     );
     let state = AppState {
         handle: handle.clone(),
-        info: Arc::new(NodeInfo {
-            host: opts.host.clone(),
-            port,
-        }),
+        info: Arc::new(NodeInfo::new(&opts.host, port, &opts.allow_hosts)),
     };
     let app = api::app(state);
     let server_stop = stop_tx.subscribe();

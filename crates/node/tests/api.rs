@@ -55,10 +55,7 @@ impl TestApi {
         handle.shared.ready.send_replace(true);
         let app = app(AppState {
             handle,
-            info: Arc::new(NodeInfo {
-                host: "127.0.0.1".into(),
-                port: 1,
-            }),
+            info: Arc::new(NodeInfo::new("127.0.0.1", 1, &[])),
         });
         Self { app, _stop: stop }
     }
@@ -77,6 +74,24 @@ impl TestApi {
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, value)
+    }
+
+    /// Sends one request with extra headers (what a browser adds); returns the status and
+    /// the JSON body.
+    async fn call_with(&self, method: Method, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = if body.is_empty() {
+            Body::empty()
+        } else {
+            Body::from(body.to_vec())
+        };
+        let resp = self.app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     /// GET that answers the body's pieces as they were sent, and the content type.
@@ -356,6 +371,114 @@ async fn names_are_trimmed_before_they_become_a_transaction() {
         .await;
     assert_eq!(s, StatusCode::OK, "the same transaction: {plain}");
     assert_eq!(plain["txid"], padded["txid"]);
+}
+
+/// What a web page can make a browser send to a node is refused, and changes nothing; what
+/// scripts send (no `Origin`, JSON bodies, the original's `GET /mine`) still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pages_cannot_drive_a_node() {
+    let api = TestApi::new();
+    let tx = br#"{"sender":"Alice","recipient":"Bob","amount":10}"#;
+    let json = ("content-type", "application/json");
+    let evil = ("origin", "http://evil.example");
+    let refused: Vec<(Method, &str, Vec<(&str, &str)>, &[u8], StatusCode)> = vec![
+        // A plain HTML form (`enctype="text/plain"`), cross-site.
+        (
+            Method::POST,
+            "/transactions/new",
+            vec![("content-type", "text/plain"), evil],
+            tx,
+            StatusCode::FORBIDDEN,
+        ),
+        // The same without Origin: still not JSON.
+        (
+            Method::POST,
+            "/transactions/new",
+            vec![("content-type", "text/plain")],
+            tx,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        // fetch() from another site with a JSON body.
+        (
+            Method::POST,
+            "/transactions/new",
+            vec![json, evil],
+            tx,
+            StatusCode::FORBIDDEN,
+        ),
+        // <img src="http://127.0.0.1:5000/mine">.
+        (
+            Method::GET,
+            "/mine",
+            vec![("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "image")],
+            b"",
+            StatusCode::FORBIDDEN,
+        ),
+        (Method::POST, "/mine", vec![evil], b"", StatusCode::FORBIDDEN),
+        (
+            Method::POST,
+            "/peers/block",
+            vec![json, evil],
+            br#"{"peer":"127.0.0.1:5001"}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            "/nodes/register",
+            vec![json, ("origin", "null")],
+            br#"{"nodes":["127.0.0.1:7"]}"#,
+            StatusCode::FORBIDDEN,
+        ),
+        // DNS rebinding: a page on evil.example resolving to 127.0.0.1 reads answers too.
+        (
+            Method::GET,
+            "/chain",
+            vec![("host", "evil.example:5000")],
+            b"",
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            "/status",
+            vec![("host", "rebind.evil.example")],
+            b"",
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (method, uri, headers, body, want) in refused {
+        let (status, v) = api.call_with(method.clone(), uri, &headers, body).await;
+        assert_eq!(status, want, "{method} {uri} {headers:?}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+    assert!(api.pending().await.is_empty(), "no transaction was created");
+    assert_eq!(api.length().await, 1, "nothing was mined");
+    // Scripts still work: the original's clients send no Origin.
+    let (status, v) = api
+        .call_with(
+            Method::POST,
+            "/transactions/new",
+            &[json, ("host", "localhost:5000")],
+            tx,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let (status, v) = api
+        .call_with(Method::GET, "/mine", &[("host", "127.0.0.1:5000")], b"")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, _) = api
+        .call_with(
+            Method::GET,
+            "/status",
+            &[("host", "[::1]:5000"), ("sec-fetch-site", "cross-site")],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "reading is allowed cross-site when the Host is the node's"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use crate::driver::NodeHandle;
 pub mod error;
 pub mod events;
 pub mod explorer;
+pub mod guard;
 pub mod original;
 pub mod p2p;
 pub mod views;
@@ -32,6 +33,19 @@ pub struct NodeInfo {
     pub host: String,
     /// Listening port.
     pub port: u16,
+    /// Names a request's `Host` may give (see [`guard`]).
+    pub allowed_hosts: Vec<String>,
+}
+
+impl NodeInfo {
+    /// A node listening on `host:port` that also answers to the names in `extra`.
+    pub fn new(host: &str, port: u16, extra: &[String]) -> Self {
+        Self {
+            host: host.to_string(),
+            port,
+            allowed_hosts: guard::allowed_hosts(host, extra),
+        }
+    }
 }
 
 /// What every handler gets.
@@ -71,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(p2p)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
