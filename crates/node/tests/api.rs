@@ -373,6 +373,9 @@ async fn names_are_trimmed_before_they_become_a_transaction() {
     assert_eq!(plain["txid"], padded["txid"]);
 }
 
+/// A request a page could make: method, route, headers, body, and the expected refusal.
+type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, &'a [u8], StatusCode);
+
 /// What a web page can make a browser send to a node is refused, and changes nothing; what
 /// scripts send (no `Origin`, JSON bodies, the original's `GET /mine`) still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +384,7 @@ async fn web_pages_cannot_drive_a_node() {
     let tx = br#"{"sender":"Alice","recipient":"Bob","amount":10}"#;
     let json = ("content-type", "application/json");
     let evil = ("origin", "http://evil.example");
-    let refused: Vec<(Method, &str, Vec<(&str, &str)>, &[u8], StatusCode)> = vec![
+    let refused: Vec<Case> = vec![
         // A plain HTML form (`enctype="text/plain"`), cross-site.
         (
             Method::POST,
