@@ -335,6 +335,12 @@ impl Node {
             }
             return;
         }
+        // An honest peer's whole branch, fully taken, gives us at least the work it claimed;
+        // a peer that stops short of its claim without a refused block (already scored)
+        // claimed work it does not have. The download moved on already; the score says so.
+        if !failed && peer_work > self.tree.tip().chain_work {
+            self.violation(from, 20, "claimed more chain work than it delivered", now);
+        }
         self.maybe_start_sync(now);
     }
 

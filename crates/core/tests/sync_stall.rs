@@ -78,3 +78,36 @@ fn a_stalled_sync_peer_is_passed_over_and_another_used() {
     assert!(c.sync().download().is_none());
     assert!(!c.is_syncing());
 }
+
+/// A peer that claims far more work than it has, and answers a download with nothing, is
+/// passed over at once (not after the timeout) and its score says why.
+#[test]
+fn a_peer_claiming_work_it_lacks_is_passed_over_at_once_and_scored() {
+    let p = params();
+    let mut b = Node::new(p.clone(), NodeConfig::new(addr(2), "b"));
+    let blk = child(&p, p.genesis(), "b", T0 + 1_000, vec![]);
+    submit_block(&mut b, blk, T0 + 1_000).unwrap();
+    let b_work = b.tree().tip().chain_work;
+
+    let mut c = Node::new(p.clone(), NodeConfig::new(addr(3), "c"));
+    let liar = link_in(&mut c, 1, &addr(1), 1_000_000, Work(b_work.0 * 1_000), T0);
+    let honest = link_in(&mut c, 2, &addr(2), 1, b_work, T0);
+    assert_eq!(c.sync().download().map(|d| d.peer), Some(liar));
+    sends(&mut c);
+    // The liar answers at once: nothing after genesis.
+    let empty = Message::Blocks {
+        blocks: Vec::new(),
+        tip_height: 1_000_000,
+    };
+    c.handle_input(at(T0 + 100), Input::Message { from: liar, msg: empty });
+    assert_eq!(
+        c.sync().download().map(|d| d.peer),
+        Some(honest),
+        "moved on without waiting"
+    );
+    assert!(
+        c.peering().links().get(liar).unwrap().score > 0,
+        "the false claim is scored"
+    );
+    assert_eq!(c.peering().links().get(honest).unwrap().score, 0);
+}
