@@ -25,6 +25,10 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// A refused connection fails at once; this bounds an unanswered SYN.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(600);
 
+/// Largest answer read from a node (a page of 1,000 blocks fits many times over): a node
+/// that sends more is not read further, so no node can make the dashboard hold more.
+pub const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
 /// Why a call to a node failed, phrased for the person at the page.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -50,6 +54,9 @@ pub enum NodeError {
     /// The answer was not the JSON the API promises.
     #[error("node {0} sent an answer the dashboard does not understand")]
     BadAnswer(String),
+    /// The answer was larger than [`MAX_ANSWER`]; it was not read further.
+    #[error("node {0} sent an answer over the {MAX_ANSWER}-byte limit")]
+    TooLarge(String),
 }
 
 /// A thin, cloneable handle on the HTTP client used for every node.
@@ -94,10 +101,11 @@ impl NodeClient {
     ) -> Result<T, NodeError> {
         let resp = req.timeout(timeout).send().await.map_err(|e| Self::map_err(node, &e))?;
         let status = resp.status();
-        let body = match resp.bytes().await {
+        let body = match read_bounded(resp).await {
             Ok(b) => b,
-            Err(e) if status.is_success() => return Err(Self::map_err(node, &e)),
-            Err(_) => Default::default(),
+            Err(None) => return Err(NodeError::TooLarge(node.to_string())),
+            Err(Some(e)) if status.is_success() => return Err(Self::map_err(node, &e)),
+            Err(Some(_)) => Vec::new(),
         };
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|_| NodeError::BadAnswer(node.to_string()));
@@ -181,4 +189,20 @@ impl NodeClient {
             })
         }
     }
+}
+
+/// The body of `resp`, read chunk by chunk up to [`MAX_ANSWER`]; `Err(None)` when it is larger
+/// (a declared length over the limit is refused before anything is read).
+async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, Option<reqwest::Error>> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Some)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -215,7 +215,9 @@ impl From<NodeError> for ApiError {
                     .unwrap_or(StatusCode::BAD_GATEWAY);
                 Self::new(status, "refused", message)
             }
-            NodeError::BadAnswer(_) => Self::new(StatusCode::BAD_GATEWAY, "bad_answer", message),
+            NodeError::BadAnswer(_) | NodeError::TooLarge(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "bad_answer", message)
+            }
         }
     }
 }

@@ -507,3 +507,30 @@ async fn a_seed_named_localhost_is_listed_once() {
     let _ = stop.send(());
     dashboard.await.expect("dashboard task").expect("dashboard ran");
 }
+
+/// A node that answers far more than any real answer: the dashboard reads no further than
+/// its limit, whether the node declares the length or streams without one, and says so.
+#[tokio::test]
+async fn oversized_node_answers_are_not_read() {
+    use chainsim_dashboard::client::{MAX_ANSWER, NodeClient, NodeError};
+    let huge = MAX_ANSWER + 1024;
+    let app = Router::new()
+        .route("/status", get(move || async move { vec![b' '; huge] }))
+        .route(
+            "/peers",
+            get(move || async move {
+                let chunks = (0..(huge / 65_536 + 1)).map(|_| Ok::<_, std::io::Error>(vec![b' '; 65_536]));
+                Body::from_stream(tokio_stream::iter(chunks))
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = PeerAddr::loopback(listener.local_addr().unwrap().port());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = NodeClient::new().unwrap();
+    let declared = client.status(&addr).await.unwrap_err();
+    assert!(matches!(declared, NodeError::TooLarge(_)), "{declared}");
+    let streamed = client.peers(&addr).await.unwrap_err();
+    assert!(matches!(streamed, NodeError::TooLarge(_)), "{streamed}");
+    assert!(streamed.to_string().contains("limit"), "{streamed}");
+    server.abort();
+}
