@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chainsim_primitives::{Block, BlockHash, Transaction};
 
 use crate::accept::Origin;
+use crate::chain::{check_proof_of_work, check_standalone};
 use crate::event::Event;
 use crate::node::{BlockRejected, Node, TxRejected};
 use crate::peering::HelloOutcome;
@@ -136,13 +137,15 @@ impl Node {
             return self.violation(from, 20, "too many headers in one announcement", now);
         }
         let mut lacking = Vec::new();
-        let target = self.params.bits.to_target();
         for WireHeader(header) in headers {
-            let hash = header.compute_hash();
+            let hash = match check_proof_of_work(&self.params, &header) {
+                Ok(hash) => hash,
+                Err(e) => {
+                    let reason = format!("announced a header that breaks {}: {e}", e.rule());
+                    return self.violation(from, 50, &reason, now);
+                }
+            };
             self.relay.mark_known(from, hash.as_bytes());
-            if header.bits != self.params.bits || !target.is_met_by(&hash) {
-                return self.violation(from, 50, "announced a header without valid proof of work", now);
-            }
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
@@ -253,6 +256,11 @@ impl Node {
         match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
             Err(BlockRejected::UnknownParent(_)) => {
+                // Held before its parent is known: only after the checks that need no parent.
+                if let Err(e) = check_standalone(&self.params, &block) {
+                    let reason = format!("sent a block whose parent is unknown and that breaks {}: {e}", e.rule());
+                    return self.violation(from, 50, &reason, now);
+                }
                 self.orphans.insert(hash, block, Some(from));
                 self.sync.want_from(from);
                 self.maybe_start_sync(now);

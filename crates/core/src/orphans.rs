@@ -35,8 +35,30 @@ impl Orphans {
     pub fn contains(&self, hash: &BlockHash) -> bool {
         self.blocks.contains_key(hash)
     }
-    /// Holds a block, dropping the lowest one when full (ties by hash: deterministic).
+    /// Most orphans one peer may have held at a time: a quarter of the pool, so that one
+    /// sender cannot push out everyone else's.
+    pub fn per_peer(&self) -> usize {
+        (self.max / 4).max(1)
+    }
+
+    /// Holds a block, dropping the lowest one when full, or the sender's own lowest when it
+    /// has its share already (ties by hash: deterministic).
     pub fn insert(&mut self, hash: BlockHash, block: Arc<Block>, from: Option<PeerId>) {
+        let of_sender = self
+            .blocks
+            .values()
+            .filter(|(_, f)| from.is_some() && *f == from)
+            .count();
+        if of_sender >= self.per_peer()
+            && let Some(victim) = self
+                .blocks
+                .iter()
+                .filter(|(_, (_, f))| *f == from)
+                .min_by_key(|(h, (b, _))| (b.header.height, **h))
+                .map(|(h, _)| *h)
+        {
+            self.blocks.remove(&victim);
+        }
         if self.blocks.len() >= self.max
             && let Some(victim) = self
                 .blocks

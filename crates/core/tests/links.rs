@@ -165,3 +165,73 @@ fn keepalive_pings_quiet_links_and_closes_silent_ones() {
         .any(|o| matches!(o, chainsim_core::Output::Disconnect { peer: p, .. } if p == peer));
     assert!(closed);
 }
+
+/// Blocks whose parent is unknown are checked for what needs no parent (limits, target,
+/// proof of work) before they are held, and one sender holds at most its share of the pool.
+#[test]
+fn orphans_are_checked_before_they_are_held_and_bounded_per_sender() {
+    let mut sim = Sim::new(1, 8);
+    let params = sim.params.clone();
+    let per_peer = (sim_config(0, 8).max_orphans / 4).max(1);
+    let link = sim.open_external(0);
+    sim.inject(link, 0, hello_from(sim.node(0), &addr(7), 0, Work(0)));
+    // A chain nobody else has: every block of it is an orphan at node 0.
+    let mut parent = support::child(&params, params.genesis(), "far", support::T0, vec![]);
+    let mut sent = 0;
+    for i in 0..(per_peer * 2) as u64 {
+        let block = support::child(&params, &parent, "far", support::T0 + 10 + i, vec![]);
+        sim.inject(
+            link,
+            0,
+            Message::Block {
+                block: chainsim_core::protocol::WireBlock(block.clone().into()),
+            },
+        );
+        sent += 1;
+        parent = block;
+    }
+    assert_eq!(sent, per_peer * 2);
+    assert_eq!(
+        sim.node(0).orphan_count(),
+        per_peer,
+        "one sender holds its share, no more"
+    );
+    // One whose proof of work fails is not held at all, and costs the sender.
+    let mut bad = support::child(&params, &parent, "far", support::T0 + 999, vec![]);
+    let target = params.bits.to_target();
+    while target.is_met_by(&bad.compute_hash()) {
+        bad.header.nonce += 1;
+    }
+    sim.inject(
+        link,
+        0,
+        Message::Block {
+            block: chainsim_core::protocol::WireBlock(bad.into()),
+        },
+    );
+    assert_eq!(sim.node(0).orphan_count(), per_peer);
+    assert!(sim.node(0).peering().links().get(link).unwrap().score >= 50);
+}
+
+/// However many strangers connect claiming made-up addresses, the links stay within the
+/// inbound limit and the address book within its bound.
+#[test]
+fn the_peer_table_is_bounded_whatever_strangers_claim() {
+    let mut sim = Sim::new(1, 9);
+    let config = sim_config(0, 9);
+    for i in 0..3_000u32 {
+        let link = sim.open_external(0);
+        let claim: chainsim_core::PeerAddr = format!("10.{}.{}.{}:5000", i / 65_536, (i / 256) % 256, i % 256)
+            .parse()
+            .unwrap();
+        sim.inject(link, 0, hello_from(sim.node(0), &claim, 0, Work(0)));
+    }
+    sim.run_for(10_000);
+    let node = sim.node(0);
+    assert!(node.peering().links().len() <= config.peering.limits.max_inbound + config.peering.limits.max_outbound);
+    assert!(
+        node.peering().book().len() <= config.peering.limits.max_known,
+        "{}",
+        node.peering().book().len()
+    );
+}

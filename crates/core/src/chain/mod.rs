@@ -6,4 +6,6 @@ pub mod txindex;
 pub mod validation;
 
 pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};
-pub use validation::{CheckedBlock, ParentInfo, ValidationError, validate_block, validate_in_chain};
+pub use validation::{
+    CheckedBlock, ParentInfo, ValidationError, check_proof_of_work, check_standalone, validate_block, validate_in_chain,
+};

@@ -182,16 +182,29 @@ impl CheckedBlock {
     }
 }
 
-/// Checks `block` against every consensus rule, given its parent and local time in
-/// milliseconds (`None` skips the future-time rule, for blocks reloaded from our own store,
-/// which were checked against the clock when they arrived).
-pub fn validate_block(
+/// The network's target and the proof of work of a header alone: what a header
+/// announcement is checked against before anything is fetched. Returns the header's hash.
+pub fn check_proof_of_work(
     params: &ChainParams,
-    block: Arc<Block>,
-    parent: &ParentInfo,
-    now: Option<u64>,
-) -> Result<CheckedBlock, ValidationError> {
-    let h = &block.header;
+    h: &chainsim_primitives::Header,
+) -> Result<BlockHash, ValidationError> {
+    if h.bits != params.bits {
+        return Err(ValidationError::WrongTarget {
+            expected: params.bits.0,
+            got: h.bits.0,
+        });
+    }
+    let hash = h.compute_hash();
+    if !params.bits.to_target().is_met_by(&hash) {
+        return Err(ValidationError::TargetNotMet(hash));
+    }
+    Ok(hash)
+}
+
+/// The rules a block can be checked against without its parent: limits, header version,
+/// target and proof of work. Cheap, so run before a block whose parent is unknown is held.
+/// Returns the block's hash.
+pub fn check_standalone(params: &ChainParams, block: &Block) -> Result<BlockHash, ValidationError> {
     let count = block.transactions.len();
     if count > params.max_block_txs {
         return Err(ValidationError::TooManyTxs {
@@ -206,9 +219,23 @@ pub fn validate_block(
             max: params.max_block_bytes,
         });
     }
-    if h.version != HEADER_VERSION {
-        return Err(ValidationError::UnknownVersion(h.version));
+    if block.header.version != HEADER_VERSION {
+        return Err(ValidationError::UnknownVersion(block.header.version));
     }
+    check_proof_of_work(params, &block.header)
+}
+
+/// Checks `block` against every consensus rule, given its parent and local time in
+/// milliseconds (`None` skips the future-time rule, for blocks reloaded from our own store,
+/// which were checked against the clock when they arrived).
+pub fn validate_block(
+    params: &ChainParams,
+    block: Arc<Block>,
+    parent: &ParentInfo,
+    now: Option<u64>,
+) -> Result<CheckedBlock, ValidationError> {
+    let h = &block.header;
+    let hash = check_standalone(params, &block)?;
     if h.prev_hash != parent.hash {
         return Err(ValidationError::BadPrevHash {
             expected: parent.hash,
@@ -220,16 +247,6 @@ pub fn validate_block(
             expected: parent.height + 1,
             got: h.height,
         });
-    }
-    if h.bits != params.bits {
-        return Err(ValidationError::WrongTarget {
-            expected: params.bits.0,
-            got: h.bits.0,
-        });
-    }
-    let hash = h.compute_hash();
-    if !params.bits.to_target().is_met_by(&hash) {
-        return Err(ValidationError::TargetNotMet(hash));
     }
     if h.timestamp <= parent.timestamp {
         return Err(ValidationError::TimeTooOld {
