@@ -25,8 +25,28 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Outgoing {
-    Frame(Message),
+    Frame(Queued),
     Close,
+}
+
+/// A frame counted in [`Shared::inflight`] from the moment it is queued until it is dropped:
+/// written, or thrown away with its queue when the link closes or its writer stops.
+struct Queued {
+    msg: Message,
+    shared: Arc<Shared>,
+}
+
+impl Queued {
+    fn new(msg: Message, shared: Arc<Shared>) -> Self {
+        shared.inflight.fetch_add(1, Ordering::Relaxed);
+        Self { msg, shared }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The open links and the way to open more.
@@ -56,13 +76,13 @@ impl Links {
         let peer = self.ids.next_id();
         let (tx, rx) = mpsc::channel(QUEUE);
         self.queues.insert(peer, tx);
-        let (driver, shared) = (self.driver.clone(), self.shared.clone());
+        let driver = self.driver.clone();
         self.runtime.spawn(async move {
             match wire::dial(&addr, DIAL_TIMEOUT).await {
                 Ok(stream) => {
                     let up = Input::LinkUp { peer, addr: Some(addr) };
                     if driver.send(Command::Link(up)).await.is_ok() {
-                        run_link(stream, peer, rx, driver, shared).await;
+                        run_link(stream, peer, rx, driver).await;
                     }
                 }
                 Err(e) => {
@@ -82,18 +102,16 @@ impl Links {
         let peer = self.ids.next_id();
         let (tx, rx) = mpsc::channel(QUEUE);
         self.queues.insert(peer, tx);
-        let (driver, shared) = (self.driver.clone(), self.shared.clone());
-        self.runtime.spawn(run_link(stream, peer, rx, driver, shared));
+        let driver = self.driver.clone();
+        self.runtime.spawn(run_link(stream, peer, rx, driver));
         peer
     }
 
     /// Queues a frame; a full queue closes the link (the peer cannot keep up).
     pub fn send(&mut self, to: PeerId, msg: Message) {
         let Some(queue) = self.queues.get(&to) else { return };
-        match queue.try_send(Outgoing::Frame(msg)) {
-            Ok(()) => {
-                self.shared.inflight.fetch_add(1, Ordering::Relaxed);
-            }
+        match queue.try_send(Outgoing::Frame(Queued::new(msg, self.shared.clone()))) {
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("link {to}: outbound queue full; closing it");
                 self.close(to);
@@ -119,17 +137,12 @@ impl Links {
 }
 
 /// Runs one link until either side closes it, then reports `LinkDown`.
-async fn run_link<S>(
-    stream: S,
-    peer: PeerId,
-    rx: mpsc::Receiver<Outgoing>,
-    driver: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
-) where
+async fn run_link<S>(stream: S, peer: PeerId, rx: mpsc::Receiver<Outgoing>, driver: mpsc::Sender<Command>)
+where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, writer) = tokio::io::split(stream);
-    let mut writing = tokio::spawn(write_loop(writer, rx, shared));
+    let mut writing = tokio::spawn(write_loop(writer, rx));
     let reason = loop {
         tokio::select! {
             done = &mut writing => {
@@ -163,14 +176,14 @@ async fn run_link<S>(
 }
 
 /// Writes queued frames until a close, an error or the end of the queue.
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>, shared: Arc<Shared>) -> String {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Outgoing>) -> String {
     while let Some(out) = rx.recv().await {
-        let Outgoing::Frame(msg) = out else {
+        let Outgoing::Frame(frame) = out else {
             let _ = w.shutdown().await;
             return "closed by this node".into();
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(&mut w, &msg)).await;
-        shared.inflight.fetch_sub(1, Ordering::Relaxed);
+        let written = tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(&mut w, &frame.msg)).await;
+        drop(frame);
         match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return describe(&e),
