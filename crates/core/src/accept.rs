@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chainsim_primitives::{Block, BlockHash, Transaction};
+use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
 use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain};
 use crate::event::Event;
@@ -120,6 +120,7 @@ impl Node {
     ) -> Result<BlockOutcome, BlockRejected> {
         let hash = checked.hash();
         let block = checked.block().clone();
+        let txids = checked.txids().clone();
         let (change, pruned) = self.tree.insert(checked).map_err(|e| match e {
             InsertError::Duplicate(h) => BlockRejected::Duplicate(h),
             InsertError::UnknownParent(h) => BlockRejected::UnknownParent(h),
@@ -142,7 +143,7 @@ impl Node {
         if origin == Origin::Mined && self.tree.is_active(&hash) {
             self.stats.blocks_mined += 1;
         }
-        self.apply_tip_change(&change, origin, hash);
+        self.apply_tip_change(&change, origin, (hash, &txids));
         if relay {
             self.relay_block(hash, &block, origin.peer());
         }
@@ -169,7 +170,9 @@ impl Node {
     /// Brings the mempool, the store and the listeners in line with a new best chain:
     /// mined transactions leave the mempool, those of disconnected blocks that the new
     /// branch lacks come back — nothing is lost in a reorg.
-    fn apply_tip_change(&mut self, change: &TipChange, origin: Origin, new_hash: BlockHash) {
+    /// `new` is the block just inserted with its txids, computed once by validation.
+    fn apply_tip_change(&mut self, change: &TipChange, origin: Origin, new: (BlockHash, &Arc<[Txid]>)) {
+        let new_hash = new.0;
         if change.is_unchanged() {
             return;
         }
@@ -192,7 +195,15 @@ impl Node {
         for hash in &change.connected {
             let Some(entry) = self.tree.get(hash) else { continue };
             let (height, count) = (entry.height(), entry.tx_count as usize);
-            let txids = self.tree.txids(hash).unwrap_or_default();
+            // The new block's txids are known; a reorg's other blocks come from their
+            // bodies, and only when the mempool holds anything they could remove.
+            let txids: Vec<Txid> = if *hash == new_hash {
+                new.1.to_vec()
+            } else if self.mempool.is_empty() {
+                Vec::new()
+            } else {
+                self.tree.txids(hash).unwrap_or_default()
+            };
             for txid in txids.iter().skip(1) {
                 if self.mempool.remove(txid).is_some() {
                     self.out.store(StoreOp::DeleteTx(*txid));

@@ -27,7 +27,7 @@ pub mod time;
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};
 pub use event::Event;
 pub use input::{Command, CommandId, Input};
-pub use link::{Effects, PeerIds, drive};
+pub use link::{Effects, PeerIds, drain};
 pub use mempool::Mempool;
 pub use node::{
     BlockOutcome, BlockRejected, Node, NodeConfig, Origin, RestoreError, RestoreReport, TxOutcome, TxRejected,

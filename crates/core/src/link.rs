@@ -1,20 +1,19 @@
 //! The transport glue, written once: every driver of a [`Node`] — the live node over TCP,
 //! the in-memory test network, the simulator — numbers links with [`PeerIds`], carries the
-//! node's outputs out through an [`Effects`] implementation with [`drain`], and feeds inputs
-//! with [`drive`]. A transport only moves messages; the life of a link (dial, handshake,
+//! node's outputs out through an [`Effects`] implementation with [`drain`] after feeding
+//! inputs. A transport only moves messages; the life of a link (dial, handshake,
 //! keep-alive, failure) is decided inside the core. In-process transports also share
 //! [`Pairs`], which remembers which end of a link is which.
 
 use std::collections::HashMap;
 
 use crate::event::Event;
-use crate::input::{CommandId, Input};
+use crate::input::CommandId;
 use crate::node::Node;
 use crate::output::{Output, Reply};
 use crate::peers::{PeerAddr, PeerId};
 use crate::protocol::Message;
 use crate::store::StoreOp;
-use crate::time::Time;
 
 /// Numbers links for one node: never the same number twice.
 #[derive(Debug, Default, Clone)]
@@ -60,13 +59,6 @@ pub fn drain(node: &mut Node, fx: &mut impl Effects) {
     }
 }
 
-/// Feeds one input, carries its outputs out, and returns the node's next deadline.
-pub fn drive(node: &mut Node, now: Time, input: Input, fx: &mut impl Effects) -> Option<Time> {
-    node.handle_input(now, input);
-    drain(node, fx);
-    node.poll_timeout()
-}
-
 /// Both ends of in-process links between numbered nodes: which node and link number the
 /// other end of `(node, link)` is.
 #[derive(Debug, Default, Clone)]
@@ -87,12 +79,6 @@ impl Pairs {
     /// The other end of `(node, link)`.
     pub fn other(&self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
         self.ends.get(&(node, link)).copied()
-    }
-    /// Forgets a link (both ends); returns the other end.
-    pub fn close(&mut self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
-        let other = self.ends.remove(&(node, link))?;
-        self.ends.remove(&other);
-        Some(other)
     }
     /// Every link end at `node`.
     pub fn links_of(&self, node: usize) -> Vec<PeerId> {

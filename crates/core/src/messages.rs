@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chainsim_primitives::{Block, BlockHash, Transaction};
+use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
 use crate::accept::Origin;
 use crate::chain::{check_proof_of_work, check_standalone};
@@ -85,26 +85,30 @@ impl Node {
     /// A link finished its handshake: hand it our pending transactions (by id in announce
     /// mode) and see whether it has blocks we lack.
     fn on_ready(&mut self, peer: PeerId, now: Time) {
-        let pending: Vec<_> = self.mempool.iter_oldest().map(|(id, tx)| (*id, tx.clone())).collect();
-        for (txid, _) in &pending {
+        let pending: Vec<Txid> = self.mempool.iter_oldest().map(|(id, _)| *id).collect();
+        for txid in &pending {
             self.relay.mark_known(peer, txid.as_bytes());
         }
+        self.send_txs(peer, &pending);
+        self.maybe_start_sync(now);
+    }
+
+    /// Tells `peer` of transactions the way the relay mode says: their ids, or the
+    /// transactions themselves, in messages of the protocol's size.
+    fn send_txs(&mut self, peer: PeerId, txids: &[Txid]) {
         match self.relay.mode() {
             crate::relay::RelayMode::Announce => {
-                for chunk in pending.chunks(MAX_INV_PER_MESSAGE) {
-                    let txs = chunk.iter().map(|(id, _)| *id).collect();
-                    let msg = Message::Inv { txs };
-                    self.peering.send(peer, msg, now, &mut self.out);
+                for chunk in txids.chunks(MAX_INV_PER_MESSAGE) {
+                    self.out.send(peer, Message::Inv { txs: chunk.to_vec() });
                 }
             }
             crate::relay::RelayMode::Push => {
-                for chunk in pending.chunks(MAX_TXS_PER_MESSAGE) {
-                    let txs = chunk.iter().map(|(_, tx)| tx.clone()).collect();
-                    self.peering.send(peer, Message::Txs { txs }, now, &mut self.out);
+                let txs: Vec<Transaction> = txids.iter().filter_map(|t| self.mempool.get(t).cloned()).collect();
+                for chunk in txs.chunks(MAX_TXS_PER_MESSAGE) {
+                    self.out.send(peer, Message::Txs { txs: chunk.to_vec() });
                 }
             }
         }
-        self.maybe_start_sync(now);
     }
 
     /// A link closed: every part forgets it.
@@ -389,20 +393,7 @@ impl Node {
     pub(crate) fn flush_tx_relay(&mut self) {
         let ready = self.peering.ready_ids();
         for (peer, txids) in self.relay.take_pending_txs(&ready) {
-            match self.relay.mode() {
-                crate::relay::RelayMode::Announce => {
-                    for chunk in txids.chunks(MAX_INV_PER_MESSAGE) {
-                        let msg = Message::Inv { txs: chunk.to_vec() };
-                        self.out.send(peer, msg);
-                    }
-                }
-                crate::relay::RelayMode::Push => {
-                    let txs: Vec<Transaction> = txids.iter().filter_map(|t| self.mempool.get(t).cloned()).collect();
-                    for chunk in txs.chunks(MAX_TXS_PER_MESSAGE) {
-                        self.out.send(peer, Message::Txs { txs: chunk.to_vec() });
-                    }
-                }
-            }
+            self.send_txs(peer, &txids);
         }
     }
 }

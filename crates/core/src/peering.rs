@@ -258,7 +258,7 @@ impl Peering {
             .collect();
         // A stable shuffle keyed by the secret: deterministic per node, different between
         // nodes, so that a network does not all dial the same addresses.
-        candidates.sort_by_key(|a| {
+        candidates.sort_by_cached_key(|a| {
             let pinned = self.book.get(a).is_some_and(|e| e.pinned);
             (!pinned, self.token_for(Some(a)))
         });

@@ -144,10 +144,6 @@ impl LinkTable {
     pub fn ready(&self) -> impl Iterator<Item = &Link> {
         self.links.values().filter(|l| l.ready)
     }
-    /// Ids of links whose handshake is done.
-    pub fn ready_ids(&self) -> Vec<PeerId> {
-        self.ready().map(|l| l.id).collect()
-    }
     /// Whether `id` is up with its handshake done.
     pub fn is_ready(&self, id: PeerId) -> bool {
         self.links.get(&id).is_some_and(|l| l.ready)

@@ -122,25 +122,18 @@ impl Relay {
         self.known.entry(peer).or_default().insert(key(id));
     }
 
-    /// Whether `peer` is known to have an item.
-    pub fn is_known(&self, peer: PeerId, id: &[u8; 32]) -> bool {
-        self.known.get(&peer).is_some_and(|k| k.contains(key(id)))
-    }
-
     /// Links among `ready` that should hear of item `id`: all but those known to have it.
     /// They are marked as having it.
     pub fn targets(&mut self, id: &[u8; 32], ready: &[PeerId]) -> Vec<PeerId> {
-        let k = key(id);
-        ready
-            .iter()
-            .copied()
-            .filter(|p| {
-                let known = self.known.entry(*p).or_default();
-                let fresh = !known.contains(k);
-                known.insert(k);
-                fresh
-            })
-            .collect()
+        ready.iter().copied().filter(|p| self.first_time(*p, id)).collect()
+    }
+
+    /// Whether `peer` is not yet known to have item `id`; it is marked as having it.
+    fn first_time(&mut self, peer: PeerId, id: &[u8; 32]) -> bool {
+        let (known, k) = (self.known.entry(peer).or_default(), key(id));
+        let fresh = !known.contains(k);
+        known.insert(k);
+        fresh
     }
 
     /// Forgets who has an item: it came back (a reorganisation returned it to the
@@ -176,12 +169,7 @@ impl Relay {
             .map(|p| {
                 let txids: Vec<Txid> = pending
                     .iter()
-                    .filter(|(t, _)| {
-                        let known = self.known.entry(*p).or_default();
-                        let fresh = !known.contains(key(t.as_bytes()));
-                        known.insert(key(t.as_bytes()));
-                        fresh
-                    })
+                    .filter(|(t, _)| self.first_time(*p, t.as_bytes()))
                     .map(|(t, _)| *t)
                     .collect();
                 (*p, txids)

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use chainsim_primitives::{Block, BlockHash, Header, Transaction, Txid, Work};
+use chainsim_primitives::{Block, BlockHash, Header, Txid, Work};
 use thiserror::Error;
 
 use super::bodies::Bodies;
@@ -355,11 +355,6 @@ impl BlockTree {
         txids.iter().copied().find(|txid| {
             side_txids.contains(txid) || self.find_tx(txid).is_some_and(|(e, _)| e.height() <= fork_height)
         })
-    }
-
-    /// The transactions of a block, for callers that need them (reorgs, serving peers).
-    pub fn transactions(&self, hash: &BlockHash) -> Option<Vec<Transaction>> {
-        Some(self.block(hash)?.transactions.clone())
     }
 
     /// Hashes describing the best chain for a peer to find the fork point: the last ten
