@@ -126,11 +126,12 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
     .await;
     assert_eq!(snapshot(&node).await, before);
 
-    link.send_frame(b"\x00\x01 not json {{{").await;
+    // A frame that names its kind but is not that message: scored, and the link reads on.
+    link.send_frame(br#"{"type":"ping" not json {{{"#).await;
     node.wait_log("sent garbage").await;
     let score = peer_entry(&node, &evil3.addr()).await["score"].as_u64().unwrap();
     assert!(score > score_after_future, "garbage did not raise the score ({score})");
-    // Above the 64 MiB frame limit: the link is closed without reading it.
+    // Above every frame limit: the link is closed without reading it.
     link.send_bytes(&(65u32 * 1024 * 1024).to_be_bytes()).await;
     assert!(link.closed().await, "an oversized frame must close the link");
     assert_eq!(snapshot(&node).await, before);

@@ -180,7 +180,7 @@ pub fn mempool() -> anyhow::Result<()> {
     let mut pool = chainsim_core::Mempool::new(n);
     let start = Instant::now();
     for (id, tx) in ids.iter().zip(txs.iter()) {
-        pool.insert(*id, tx.clone())?;
+        pool.insert(*id, tx.clone(), chainsim_core::mempool::Source::Local)?;
     }
     let bare = n as f64 / start.elapsed().as_secs_f64();
     println!("Mempool::insert (txid precomputed):           {:>10.0} inserts/s", bare);

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chainsim_core::ChainParams;
 use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireBlock, WireWork};
-use chainsim_node::wire::{self, UPGRADE};
+use chainsim_node::wire::{self, FrameReader, UPGRADE};
 use chainsim_primitives::pow::search_nonce;
 use chainsim_primitives::{Block, BlockHash, Header, MerkleRoot, Transaction, Work};
 use serde_json::Value;
@@ -188,8 +188,9 @@ impl Shared {
 /// Serves one link honestly until it closes.
 async fn serve_link<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S, s: Arc<Shared>) {
     let (mut r, mut w) = tokio::io::split(stream);
-    while let Ok(Some(msg)) = wire::read_frame(&mut r).await {
-        for reply in s.answer(msg).await {
+    let mut frames = FrameReader::new(wire::frame_budget(0));
+    while let Ok(Some(frame)) = frames.read(&mut r).await {
+        for reply in s.answer(frame.msg).await {
             if wire::write_frame(&mut w, &reply).await.is_err() {
                 return;
             }
@@ -215,6 +216,7 @@ async fn p2p(State(s): State<Arc<Shared>>, mut req: Request) -> Response {
 /// A link the fake opened to a real node.
 pub struct FakeLink {
     reader: tokio::io::ReadHalf<tokio::net::TcpStream>,
+    frames: FrameReader,
     writer: tokio::io::WriteHalf<tokio::net::TcpStream>,
 }
 
@@ -246,8 +248,8 @@ impl FakeLink {
     /// The next message from the node, or `None` once the node closed the link (or
     /// nothing came within the patience).
     pub async fn recv(&mut self) -> Option<Message> {
-        match tokio::time::timeout(super::PATIENCE, wire::read_frame(&mut self.reader)).await {
-            Ok(Ok(m)) => m,
+        match tokio::time::timeout(super::PATIENCE, self.frames.read(&mut self.reader)).await {
+            Ok(Ok(m)) => m.map(|f| f.msg),
             _ => None,
         }
     }
@@ -256,7 +258,7 @@ impl FakeLink {
     pub async fn closed(&mut self) -> bool {
         let deadline = tokio::time::Instant::now() + super::PATIENCE;
         loop {
-            match tokio::time::timeout_at(deadline, wire::read_frame(&mut self.reader)).await {
+            match tokio::time::timeout_at(deadline, self.frames.read(&mut self.reader)).await {
                 Ok(Ok(Some(_))) => continue,
                 Ok(_) => return true,
                 Err(_) => return false,
@@ -369,7 +371,8 @@ impl FakePeer {
             .await
             .unwrap();
         let (reader, writer) = tokio::io::split(stream);
-        FakeLink { reader, writer }
+        let frames = FrameReader::new(wire::frame_budget(0));
+        FakeLink { reader, writer, frames }
     }
 
     /// Opens a link to `node` and completes the handshake claiming `listen`; returns the

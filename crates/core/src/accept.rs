@@ -8,6 +8,7 @@ use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
 use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain};
 use crate::event::Event;
+use crate::mempool::Source;
 use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
 use crate::peers::PeerId;
 use crate::store::StoreOp;
@@ -40,13 +41,28 @@ impl Node {
     }
 
     /// Takes a transaction into the mempool (or finds it known), queueing it for relay.
-    pub(crate) fn accept_tx(&mut self, tx: Transaction, from: Option<PeerId>) -> Result<TxOutcome, TxRejected> {
+    pub(crate) fn accept_tx(
+        &mut self,
+        tx: Transaction,
+        from: Option<PeerId>,
+        now: Time,
+    ) -> Result<TxOutcome, TxRejected> {
         tx.check_well_formed(false)?;
         let txid = tx.compute_txid();
         if self.mempool.contains(&txid) || self.tree.find_tx(&txid).is_some() {
             return Ok(TxOutcome { txid, is_new: false });
         }
-        self.mempool.insert(txid, tx.clone())?;
+        let source = match from {
+            None => Source::Local,
+            Some(id) => Source::Peer {
+                id,
+                peers: self.peering.links().ready().count(),
+            },
+        };
+        self.mempool.insert(txid, tx.clone(), source)?;
+        if let Some(link) = from.and_then(|id| self.peering.links_mut().get_mut(id)) {
+            link.last_tx = Some(now);
+        }
         self.stats.txs_accepted += 1;
         let from_peer = self.peer_addr(from);
         self.out.store(StoreOp::PutTx(txid, tx.clone()));
@@ -109,6 +125,9 @@ impl Node {
                 return Err(e.into());
             }
         };
+        if let Some(link) = origin.peer().and_then(|id| self.peering.links_mut().get_mut(id)) {
+            link.last_block = Some(now);
+        }
         self.insert_checked(checked, origin, relay)
     }
 

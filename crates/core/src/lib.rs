@@ -7,6 +7,7 @@ pub mod accept;
 pub mod addrbook;
 pub mod chain;
 pub mod event;
+pub mod eviction;
 pub mod input;
 pub mod link;
 pub mod mempool;

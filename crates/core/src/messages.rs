@@ -241,7 +241,7 @@ impl Node {
             let txid = tx.compute_txid();
             self.relay.tx_arrived(&txid);
             self.relay.mark_known(from, txid.as_bytes());
-            match self.accept_tx(tx, Some(from)) {
+            match self.accept_tx(tx, Some(from), now) {
                 Ok(_) | Err(TxRejected::MempoolFull(_)) => {}
                 Err(TxRejected::Malformed(_)) => malformed += 1,
             }
@@ -290,7 +290,8 @@ impl Node {
         if let Some(l) = self.peering.links_mut().get_mut(from) {
             l.height = l.height.max(tip_height);
         }
-        let full = blocks.len() >= BATCH as usize;
+        // More to come: a whole batch, or one the byte budget cut short of the sender's tip.
+        let full = blocks.len() >= BATCH as usize || blocks.last().is_some_and(|b| b.header.height < tip_height);
         let tip_before = self.tree.tip().hash;
         let (mut last, mut failed, mut taken) = (None, false, Vec::new());
         for block in blocks {

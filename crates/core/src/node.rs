@@ -31,7 +31,7 @@ use crate::peering::{Peering, PeeringConfig, TipInfo};
 use crate::peers::{PeerAddr, PeerList};
 use crate::relay::{Relay, RelayMode};
 use crate::store::{BlockSource, ChainStore, StoredState};
-use crate::sync::Sync;
+use crate::sync::{Stalled, Sync};
 use crate::time::Time;
 
 /// Settings of one node that are not consensus rules.
@@ -49,6 +49,8 @@ pub struct NodeConfig {
     pub fetch_timeout: Duration,
     /// How long a sync peer may take to answer a request.
     pub sync_timeout: Duration,
+    /// Longest a sync peer may stay silent while another peer could serve the download.
+    pub sync_stall: Duration,
     /// Most pending transactions.
     pub mempool_capacity: usize,
     /// Most blocks kept off the best chain.
@@ -67,6 +69,7 @@ impl NodeConfig {
             relay: RelayMode::Announce,
             fetch_timeout: Duration::from_secs(10),
             sync_timeout: Duration::from_secs(15),
+            sync_stall: Duration::from_secs(2),
             mempool_capacity: DEFAULT_MEMPOOL_CAPACITY,
             max_side_blocks: 1_000,
             max_orphans: 100,
@@ -217,7 +220,7 @@ impl Node {
             tree,
             mempool: Mempool::new(config.mempool_capacity),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
-            sync: Sync::new(config.sync_timeout),
+            sync: Sync::new(config.sync_timeout, config.sync_stall),
             relay: Relay::new(config.relay, config.fetch_timeout),
             orphans: Orphans::new(config.max_orphans),
             rejected: HashMap::new(),
@@ -379,7 +382,7 @@ impl Node {
 
     fn on_command(&mut self, command: Command, now: Time) -> Reply {
         match command {
-            Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None)),
+            Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None, now)),
             Command::SubmitBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Local, true, now)),
             Command::MinedBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Mined, true, now)),
             Command::AddPeers(addrs) => {
@@ -401,9 +404,17 @@ impl Node {
     fn on_timeout(&mut self, now: Time) {
         let tip = self.tip_info();
         self.peering.on_timeout(tip, now, &mut self.out);
-        if let Some(peer) = self.sync.stalled(now) {
-            self.peering
-                .misbehave(peer, 20, "stalled during sync: no answer in time", now, &mut self.out);
+        let our_work = self.tree.tip().chain_work;
+        match self.sync.stalled(now, self.peering.links(), our_work) {
+            Some(Stalled::TimedOut(peer)) => {
+                let reason = "stalled during sync: no answer in time";
+                self.peering.misbehave(peer, 20, reason, now, &mut self.out);
+            }
+            Some(Stalled::Slow(peer)) => {
+                let reason = "stalled during sync: silent while another peer could serve";
+                self.peering.misbehave(peer, 10, reason, now, &mut self.out);
+            }
+            None => {}
         }
         for (peer, wanted) in self.relay.on_timeout(now) {
             self.ask(peer, wanted, now);

@@ -16,6 +16,7 @@ use chainsim_primitives::{BlockHash, Work, sha256};
 
 use crate::addrbook::{AddrBook, AddrState, RetryPolicy};
 use crate::event::Event;
+use crate::eviction;
 use crate::output::Outbox;
 use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
 use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
@@ -322,8 +323,13 @@ impl Peering {
                 self.send(id, Message::Hello(hello), now, out);
             }
             None if self.links.count(Direction::Inbound) > self.config.limits.max_inbound => {
-                let reason = format!("{} has too many inbound peers", self.config.listen);
-                self.close(id, &reason, out);
+                match eviction::candidate(&self.links, id) {
+                    Some(evicted) => self.close(evicted, "evicted to make room for a new inbound peer", out),
+                    None => {
+                        let reason = format!("{} has too many inbound peers", self.config.listen);
+                        self.close(id, &reason, out);
+                    }
+                }
             }
             None => {}
         }

@@ -69,6 +69,10 @@ pub struct Link {
     pub last_sent: Time,
     /// Software it announced.
     pub agent: String,
+    /// When it last gave us a block we did not have (protects it from eviction).
+    pub last_block: Option<Time>,
+    /// When it last gave us a transaction we did not have (protects it from eviction).
+    pub last_tx: Option<Time>,
 }
 
 impl Link {
@@ -88,6 +92,8 @@ impl Link {
             last_heard: now,
             last_sent: now,
             agent: String::new(),
+            last_block: None,
+            last_tx: None,
         }
     }
 }

@@ -23,6 +23,49 @@ pub const MAX_ADDRS_PER_MESSAGE: usize = 100;
 /// a stricter network rejects bigger blocks in validation).
 pub const MAX_WIRE_BLOCK_TXS: usize = 10_000;
 
+/// Most bytes of one encoded block in a message (the default network's limit; a stricter
+/// network rejects bigger blocks in validation).
+pub const MAX_WIRE_BLOCK_BYTES: usize = 1_000_000;
+/// Most bytes of block encodings a `Blocks` answer carries: a server stops adding blocks
+/// past it (the first block always goes), so a batch of big blocks comes in several answers.
+pub const MAX_BLOCKS_MESSAGE_BYTES: usize = 4 * MAX_WIRE_BLOCK_BYTES;
+/// Room a transaction may take in JSON: every name character escaped as `\uXXXX` still fits.
+const MAX_TX_JSON: usize = 1_024;
+/// Room for a message's field names, separators and numbers besides its lists.
+const ENVELOPE: usize = 256;
+/// Room one hash takes in a JSON list: 64 hex digits, quotes and a comma.
+const HASH_JSON: usize = 67;
+
+/// Most bytes a frame of the message kind `kind` (the `type` tag) may have, or `None` for a
+/// kind this protocol does not know. Transports check it against a frame's announced length
+/// *before* reading the body, so no peer can make a node buffer or decode more than the
+/// biggest honest message of that kind (docs/SECURITY.md).
+pub fn max_frame_bytes(kind: &str) -> Option<usize> {
+    let list = |count: usize, each: usize| ENVELOPE + count * each;
+    Some(match kind {
+        "hello" => 4 * 1024,
+        "ping" | "get_addr" => ENVELOPE,
+        "addr" => list(MAX_ADDRS_PER_MESSAGE, 300),
+        "headers" => list(MAX_INV_PER_MESSAGE, 2 * Header::SIZE + 3),
+        "inv" | "get_data" | "not_found" => list(MAX_INV_PER_MESSAGE, HASH_JSON),
+        "txs" => list(MAX_TXS_PER_MESSAGE, MAX_TX_JSON),
+        "block" => list(1, 2 * MAX_WIRE_BLOCK_BYTES + 3),
+        "get_blocks" => list(crate::sync::MAX_LOCATOR, HASH_JSON),
+        // Hex doubles the bytes; every block adds its quotes and comma.
+        "blocks" => list(MAX_BLOCKS_PER_MESSAGE, 3) + 2 * (MAX_BLOCKS_MESSAGE_BYTES + MAX_WIRE_BLOCK_BYTES),
+        _ => return None,
+    })
+}
+
+/// The largest frame of any kind.
+pub fn max_frame_any() -> usize {
+    Message::KINDS
+        .iter()
+        .filter_map(|k| max_frame_bytes(k))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A block as it travels: the hex of its canonical encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireBlock(pub Arc<Block>);
@@ -36,6 +79,12 @@ impl Serialize for WireBlock {
 impl<'de> Deserialize<'de> for WireBlock {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if s.len() > 2 * MAX_WIRE_BLOCK_BYTES {
+            return Err(serde::de::Error::custom(format!(
+                "a block of {} bytes is over the {MAX_WIRE_BLOCK_BYTES}-byte limit",
+                s.len() / 2
+            )));
+        }
         let bytes = hex::decode(s.as_bytes()).map_err(serde::de::Error::custom)?;
         let block = Block::decode(
             &bytes,
@@ -187,20 +236,36 @@ pub enum Message {
 }
 
 impl Message {
-    /// Short name for logs and metrics.
+    /// Every kind's tag, as [`Message::kind`] names it and as it travels in `type`.
+    pub const KINDS: [&'static str; 12] = [
+        "hello",
+        "ping",
+        "get_addr",
+        "addr",
+        "headers",
+        "inv",
+        "get_data",
+        "not_found",
+        "txs",
+        "block",
+        "get_blocks",
+        "blocks",
+    ];
+
+    /// Short name for logs and metrics: the `type` tag the message travels with.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Hello(_) => "hello",
             Self::Ping { .. } => "ping",
-            Self::GetAddr => "getaddr",
+            Self::GetAddr => "get_addr",
             Self::Addr { .. } => "addr",
             Self::Headers { .. } => "headers",
             Self::Inv { .. } => "inv",
-            Self::GetData { .. } => "getdata",
-            Self::NotFound { .. } => "notfound",
+            Self::GetData { .. } => "get_data",
+            Self::NotFound { .. } => "not_found",
             Self::Txs { .. } => "txs",
             Self::Block { .. } => "block",
-            Self::GetBlocks { .. } => "getblocks",
+            Self::GetBlocks { .. } => "get_blocks",
             Self::Blocks { .. } => "blocks",
         }
     }
@@ -211,6 +276,81 @@ impl Message {
             Self::Block { .. } => 1,
             Self::Blocks { blocks, .. } => blocks.len(),
             _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn hash(i: usize) -> BlockHash {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        BlockHash(bytes)
+    }
+
+    fn frame_len(msg: &Message) -> usize {
+        serde_json::to_vec(msg).unwrap().len()
+    }
+
+    fn fits(msg: &Message) {
+        let (len, max) = (frame_len(msg), max_frame_bytes(msg.kind()).unwrap());
+        assert!(len <= max, "{} of {len} bytes is over its {max}-byte limit", msg.kind());
+        let text = serde_json::to_string(msg).unwrap();
+        assert!(
+            text.starts_with(&format!("{{\"type\":\"{}\"", msg.kind())),
+            "{}",
+            &text[..40]
+        );
+    }
+
+    #[test]
+    fn the_biggest_honest_message_of_every_kind_fits_its_limit() {
+        let hashes: Vec<_> = (0..MAX_INV_PER_MESSAGE).map(hash).collect();
+        let name = "n".repeat(chainsim_primitives::transaction::MAX_NAME_LEN);
+        let tx = Transaction::new(&name, &name, u64::MAX, u64::MAX);
+        let header = crate::params::ChainParams::testnet().genesis().header;
+        let addr: PeerAddr = format!("{}:65535", "h".repeat(253)).parse().unwrap();
+        let cases = [
+            Message::Inv {
+                txs: hashes.iter().map(|h| Txid(h.0)).collect(),
+            },
+            Message::GetData {
+                blocks: hashes.clone(),
+                txs: Vec::new(),
+            },
+            Message::NotFound {
+                blocks: hashes.clone(),
+                txs: Vec::new(),
+            },
+            Message::Headers {
+                headers: vec![WireHeader(header); MAX_INV_PER_MESSAGE],
+            },
+            Message::Txs {
+                txs: vec![tx; MAX_TXS_PER_MESSAGE],
+            },
+            Message::Addr {
+                addrs: vec![addr; MAX_ADDRS_PER_MESSAGE],
+            },
+            Message::GetBlocks {
+                locator: hashes[..crate::sync::MAX_LOCATOR].to_vec(),
+                limit: u32::MAX,
+            },
+            Message::Ping {
+                height: u64::MAX,
+                work: WireWork(Work(u128::MAX)),
+            },
+            Message::GetAddr,
+        ];
+        for msg in &cases {
+            fits(msg);
+        }
+        assert_eq!(max_frame_any(), max_frame_bytes("blocks").unwrap());
+        assert!(max_frame_bytes("nonsense").is_none());
+        for kind in Message::KINDS {
+            assert!(max_frame_bytes(kind).is_some(), "{kind} has a limit");
         }
     }
 }

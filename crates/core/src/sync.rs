@@ -3,8 +3,9 @@
 //! We sync from one peer at a time: the ready peer with the most work beyond ours, or one
 //! that sent a block whose parent we lack. A `GetBlocks` carries a block locator (our last
 //! ten hashes, then exponentially sparser back to genesis), so the peer finds the fork point
-//! and sends at most [`BATCH`] best-chain blocks after it — never the whole chain. A full
-//! batch means there is more: the next request's locator starts with the last block
+//! and sends at most [`BATCH`] best-chain blocks (and [`MAX_BLOCKS_MESSAGE_BYTES`]) after
+//! it — never the whole chain. A full batch, or one ending below the sender's tip, means
+//! there is more: the next request's locator starts with the last block
 //! received, so a branch lighter than ours so far still downloads to its end. A peer that
 //! does not answer in time, or answers with nothing while claiming more work, is passed over
 //! until it announces something new.
@@ -18,7 +19,7 @@ use chainsim_primitives::{BlockHash, Work};
 
 use crate::chain::BlockTree;
 use crate::peers::{LinkTable, PeerId};
-use crate::protocol::{MAX_BLOCKS_PER_MESSAGE, Message, WireBlock};
+use crate::protocol::{MAX_BLOCKS_MESSAGE_BYTES, MAX_BLOCKS_PER_MESSAGE, Message, WireBlock};
 use crate::time::Time;
 
 /// Blocks asked for per request.
@@ -35,17 +36,31 @@ pub struct Download {
     pub requested_at: Time,
     /// Height the peer announced.
     pub target: u64,
+    /// Whether the stall window passed with no other peer to turn to (then only the
+    /// whole timeout is left to wait for).
+    pub past_stall: bool,
 }
 
 /// Catch-up state.
 #[derive(Debug)]
 pub struct Sync {
     timeout: Duration,
+    /// How long the download peer may stay silent while another peer could serve instead.
+    stall: Duration,
     download: Option<Download>,
     /// Peers that had nothing more to give: not asked again until they announce more.
     exhausted: BTreeSet<PeerId>,
     /// Peers that sent a block we could not connect: ask them even without a work claim.
     wanted: BTreeSet<PeerId>,
+}
+
+/// A download peer passed over for not answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// Silent past the stall window while another peer could serve.
+    Slow(PeerId),
+    /// Silent past the whole timeout.
+    TimedOut(PeerId),
 }
 
 /// What to do after a batch.
@@ -60,10 +75,12 @@ pub enum BatchOutcome {
 }
 
 impl Sync {
-    /// Catch-up giving a peer `timeout` to answer each request.
-    pub fn new(timeout: Duration) -> Self {
+    /// Catch-up giving a peer `timeout` to answer each request, or only `stall` when
+    /// another peer could serve the download instead.
+    pub fn new(timeout: Duration, stall: Duration) -> Self {
         Self {
             timeout,
+            stall: stall.min(timeout),
             download: None,
             exhausted: BTreeSet::new(),
             wanted: BTreeSet::new(),
@@ -142,11 +159,12 @@ impl Sync {
             peer,
             requested_at: now,
             target,
+            past_stall: false,
         });
         (peer, Message::GetBlocks { locator, limit: BATCH })
     }
 
-    /// A batch from `from` was taken: `full` when it held a whole batch, `last` the last
+    /// A batch from `from` was taken: `full` when there is more to ask for, `last` the last
     /// block taken or known, `failed` when a block in it was refused. Returns the next
     /// request, if any, and whether the download ended.
     pub fn on_batch(
@@ -186,16 +204,41 @@ impl Sync {
         self.download.as_ref().map(|d| d.target)
     }
 
-    /// A download peer that has not answered in time, now passed over.
-    pub fn stalled(&mut self, now: Time) -> Option<PeerId> {
-        let d = self.download.take_if(|d| d.requested_at + self.timeout <= now)?;
-        self.exhausted.insert(d.peer);
-        Some(d.peer)
+    /// A download peer that has not answered in time, now passed over: after `timeout`
+    /// whatever happens, or after `stall` when another ready peer claims more work than
+    /// ours (then the next download starts from it at once).
+    pub fn stalled(&mut self, now: Time, links: &LinkTable, our_work: Work) -> Option<Stalled> {
+        let d = self.download.as_ref()?;
+        let peer = d.peer;
+        let stalled = if d.requested_at + self.timeout <= now {
+            Stalled::TimedOut(peer)
+        } else if d.requested_at + self.stall > now {
+            return None;
+        } else if self.has_other_source(links, peer, our_work) {
+            Stalled::Slow(peer)
+        } else {
+            if let Some(d) = self.download.as_mut() {
+                d.past_stall = true;
+            }
+            return None;
+        };
+        self.download = None;
+        self.exhausted.insert(peer);
+        Some(stalled)
     }
 
-    /// When the download in progress times out.
+    /// Whether a ready peer besides `peer` could serve the download.
+    fn has_other_source(&self, links: &LinkTable, peer: PeerId, our_work: Work) -> bool {
+        links
+            .ready()
+            .any(|l| l.id != peer && !self.exhausted.contains(&l.id) && l.work > our_work)
+    }
+
+    /// When the download in progress stalls (another source may then be tried) or times out.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.download.as_ref().map(|d| d.requested_at + self.timeout)
+        self.download
+            .as_ref()
+            .map(|d| d.requested_at + if d.past_stall { self.timeout } else { self.stall })
     }
 }
 
@@ -210,9 +253,15 @@ pub fn serve_blocks(tree: &BlockTree, locator: &[BlockHash], limit: u32) -> Mess
     };
     let start = fork.height() + 1;
     let end = (start + u64::from(limit.min(BATCH))).min(tip_height + 1);
-    let blocks = (start..end)
-        .filter_map(|h| tree.at_height(h).and_then(|e| tree.block(&e.hash)))
-        .map(WireBlock)
-        .collect();
+    let mut blocks = Vec::new();
+    let mut bytes = 0;
+    for block in (start..end).filter_map(|h| tree.at_height(h).and_then(|e| tree.block(&e.hash))) {
+        // Stop at the byte budget (the first block always goes): the receiver asks again.
+        bytes += block.encoded_len();
+        if bytes > MAX_BLOCKS_MESSAGE_BYTES && !blocks.is_empty() {
+            break;
+        }
+        blocks.push(WireBlock(block));
+    }
     Message::Blocks { blocks, tip_height }
 }

@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::api::views::BlockRef;
 use crate::links::Links;
 use crate::miner::{Found, Job};
+use crate::wire::{DEFAULT_FRAME_BUDGET, Frame};
 
 /// Most commands handled before one commit.
 const MAX_BATCH: usize = 1_024;
@@ -77,6 +78,14 @@ pub enum Command {
     },
     /// Something happened on a link (transport to driver).
     Link(Input),
+    /// A message arrived on a link; its bytes count against the frame budget until the
+    /// driver has handled it.
+    Frame {
+        /// The link.
+        from: PeerId,
+        /// The message and its share of the budget.
+        frame: Frame,
+    },
     /// A dial failed (transport to driver).
     DialFailed {
         /// The link number it would have had.
@@ -237,6 +246,7 @@ where
             handle.command_sender(),
             shared.clone(),
             tokio::runtime::Handle::current(),
+            DEFAULT_FRAME_BUDGET,
         ),
         node,
         store,
@@ -395,6 +405,11 @@ impl<S: ChainStore> Driver<S> {
             Command::SubmitTx { tx, reply } => self.command(C::SubmitTx(tx), Pending::Tx(reply)),
             Command::Mine { reply } => self.mine_queue.push_back(reply),
             Command::SubmitBlock { block, reply } => self.command(C::SubmitBlock(block), Pending::Block(reply)),
+            Command::Frame { from, frame } => {
+                let (msg, held) = frame.into_parts();
+                self.node.handle_input(now(), Input::Message { from, msg });
+                drop(held);
+            }
             Command::Link(input) => {
                 if let Input::LinkDown { peer, reason } = &input {
                     tracing::debug!("[{}] link {peer} down: {reason}", self.config.port);

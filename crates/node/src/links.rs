@@ -12,10 +12,10 @@ use std::time::Duration;
 use chainsim_core::link::PeerIds;
 use chainsim_core::{Input, Message, PeerAddr, PeerId};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::driver::{Command, Shared};
-use crate::wire::{self, WireError};
+use crate::wire::{self, FrameReader, WireError};
 
 /// Frames waiting for one peer before the link is given up.
 const QUEUE: usize = 1_024;
@@ -55,18 +55,27 @@ pub struct Links {
     queues: HashMap<PeerId, mpsc::Sender<Outgoing>>,
     driver: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+    /// Bytes of frames read and not yet handled, shared by every link (see [`FrameReader`]).
+    budget: Arc<Semaphore>,
     /// The main runtime: link tasks run there, not on the driver's thread.
     runtime: tokio::runtime::Handle,
 }
 
 impl Links {
-    /// No links yet; outcomes are reported to `driver`.
-    pub fn new(driver: mpsc::Sender<Command>, shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
+    /// No links yet; outcomes are reported to `driver`; links together hold at most
+    /// `budget` bytes of frames the driver has not handled yet.
+    pub fn new(
+        driver: mpsc::Sender<Command>,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+        budget: usize,
+    ) -> Self {
         Self {
             ids: PeerIds::default(),
             queues: HashMap::new(),
             driver,
             shared,
+            budget: wire::frame_budget(budget),
             runtime,
         }
     }
@@ -77,12 +86,13 @@ impl Links {
         let (tx, rx) = mpsc::channel(QUEUE);
         self.queues.insert(peer, tx);
         let driver = self.driver.clone();
+        let reader = FrameReader::new(self.budget.clone());
         self.runtime.spawn(async move {
             match wire::dial(&addr, DIAL_TIMEOUT).await {
                 Ok(stream) => {
                     let up = Input::LinkUp { peer, addr: Some(addr) };
                     if driver.send(Command::Link(up)).await.is_ok() {
-                        run_link(stream, peer, rx, driver).await;
+                        run_link(stream, peer, (reader, rx), driver).await;
                     }
                 }
                 Err(e) => {
@@ -103,7 +113,8 @@ impl Links {
         let (tx, rx) = mpsc::channel(QUEUE);
         self.queues.insert(peer, tx);
         let driver = self.driver.clone();
-        self.runtime.spawn(run_link(stream, peer, rx, driver));
+        let reader = FrameReader::new(self.budget.clone());
+        self.runtime.spawn(run_link(stream, peer, (reader, rx), driver));
         peer
     }
 
@@ -137,8 +148,12 @@ impl Links {
 }
 
 /// Runs one link until either side closes it, then reports `LinkDown`.
-async fn run_link<S>(stream: S, peer: PeerId, rx: mpsc::Receiver<Outgoing>, driver: mpsc::Sender<Command>)
-where
+async fn run_link<S>(
+    stream: S,
+    peer: PeerId,
+    (mut frames, rx): (FrameReader, mpsc::Receiver<Outgoing>),
+    driver: mpsc::Sender<Command>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, writer) = tokio::io::split(stream);
@@ -148,9 +163,9 @@ where
             done = &mut writing => {
                 break done.unwrap_or_else(|e| format!("writer failed: {e}"));
             }
-            frame = wire::read_frame(&mut reader) => match frame {
-                Ok(Some(msg)) => {
-                    if driver.send(Command::Link(Input::Message { from: peer, msg })).await.is_err() {
+            frame = frames.read(&mut reader) => match frame {
+                Ok(Some(frame)) => {
+                    if driver.send(Command::Frame { from: peer, frame }).await.is_err() {
                         return; // the node is shutting down
                     }
                 }
@@ -162,7 +177,8 @@ where
                 }
                 Err(e) => {
                     let reason = describe(&e);
-                    if matches!(e, WireError::TooLarge(_)) {
+                    if e.is_violation() {
+                        tracing::warn!("link {peer} sent garbage: {reason}; closing it");
                         let garbage = Input::Garbage { from: peer, reason: reason.clone() };
                         let _ = driver.send(Command::Link(garbage)).await;
                     }

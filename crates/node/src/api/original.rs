@@ -10,8 +10,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView, now_ms};
+use chainsim_core::PeerAddr;
 use chainsim_core::node::{BlockRejected, TxRejected};
-use chainsim_core::{PeerAddr, mempool::MempoolError};
 use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -110,10 +110,7 @@ pub async fn new_transaction(
             }),
         )),
         Err(TxRejected::Malformed(e)) => Err(ApiError::bad_request(e.to_string())),
-        Err(TxRejected::MempoolFull(MempoolError::Full(n))) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("mempool is full ({n} transactions); mine a block or try again later"),
-        )),
+        Err(TxRejected::MempoolFull(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
     }
 }
 
