@@ -93,7 +93,17 @@ async fn get_status(http: &reqwest::Client, node: &TestNode) -> (StatusCode, Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slowloris_flood_leaves_the_node_answering_with_bounded_connections_and_memory() {
-    let node = TestNode::start_with("flood", common::free_port(), Vec::new(), Vec::new()).await;
+    let node = TestNode::start("flood", &[]).await;
+    // A peer linked before the flood: its link is an upgraded connection and must survive.
+    let peer = TestNode::start("flood-peer", &[&node]).await;
+    node.wait_connected(&peer.addr()).await;
+    let link_events = |n: &TestNode| n.log().matches(&format!("peer {}:", peer.addr())).count();
+    let link_events_before = link_events(&node);
+    assert!(
+        link_events_before > 0,
+        "the link's coming up is logged: {}",
+        node.log_tail()
+    );
     let pid = node.pid();
     let http = fresh_client();
     let rss_before = rss_kib(pid);
@@ -124,6 +134,10 @@ async fn a_slowloris_flood_leaves_the_node_answering_with_bounded_connections_an
     let (status, v) = get_status(&http, &node).await;
     assert_eq!(status, StatusCode::OK, "GET /status after the flood: {v}");
     assert_eq!(v["length"], 1);
+    // The peer link was never cut: no state change logged for it, and gossip still flows.
+    assert_eq!(link_events(&node), link_events_before, "{}", node.log_tail());
+    let txid = peer.send_tx("Carol", "Dave", 3).await;
+    node.wait_pending(&txid).await;
     let resp = http.get(node.url("/chain")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let chain: Value = resp.json().await.unwrap();

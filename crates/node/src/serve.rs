@@ -66,8 +66,10 @@ pub struct BodyTimeout(pub Duration);
 /// Largest buffer hyper keeps per connection (a request head must fit in it): bounds what a
 /// slow connection holds to 64 KiB instead of hyper's default of about 400 KiB.
 const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
-/// How long connections get to finish their answers at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long connections get to finish their answers at shutdown. Short: the driver stops at
+/// the same time, so a request still waiting for it gets 503 anyway, and an `/events` stream
+/// never finishes by itself (without this bound it kept a stopping node alive for good).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed accept (e.g. out of file descriptors) so that the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -75,11 +77,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// open connections finish their answers for a few seconds and closes them.
 pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, stop: watch::Receiver<bool>) {
     let table = Table::new(limits.max_connections);
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_CONNECTION_BUFFER);
+    let builder = http1_builder(&limits);
     let mut tasks = JoinSet::new();
     let mut accept_stop = stop.clone();
     loop {
@@ -113,6 +111,22 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, stop
         tasks.spawn(conn.run(tcp, builder.clone(), evicted, stop.clone()));
     }
     drop(listener);
+    drain(tasks).await;
+}
+
+/// hyper's HTTP/1 server with the header timeout and the buffer bound.
+fn http1_builder(limits: &ServeLimits) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_CONNECTION_BUFFER);
+    builder
+}
+
+/// Waits for the connections to finish their answers (each has `SHUTDOWN_GRACE` to do so
+/// after the stop); whatever is still open then is closed when `tasks` drops.
+async fn drain(mut tasks: JoinSet<()>) {
     let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), async {
         while tasks.join_next().await.is_some() {}
     })
