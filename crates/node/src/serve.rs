@@ -496,7 +496,7 @@ mod tests {
         admit(&mut t, "slow-1");
         assert_eq!(admit(&mut t, "slow-2").1, Some("slow-1"));
         assert_eq!(admit(&mut t, "slow-3").1, Some("slow-2"));
-        // The long response ends: now it is the longest idle... only after the others.
+        // Once its answer ends it is idle, and newer in idleness than slow-3: it goes next.
         t.request_finished(streaming);
         assert_eq!(admit(&mut t, "slow-4").1, Some("slow-3"));
         assert_eq!(admit(&mut t, "slow-5").1, Some("events"));
@@ -537,6 +537,32 @@ mod tests {
         t.remove(first);
         t.remove(second);
         assert_eq!(t.len(), 1);
+    }
+
+    /// A request carrying `body` behind a deadline of `limit`.
+    fn due(body: Body, limit: Duration) -> axum::extract::Request {
+        Request::builder().body(Body::new(Deadline::new(body, limit))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_is_answered_408() {
+        use axum::extract::FromRequest;
+        use axum::response::IntoResponse;
+        let never = Body::from_stream(tokio_stream::pending::<Result<Bytes, std::io::Error>>());
+        let rejection = Bytes::from_request(due(never, Duration::from_millis(20)), &())
+            .await
+            .unwrap_err();
+        let resp = crate::api::ApiError::from(rejection).into_response();
+        assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_body_in_time_passes_unchanged() {
+        use axum::extract::FromRequest;
+        let body = Bytes::from_request(due(Body::from("{}"), Duration::from_secs(60)), &())
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"{}");
     }
 
     #[test]
