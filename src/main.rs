@@ -4,8 +4,10 @@ mod bench;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chainsim_api::{DEFAULT_DASHBOARD_PORT, DEFAULT_HOST, DEFAULT_NODE_PORT};
+use chainsim_node::serve::ServeLimits;
 use clap::{Parser, Subcommand};
 
 /// A peer-to-peer proof-of-work blockchain simulator with a live control room.
@@ -78,6 +80,19 @@ struct NodeArgs {
     /// the machine's LAN name; requests naming anything else in `Host` are refused.
     #[arg(long = "allow-host", value_name = "NAME")]
     allow_hosts: Vec<String>,
+    /// Close a connection that has not sent a complete request head within this many
+    /// seconds of opening (or of its last answer, when kept alive).
+    #[arg(long, default_value_t = ServeLimits::default().header_timeout.as_secs(), value_name = "SECS")]
+    header_timeout_secs: u64,
+    /// Answer 408 and close the connection when a request body has not fully arrived this
+    /// many seconds after its head (long answers such as /events are not limited).
+    #[arg(long, default_value_t = ServeLimits::default().body_timeout.as_secs(), value_name = "SECS")]
+    body_timeout_secs: u64,
+    /// Most open HTTP connections, peer links not counted (they have --max-inbound and
+    /// --max-outbound). At the limit a new connection replaces the one waiting longest
+    /// without a request in progress; a request in progress is never cut.
+    #[arg(long, default_value_t = ServeLimits::default().max_connections, value_name = "N")]
+    max_connections: usize,
 }
 
 /// `--relay`.
@@ -166,8 +181,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 mempool_capacity: a.mempool_capacity,
                 sync_patience: chainsim_node::NodeOptions::default().sync_patience,
                 test_network: a.test_network,
-                keepalive: std::time::Duration::from_secs(a.keepalive_secs.max(1)),
+                keepalive: Duration::from_secs(a.keepalive_secs.max(1)),
                 allow_hosts: a.allow_hosts,
+                http: ServeLimits {
+                    header_timeout: Duration::from_secs(a.header_timeout_secs.max(1)),
+                    body_timeout: Duration::from_secs(a.body_timeout_secs.max(1)),
+                    max_connections: a.max_connections.max(1),
+                },
                 relay: match a.relay {
                     Relay::Announce => chainsim_core::RelayMode::Announce,
                     Relay::Push => chainsim_core::RelayMode::Push,

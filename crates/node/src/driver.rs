@@ -213,15 +213,18 @@ pub struct DriverConfig {
     pub port: u16,
 }
 
-/// Starts the driver task. It stops when `shutdown` turns true, after a last commit.
+/// Starts the driver task. It stops when `shutdown` turns true, after a last commit, or at
+/// once when a commit fails, and then ends with that storage error: the process must not
+/// linger refusing every request.
 pub fn spawn<S>(
     node: Node,
     store: S,
     config: DriverConfig,
     shutdown: watch::Receiver<bool>,
-) -> (NodeHandle, tokio::task::JoinHandle<()>)
+) -> (NodeHandle, tokio::task::JoinHandle<Result<(), S::Error>>)
 where
     S: ChainStore + Send + 'static,
+    S::Error: Send,
 {
     let (tx, rx) = mpsc::channel(8_192);
     let (events, _) = broadcast::channel(4_096);
@@ -262,7 +265,7 @@ where
         pending: HashMap::new(),
         next_command: 0,
         after_commit: Vec::new(),
-        failed: false,
+        failure: None,
     };
     // The driver gets a thread of its own: its durable commits block for a disk sync, which
     // must not stall one of the runtime's few workers serving HTTP.
@@ -270,7 +273,10 @@ where
         tokio::task::spawn_blocking(
             move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(driver.run(shutdown)),
-                Err(e) => tracing::error!("cannot start the driver's runtime: {e}"),
+                Err(e) => {
+                    tracing::error!("cannot start the driver's runtime: {e}");
+                    Ok(())
+                }
             },
         );
     (handle, task)
@@ -287,7 +293,7 @@ enum Pending {
     Mined(chainsim_primitives::BlockHash),
 }
 
-struct Driver<S> {
+struct Driver<S: ChainStore> {
     node: Node,
     store: S,
     rx: mpsc::Receiver<Command>,
@@ -305,8 +311,8 @@ struct Driver<S> {
     next_command: u64,
     /// Replies held back until the batch's commit is durable.
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
-    /// A commit failed: nothing more is acknowledged.
-    failed: bool,
+    /// The commit that failed: nothing more is acknowledged.
+    failure: Option<S::Error>,
 }
 
 /// What one drain of the core produced besides link actions (which go out at once).
@@ -347,7 +353,7 @@ impl Effects for DriverFx<'_> {
 }
 
 impl<S: ChainStore> Driver<S> {
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), S::Error> {
         loop {
             // Sleep until the core's own deadline, not on a fixed tick.
             let deadline = self.node.poll_timeout().map(|t| {
@@ -377,18 +383,27 @@ impl<S: ChainStore> Driver<S> {
                 _ = timer => self.node.handle_input(now(), Input::Timeout),
             }
             self.finish_batch();
-            if self.failed {
+            if self.failure.is_some() {
                 break;
             }
         }
         if let Some(job) = self.job.take() {
             job.cancel();
         }
-        self.finish_batch();
+        // After a failed commit nothing more is written, nor acknowledged.
+        if self.failure.is_none() {
+            self.finish_batch();
+        }
         for reply in self.mine_queue.drain(..) {
             let _ = reply.send(Err(MineError::ShuttingDown));
         }
-        tracing::info!("[{}] driver stopped; store closed cleanly", self.config.port);
+        match self.failure.take() {
+            Some(e) => Err(e),
+            None => {
+                tracing::info!("[{}] driver stopped; store closed cleanly", self.config.port);
+                Ok(())
+            }
+        }
     }
 
     /// Gives the core a command; its answer goes to `pending` when it comes out.
@@ -519,11 +534,11 @@ impl<S: ChainStore> Driver<S> {
         {
             // Without a durable store nothing may be acknowledged: refuse and stop.
             tracing::error!("[{}] storage failure, stopping the node: {e}", self.config.port);
-            self.failed = true;
             self.after_commit.clear();
             for reply in self.mine_queue.drain(..) {
                 let _ = reply.send(Err(MineError::Storage(e.to_string())));
             }
+            self.failure = Some(e);
             return;
         }
         if !ops.is_empty() {

@@ -8,11 +8,11 @@ pub mod api;
 pub mod driver;
 pub mod links;
 pub mod miner;
+pub mod serve;
 pub mod wire;
 
 use std::net::SocketAddr;
 
-use axum::serve::ListenerExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use crate::api::{AppState, NodeInfo};
 use crate::driver::{DriverConfig, NodeHandle};
+use crate::serve::ServeLimits;
 
 /// The original's neighbours, tried when no `--peer` is given.
 pub use chainsim_api::DEFAULT_PEERS;
@@ -68,6 +69,8 @@ pub struct NodeOptions {
     pub relay: chainsim_core::RelayMode,
     /// Names besides loopback and `host` that requests may give in `Host`.
     pub allow_hosts: Vec<String>,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub http: ServeLimits,
 }
 
 impl Default for NodeOptions {
@@ -89,6 +92,7 @@ impl Default for NodeOptions {
             keepalive: Duration::from_secs(30),
             relay: chainsim_core::RelayMode::Announce,
             allow_hosts: Vec::new(),
+            http: ServeLimits::default(),
         }
     }
 }
@@ -126,12 +130,17 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// A write to the store failed while running (a full disk, a failing device): nothing
+    /// more could be acknowledged, so the node stopped.
+    #[error("storage failure, the node stopped: {0}")]
+    StorageFailed(StoreError),
 }
 
 impl NodeError {
     /// Whether the way out is `--resync`.
     pub fn suggests_resync(&self) -> bool {
-        matches!(self, NodeError::InvalidStore { .. }) || matches!(self, NodeError::Store(e) if e.is_corruption())
+        matches!(self, NodeError::InvalidStore { .. })
+            || matches!(self, NodeError::Store(e) | NodeError::StorageFailed(e) if e.is_corruption())
     }
 }
 
@@ -242,22 +251,7 @@ pub async fn run(
         info: Arc::new(NodeInfo::new(&opts.host, port, &opts.allow_hosts)),
     };
     let app = api::app(state);
-    let server_stop = stop_tx.subscribe();
-    let server = tokio::spawn(async move {
-        let mut stop = server_stop;
-        // Peer links are long-lived connections carrying small frames: without NODELAY,
-        // Nagle's algorithm and delayed ACKs hold each announcement back by ~40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve::serve(listener, app, opts.http, stop_tx.subscribe()));
     on_listening(local);
 
     let shutdown_tx = stop_tx.clone();
@@ -271,14 +265,37 @@ pub async fn run(
     handle.shared.ready.send_replace(true);
     tracing::info!("[{p}] serving at http://{listen}");
 
-    let served = server.await;
-    let _ = stop_tx.send(true);
-    let _ = driver_task.await;
-    match served {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(NodeError::Serve(e)),
-        Err(e) => Err(NodeError::Serve(std::io::Error::other(e.to_string()))),
+    finish(server, driver_task, &stop_tx).await
+}
+
+/// Waits for the server and the driver, whichever ends first, stops the other, and says why
+/// the node ended. The driver ends first after a storage failure: the server must then stop
+/// too, or the process would linger answering 503 to everything.
+async fn finish(
+    mut server: tokio::task::JoinHandle<()>,
+    mut driver: tokio::task::JoinHandle<Result<(), StoreError>>,
+    stop: &watch::Sender<bool>,
+) -> Result<(), NodeError> {
+    let (served, driven) = tokio::select! {
+        served = &mut server => {
+            let _ = stop.send(true);
+            (served, driver.await)
+        }
+        driven = &mut driver => {
+            let _ = stop.send(true);
+            (server.await, driven)
+        }
+    };
+    match driven {
+        Ok(Err(e)) => return Err(NodeError::StorageFailed(e)),
+        Err(e) => {
+            return Err(NodeError::Serve(std::io::Error::other(format!(
+                "the node's driver failed: {e}"
+            ))));
+        }
+        Ok(Ok(())) => {}
     }
+    served.map_err(|e| NodeError::Serve(std::io::Error::other(e.to_string())))
 }
 
 /// Waits until the node has caught up with its peers, logging progress every few seconds.

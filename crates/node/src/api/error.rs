@@ -49,6 +49,9 @@ impl From<DriverGone> for ApiError {
 
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
+        if let Some(late) = timed_out(&r) {
+            return Self::new(StatusCode::REQUEST_TIMEOUT, late.to_string());
+        }
         let status = r.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "request body is too large".to_string()
@@ -57,6 +60,19 @@ impl From<BytesRejection> for ApiError {
         };
         Self::new(status, message)
     }
+}
+
+/// The body timeout behind a failed body read, if that is what failed (it lies a few
+/// wrappers deep: the rejection, axum's error, the boxed error).
+fn timed_out(r: &BytesRejection) -> Option<&crate::serve::BodyTimeout> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(r);
+    while let Some(e) = cause {
+        if let Some(late) = e.downcast_ref::<crate::serve::BodyTimeout>() {
+            return Some(late);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Parses a JSON body into `T` with a readable message on failure.
