@@ -1,5 +1,5 @@
 //! The node's own HTTP accept loop, with the limits a public server needs against slow
-//! clients (see docs/SECURITY-http.md):
+//! clients (see docs/SECURITY.md):
 //!
 //! - a **header timeout**: a connection that has not delivered a complete request head this
 //!   long after it opened (or after its last answer, when kept alive) is closed;
