@@ -10,8 +10,8 @@ mod common;
 
 use chainsim_core::ChainParams;
 use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireWork, max_frame_bytes};
-use chainsim_primitives::{Transaction, Work};
-use common::peer::{FakeLink, FakePeer, now_ms};
+use chainsim_primitives::{BlockHash, Transaction, Work};
+use common::peer::{FakeLink, FakePeer, child, now_ms};
 use common::{PATIENCE, TestNode, eventually};
 use serde_json::json;
 
@@ -108,6 +108,7 @@ async fn a_flooding_peer_gets_its_share_of_the_mempool_and_others_still_get_in()
     let capacity = 2_000;
     let extra = vec!["--mempool-capacity".into(), capacity.to_string()];
     let node = TestNode::start_with("mempool", common::free_port(), Vec::new(), extra).await;
+    let before = rss_mib(node.pid());
     let flooder = FakePeer::start(ChainParams::default_network()).await;
     let mut flood = flooder.connect(&node.addr()).await;
     node.wait_connected(&flooder.addr()).await;
@@ -139,12 +140,15 @@ async fn a_flooding_peer_gets_its_share_of_the_mempool_and_others_still_get_in()
     let body = json!({"sender": "alice", "recipient": "bob", "amount": 3});
     let (status, answer) = node.call(reqwest::Method::POST, "/transactions/new", Some(&body)).await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{answer}");
+    let after = rss_mib(node.pid());
+    assert!(after - before < 100.0, "memory grew from {before:.0} to {after:.0} MiB");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_inbound_slots_give_way_to_an_honest_newcomer_that_stays_once_useful() {
     let extra = vec!["--max-inbound".into(), "3".into(), "--max-outbound".into(), "0".into()];
     let a = TestNode::start_with("a", common::free_port(), Vec::new(), extra).await;
+    let before = rss_mib(a.pid());
     let mut fakes = Vec::new();
     for _ in 0..3 {
         let fake = FakePeer::start(ChainParams::default_network()).await;
@@ -171,6 +175,35 @@ async fn full_inbound_slots_give_way_to_an_honest_newcomer_that_stays_once_usefu
     assert_eq!(a.peer_state(&b.addr()).await.as_deref(), Some("connected"));
     let inbound = a.peers().await.iter().filter(|p| p["state"] == "connected").count();
     assert!(inbound <= 3, "{inbound} links for 3 inbound slots");
+    let after = rss_mib(a.pid());
+    assert!(after - before < 100.0, "memory grew from {before:.0} to {after:.0} MiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_orphans_holds_only_its_quarter_of_the_pool() {
+    let params = ChainParams::default_network();
+    let node = TestNode::start("orphans", &[]).await;
+    let before = rss_mib(node.pid());
+    let fake = FakePeer::start(params.clone()).await;
+    let mut link = fake.connect(&node.addr()).await;
+    node.wait_connected(&fake.addr()).await;
+    // Forty blocks of about 100 kB, each with a proof of work and a parent nobody has.
+    let t = now_ms();
+    let name = "o".repeat(60);
+    for i in 0..40u64 {
+        let mut nowhere = params.genesis().as_ref().clone();
+        nowhere.header.prev_hash = BlockHash([i as u8 + 1; 32]);
+        let txs = (0..700).map(|n| Transaction::new(&name, &name, 1 + n, t + n)).collect();
+        link.send_block(child(&params, &nowhere, "orphaner", t + i, txs)).await;
+    }
+    // The default pool holds 100; one peer a quarter of it.
+    eventually("the orphans to be taken in", PATIENCE, || async {
+        node.status().await["orphans"].as_u64().unwrap() == 25
+    })
+    .await;
+    let after = rss_mib(node.pid());
+    assert!(after - before < 100.0, "memory grew from {before:.0} to {after:.0} MiB");
+    assert_eq!(node.status().await["length"], 1, "nothing connected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
