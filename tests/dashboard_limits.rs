@@ -13,24 +13,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use common::{EXE, PATIENCE, eventually, free_port};
+use common::{EXE, PATIENCE, eventually, free_port, rss_mib};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 /// Answers this large are sent for every route the dashboard polls.
 const HUGE: usize = 20 * 1024 * 1024;
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
 
 /// 20 MiB of spaces, streamed without a declared length.
 fn huge_stream() -> Body {

@@ -12,20 +12,8 @@ use chainsim_core::ChainParams;
 use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireWork, max_frame_bytes};
 use chainsim_primitives::{BlockHash, Transaction, Work};
 use common::peer::{FakeLink, FakePeer, child, now_ms};
-use common::{PATIENCE, TestNode, eventually};
+use common::{PATIENCE, TestNode, eventually, rss_mib};
 use serde_json::json;
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
 
 /// A hello from `fake` claiming `work`.
 fn hello_claiming(fake: &FakePeer, work: u128) -> Message {

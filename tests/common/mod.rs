@@ -577,3 +577,19 @@ pub fn file_len(path: &Path) -> u64 {
 pub fn append(path: &Path) -> File {
     OpenOptions::new().create(true).append(true).open(path).unwrap()
 }
+
+/// Resident memory of a process, in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid) as f64 / 1024.0
+}

@@ -4,9 +4,20 @@
 
 mod support;
 
-use chainsim_core::{Input, Message, Node, NodeConfig};
+use chainsim_core::{Input, Message, Node, NodeConfig, PeerId};
 use chainsim_primitives::Work;
 use support::{T0, addr, at, child, link_in, params, sends, submit_block};
+
+/// `msg` arrives at `node` on link `from`.
+fn deliver(node: &mut Node, from: PeerId, msg: Message, now: u64) {
+    node.handle_input(at(now), Input::Message { from, msg });
+}
+
+/// `server` answers `request` arriving on link `from`; returns what it sends.
+fn serve(server: &mut Node, from: PeerId, request: Message, now: u64) -> Vec<Message> {
+    deliver(server, from, request, now);
+    sends(server).into_iter().map(|(_, m)| m).collect()
+}
 
 #[test]
 fn a_stalled_sync_peer_is_passed_over_and_another_used() {
@@ -61,21 +72,8 @@ fn a_stalled_sync_peer_is_passed_over_and_another_used() {
     let now = T0 + timeout + 2;
     let c_at_b = link_in(&mut b, 7, &addr(3), 0, Work(0), now);
     sends(&mut b);
-    b.handle_input(
-        at(now),
-        Input::Message {
-            from: c_at_b,
-            msg: request,
-        },
-    );
-    for (_, reply) in sends(&mut b) {
-        c.handle_input(
-            at(now),
-            Input::Message {
-                from: b_link,
-                msg: reply,
-            },
-        );
+    for reply in serve(&mut b, c_at_b, request, now) {
+        deliver(&mut c, b_link, reply, now);
     }
     assert_eq!(c.tree().tip().hash, b.tree().tip().hash);
     assert!(c.sync().download().is_none());
@@ -150,14 +148,7 @@ fn big_blocks_come_in_answers_within_the_byte_budget() {
         let Some((_, request)) = requests.into_iter().next() else {
             break;
         };
-        b.handle_input(
-            at(now),
-            Input::Message {
-                from: c_at_b,
-                msg: request,
-            },
-        );
-        for (_, reply) in sends(&mut b) {
+        for reply in serve(&mut b, c_at_b, request, now) {
             if let Message::Blocks { blocks, .. } = &reply {
                 let bytes: usize = blocks.iter().map(|w| w.0.encoded_len()).sum();
                 let frame = serde_json::to_vec(&reply).unwrap().len();
@@ -168,13 +159,7 @@ fn big_blocks_come_in_answers_within_the_byte_budget() {
                 assert!(frame <= max_frame_bytes("blocks").unwrap(), "{frame}-byte frame");
                 answers.push(blocks.len());
             }
-            c.handle_input(
-                at(now),
-                Input::Message {
-                    from: b_link,
-                    msg: reply,
-                },
-            );
+            deliver(&mut c, b_link, reply, now);
         }
     }
     assert_eq!(answers, vec![4, 1], "the budget splits the batch");
