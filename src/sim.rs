@@ -1,0 +1,126 @@
+//! `chainsim sim`: the command-line edge of the simulator (`crates/sim`): flags to a
+//! scenario, the run, and its results as a table, one JSON object, or files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chainsim_sim::results::blocks_csv;
+use chainsim_sim::scenario::Relay;
+use chainsim_sim::{Overrides, Scenario, Summary, simulate};
+
+/// `chainsim sim` flags.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// A built-in scenario (classroom, bitcoin-2015, bitcoin-2019, litecoin, dogecoin,
+    /// ethereum-like) or a scenario file (see scenarios/ and docs/SIMULATION.md).
+    #[arg(long, default_value = "classroom", value_name = "NAME|FILE.toml")]
+    scenario: String,
+    /// Number of nodes.
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+    /// End when a block at this height is mined.
+    #[arg(long, value_name = "B")]
+    blocks: Option<u64>,
+    /// Expected seconds between blocks.
+    #[arg(long, value_name = "SECS")]
+    interval: Option<f64>,
+    /// Nominal block size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    block_size: Option<u64>,
+    /// How blocks travel: `announce` (header, then fetched) or `push` (whole, to every peer).
+    #[arg(long, value_enum)]
+    relay: Option<RelayArg>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print exactly one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write summary.json and blocks.csv into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// `--relay`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RelayArg {
+    /// Announce, then fetch.
+    Announce,
+    /// Push whole blocks.
+    Push,
+}
+
+/// Runs `chainsim sim`.
+pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(&args.scenario)?;
+    let overrides = Overrides {
+        nodes: args.nodes,
+        blocks: args.blocks,
+        interval_s: args.interval,
+        block_bytes: args.block_size,
+        relay: args.relay.map(|r| match r {
+            RelayArg::Announce => Relay::Announce,
+            RelayArg::Push => Relay::Push,
+        }),
+        seed: args.seed,
+    };
+    scenario.apply(&overrides)?;
+    let (summary, sim) = simulate(scenario);
+    if let Some(dir) = &args.out {
+        write_out(dir, &summary, &blocks_csv(sim.recorder(), summary.results.block_bytes))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    Ok(())
+}
+
+fn write_out(dir: &Path, summary: &Summary, csv: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(summary)?;
+    for (name, text) in [("summary.json", json.as_str()), ("blocks.csv", csv)] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_table(s: &Summary) {
+    let r = &s.results;
+    println!(
+        "scenario {} (seed {}, {} relay): {} nodes, {} links, interval {} s, blocks of {} bytes",
+        r.scenario, r.seed, r.relay, r.nodes, r.links, r.interval_s, r.block_bytes
+    );
+    let row = |k: &str, v: String| println!("  {k:<24} {v}");
+    row(
+        "blocks mined",
+        format!("{} (best chain height {})", r.blocks_mined, r.height),
+    );
+    row(
+        "stale blocks",
+        format!("{} ({:.2}%)", r.stale_blocks, r.stale_rate * 100.0),
+    );
+    let d = &r.reception_ms;
+    row(
+        "block reception (ms)",
+        format!("median {} · mean {} · p90 {} · p99 {}", d.p50, d.mean, d.p90, d.p99),
+    );
+    row(
+        "to 50% / 90% of nodes",
+        format!(
+            "{} ms / {} ms (medians over blocks)",
+            r.reach_50_ms.p50, r.reach_90_ms.p50
+        ),
+    );
+    row("tips at the end", r.tips_at_end.to_string());
+    row(
+        "events simulated",
+        format!(
+            "{} ({:.0}/s), {} core inputs, {:.0} s virtual",
+            r.events, s.events_per_s, r.inputs, r.virtual_s
+        ),
+    );
+    row("wall time", format!("{:.2} s, {:.0} MB resident", s.wall_s, s.rss_mb));
+}
