@@ -1,6 +1,7 @@
 //! `chainsim sim`: the command-line edge of the simulator (`crates/sim`): flags to a
 //! scenario, the run, and its results as a table, one JSON object, or files.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -65,7 +66,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     scenario.apply(&overrides)?;
-    let (summary, sim) = simulate(scenario);
+    let show = !args.json && std::io::stderr().is_terminal();
+    let (summary, sim) = simulate(scenario, |mined, target| {
+        if show {
+            eprint!("\r  mining: {mined} blocks, height target {target} ");
+        }
+    });
+    if show {
+        eprintln!();
+    }
     if let Some(dir) = &args.out {
         write_out(dir, &summary, &blocks_csv(sim.recorder(), summary.results.block_bytes))?;
     }

@@ -312,9 +312,22 @@ impl Simulation {
 
     /// Phase 2: blocks are found until one reaches the scenario's height.
     pub fn mine_blocks(&mut self) {
+        self.mine_blocks_with(|_, _| {});
+    }
+
+    /// [`Simulation::mine_blocks`], calling `progress(blocks mined, target height)` after
+    /// every block (for a progress display).
+    pub fn mine_blocks_with(&mut self, mut progress: impl FnMut(u64, u64)) {
         self.mining = true;
         self.schedule_next_block();
-        while self.mining && self.step() {}
+        let mut seen = 0;
+        while self.mining && self.step() {
+            let mined = self.world.recorder.blocks.len();
+            if mined != seen {
+                seen = mined;
+                progress(mined as u64, self.scenario.blocks);
+            }
+        }
     }
 
     /// Phase 3: the last blocks spread (until nothing is scheduled, at most `quiet_s`).
@@ -509,14 +522,15 @@ impl Simulation {
     }
 }
 
-/// Runs `scenario` and measures wall time and memory around it; also returns the
-/// simulation, for `blocks.csv` and inspection.
-pub fn simulate(scenario: Scenario) -> (Summary, Simulation) {
+/// Runs `scenario` and measures wall time and memory around it, calling `progress` as
+/// [`Simulation::mine_blocks_with`] does; also returns the simulation, for `blocks.csv`
+/// and inspection.
+pub fn simulate(scenario: Scenario, progress: impl FnMut(u64, u64)) -> (Summary, Simulation) {
     let started = Instant::now();
     let mut sim = Simulation::new(scenario);
     sim.warm_up();
     let warmup_wall_s = started.elapsed().as_secs_f64();
-    sim.mine_blocks();
+    sim.mine_blocks_with(progress);
     sim.quiet();
     let results = sim.results();
     let wall_s = started.elapsed().as_secs_f64();
