@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use chainsim_sim::report::reception_cdf_svg;
 use chainsim_sim::results::blocks_csv;
 use chainsim_sim::scenario::Relay;
 use chainsim_sim::{Overrides, Scenario, Summary, simulate};
@@ -37,7 +38,7 @@ pub struct SimArgs {
     /// Print exactly one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
-    /// Also write summary.json and blocks.csv into this directory.
+    /// Also write summary.json, blocks.csv and reception_cdf.svg into this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -76,7 +77,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     if let Some(dir) = &args.out {
-        write_out(dir, &summary, &blocks_csv(sim.recorder(), summary.results.block_bytes))?;
+        let csv = blocks_csv(sim.recorder(), summary.results.block_bytes);
+        let svg = reception_cdf_svg(sim.recorder(), &summary.results)?;
+        write_out(dir, &summary, &csv, &svg)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -86,10 +89,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_out(dir: &Path, summary: &Summary, csv: &str) -> anyhow::Result<()> {
+fn write_out(dir: &Path, summary: &Summary, csv: &str, svg: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_string_pretty(summary)?;
-    for (name, text) in [("summary.json", json.as_str()), ("blocks.csv", csv)] {
+    let files = [
+        ("summary.json", json.as_str()),
+        ("blocks.csv", csv),
+        ("reception_cdf.svg", svg),
+    ];
+    for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -42,6 +42,8 @@ fn json_is_one_object_with_the_promised_fields_and_out_writes_files() {
     assert_eq!(summary["blocks_mined"], v["blocks_mined"]);
     let csv = std::fs::read_to_string(dir.join("blocks.csv")).unwrap();
     assert_eq!(csv.lines().count() as u64, 1 + v["blocks_mined"].as_u64().unwrap());
+    let svg = std::fs::read_to_string(dir.join("reception_cdf.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

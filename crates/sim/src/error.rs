@@ -45,4 +45,7 @@ pub enum SimError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// A plot could not be drawn.
+    #[error("cannot draw the plot: {0}")]
+    Plot(String),
 }

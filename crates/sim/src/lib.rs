@@ -11,7 +11,8 @@
 //! - [`topology`]: who dials whom;
 //! - [`mining`]: who finds the next block, and when;
 //! - [`run`]: the loop that ties them to the nodes;
-//! - [`results`]: what a run measured (stale rate, reception times, traffic).
+//! - [`results`]: what a run measured (stale rate, reception times, traffic);
+//! - [`report`]: plots of a run, as SVG.
 //!
 //! Everything random comes from RNGs seeded by the scenario's seed, and every tie is broken
 //! by the order things were scheduled, so a scenario and a seed give the same results, byte
@@ -22,6 +23,7 @@ pub mod error;
 pub mod mining;
 pub mod network;
 pub mod queue;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
