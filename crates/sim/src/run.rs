@@ -242,28 +242,37 @@ fn sub_seed(seed: u64, stream: u64) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(stream)
 }
 
+/// One core per node, configured as the in-memory test network configures its nodes, with
+/// the scenario's relay mode and link limits; and the address book of the network.
+fn build_nodes(scenario: &Scenario, graph: &topology::Graph) -> (Vec<SimNode>, HashMap<PeerAddr, usize>) {
+    let params = Arc::new(ChainParams::with_bits("chainsim-sim", SIM_BITS));
+    let mut nodes = Vec::with_capacity(graph.len());
+    let mut index = HashMap::with_capacity(graph.len());
+    for (i, peers) in graph.iter().enumerate() {
+        let mut cfg = config(i, scenario.seed);
+        cfg.relay = scenario.relay.mode();
+        // Exactly its topology: a node never dials addresses learned by peer exchange while
+        // its configured links stay up (nor at all when the topology gives it none).
+        cfg.peering.limits.max_outbound = peers.len();
+        cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
+        cfg.peering.limits.max_known = scenario.known_addrs;
+        index.insert(cfg.listen().clone(), i);
+        nodes.push(SimNode {
+            node: Node::new(params.clone(), cfg),
+            deadline: None,
+        });
+    }
+    (nodes, index)
+}
+
 impl Simulation {
     /// Builds the nodes, the network and the miners of `scenario` (nothing runs yet).
     pub fn new(scenario: Scenario) -> Self {
         let n = scenario.nodes;
         let seed = scenario.seed;
-        let params = Arc::new(ChainParams::with_bits("chainsim-sim", SIM_BITS));
         let mut rng = fastrand::Rng::with_seed(sub_seed(seed, 1));
         let graph = topology::build(&scenario.topology, n, &mut rng);
-        let mut nodes = Vec::with_capacity(n);
-        let mut index = HashMap::with_capacity(n);
-        for (i, peers) in graph.iter().enumerate() {
-            let mut cfg = config(i, seed);
-            cfg.relay = scenario.relay.mode();
-            // Exactly its topology: a node never dials addresses learned by peer exchange while
-            // its configured links stay up (nor at all when the topology gives it none).
-            cfg.peering.limits.max_outbound = peers.len();
-            cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
-            cfg.peering.limits.max_known = scenario.known_addrs;
-            index.insert(cfg.listen().clone(), i);
-            let node = Node::new(params.clone(), cfg);
-            nodes.push(SimNode { node, deadline: None });
-        }
+        let (nodes, index) = build_nodes(&scenario, &graph);
         let world = World {
             now: 0,
             queue: EventQueue::default(),
@@ -477,16 +486,19 @@ impl Simulation {
         &self.scenario
     }
 
-    /// The results, computed from what the run recorded and the nodes' final trees.
-    pub fn results(&mut self) -> Results {
+    /// How many distinct tips the nodes hold, and the first node on the most common one.
+    fn tips(&self) -> (usize, usize) {
         let mut tips: BTreeMap<_, (usize, usize)> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
             tips.entry(n.node.tree().tip().hash).or_insert((0, i)).0 += 1;
         }
-        let best_node = tips
-            .values()
-            .max_by_key(|(count, i)| (*count, std::cmp::Reverse(*i)))
-            .map_or(0, |v| v.1);
+        let best = tips.values().max_by_key(|(count, i)| (*count, std::cmp::Reverse(*i)));
+        (tips.len(), best.map_or(0, |v| v.1))
+    }
+
+    /// The results, computed from what the run recorded and the nodes' final trees.
+    pub fn results(&mut self) -> Results {
+        let (tips, best_node) = self.tips();
         let s = &self.scenario;
         let base = Results {
             scenario: s.name.clone(),
@@ -510,13 +522,13 @@ impl Simulation {
             events: self.world.queue.popped(),
             inputs: self.world.inputs,
             virtual_s: self.world.now as f64 / 1e6,
-            tips_at_end: tips.len(),
+            tips_at_end: tips,
         };
         let tally = Tally {
             recorder: &mut self.world.recorder,
             best: self.nodes[best_node].node.tree(),
             nodes: s.nodes,
-            tips: tips.len(),
+            tips,
         };
         Results::compute(tally, base)
     }
