@@ -8,6 +8,7 @@ use anyhow::Context;
 use chainsim_sim::report::reception_cdf_svg;
 use chainsim_sim::results::blocks_csv;
 use chainsim_sim::scenario::Relay;
+use chainsim_sim::sweep::{Sweep, plan, run_all};
 use chainsim_sim::{Overrides, Scenario, Summary, simulate};
 
 /// `chainsim sim` flags.
@@ -35,6 +36,13 @@ pub struct SimArgs {
     /// Seed of every random choice.
     #[arg(long)]
     seed: Option<u64>,
+    /// Run once per value of a parameter (nodes, blocks, interval, block-size, relay), in
+    /// parallel, e.g. `--sweep interval=600,60,10,1`.
+    #[arg(long, value_name = "PARAM=V1,V2,...")]
+    sweep: Option<Sweep>,
+    /// Repeat each run with this many seeds (the scenario's seed counted up).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    seeds: u64,
     /// Print exactly one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -67,6 +75,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     scenario.apply(&overrides)?;
+    if args.sweep.is_some() || args.seeds > 1 {
+        return run_sweep(&args, &scenario);
+    }
     let show = !args.json && std::io::stderr().is_terminal();
     let (summary, sim) = simulate(scenario, |mined, target| {
         if show {
@@ -140,4 +151,48 @@ fn print_table(s: &Summary) {
         ),
     );
     row("wall time", format!("{:.2} s, {:.0} MB resident", s.wall_s, s.rss_mb));
+}
+
+/// `--sweep` / `--seeds`: every run in parallel, then one row (or JSON entry) per run.
+fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
+    let runs = plan(base, args.sweep.as_ref(), args.seeds)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let summaries = run_all(runs, threads);
+    let param = args.sweep.as_ref().map(|s| s.param.clone());
+    let values: Vec<String> = match &args.sweep {
+        Some(sw) => sw
+            .values
+            .iter()
+            .flat_map(|v| std::iter::repeat_n(v.clone(), args.seeds.max(1) as usize))
+            .collect(),
+        None => vec![String::new(); summaries.len()],
+    };
+    let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{doc}");
+        return Ok(());
+    }
+    let name = param.as_deref().unwrap_or("run");
+    println!("| {name} | seed | blocks | stale | stale rate | reception p50 ms | p90 ms | wall s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (v, s) in values.iter().zip(&summaries) {
+        let r = &s.results;
+        println!(
+            "| {v} | {} | {} | {} | {:.2}% | {} | {} | {:.2} |",
+            r.seed,
+            r.blocks_mined,
+            r.stale_blocks,
+            r.stale_rate * 100.0,
+            r.reception_ms.p50,
+            r.reception_ms.p90,
+            s.wall_s
+        );
+    }
+    Ok(())
 }

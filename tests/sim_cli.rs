@@ -67,3 +67,15 @@ fn bad_input_fails_with_one_line() {
     }
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn a_sweep_prints_one_object_with_a_run_per_value_and_seed() {
+    let (ok, stdout, stderr) = sim(&["--sweep", "interval=30,5", "--seeds", "2", "--blocks", "3", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["sweep"], "interval");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(v["runs"][3]["interval_s"], 5.0);
+    assert_eq!(v["runs"][3]["seed"], 2);
+}

@@ -12,7 +12,8 @@
 //! - [`mining`]: who finds the next block, and when;
 //! - [`run`]: the loop that ties them to the nodes;
 //! - [`results`]: what a run measured (stale rate, reception times, traffic);
-//! - [`report`]: plots of a run, as SVG.
+//! - [`report`]: plots of a run, as SVG;
+//! - [`sweep`]: many runs over a parameter's values and seeds, in parallel.
 //!
 //! Everything random comes from RNGs seeded by the scenario's seed, and every tie is broken
 //! by the order things were scheduled, so a scenario and a seed give the same results, byte
@@ -28,6 +29,7 @@ pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod size;
+pub mod sweep;
 pub mod topology;
 
 pub use error::SimError;
