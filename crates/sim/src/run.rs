@@ -85,6 +85,8 @@ struct World {
     bytes: u64,
     inputs: u64,
     dropped: u64,
+    /// The reply to the command just handed in.
+    reply: Option<Reply>,
 }
 
 /// Carries one node's outputs into the world (the simulator's [`Effects`]).
@@ -120,8 +122,9 @@ impl Effects for Carrier<'_> {
             _ => {}
         }
     }
-    fn reply(&mut self, _id: CommandId, _reply: Reply) {
-        // Commands are run with `Node::command`, which returns the reply directly.
+    fn reply(&mut self, _id: CommandId, reply: Reply) {
+        // One command is in flight at a time: its reply is picked up right after the drain.
+        self.w.reply = Some(reply);
     }
 }
 
@@ -287,6 +290,7 @@ impl Simulation {
             bytes: 0,
             inputs: 0,
             dropped: 0,
+            reply: None,
         };
         let miners = Miners::new(&scenario.mining, n, sub_seed(seed, 3));
         let mut sim = Self {
@@ -424,11 +428,12 @@ impl Simulation {
         self.world.schedule(at, Ev::Mine { node });
     }
 
+    /// Hands node `i` a local command, through `handle_input` like every other input, and
+    /// returns its reply (`Done` if it gave none).
     fn command(&mut self, i: usize, command: Command) -> Reply {
-        self.world.inputs += 1;
-        let reply = self.nodes[i].node.command(core_time(self.world.now), command);
-        self.drain(i);
-        reply
+        let id = CommandId(self.world.inputs);
+        self.input(i, Input::Command { id, command });
+        self.world.reply.take().unwrap_or(Reply::Done)
     }
 
     fn input(&mut self, i: usize, input: Input) {
