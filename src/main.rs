@@ -1,6 +1,7 @@
 //! `chainsim`: one binary for the node, the control room, the demo and the benchmarks.
 
 mod bench;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Demo(DemoArgs),
     /// Measure speed and memory (see docs/BENCHMARKS.md).
     Bench(bench::BenchArgs),
+    /// Simulate thousands of nodes on one virtual clock (see docs/SIMULATION.md).
+    Sim(sim::SimArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -226,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => bench::run(a).await,
+        Command::Sim(a) => sim::run(a),
     }
 }
 

@@ -1,0 +1,127 @@
+//! Who finds the next block, and when. Blocks are a Poisson process at the scenario's
+//! expected interval: the time to the next block anywhere is exponential (`-ln U × T`), and
+//! the finder is drawn in proportion to hash power. That is the same as every miner running
+//! its own Poisson process at its share of the rate, without a timer per miner. No
+//! proof-of-work search happens: the simulation network's target is met by half of all
+//! hashes, so the finder's core builds its block from its template, a nonce is found in a
+//! couple of hashes, and the block is handed in exactly as a live miner's is.
+
+use crate::queue::Micros;
+use crate::scenario::MiningSpec;
+
+/// The miners and their hash power.
+#[derive(Debug)]
+pub struct Miners {
+    nodes: Vec<usize>,
+    /// Running sums of power, for drawing a finder by binary search.
+    cumulative: Vec<f64>,
+    interval_us: f64,
+    rng: fastrand::Rng,
+}
+
+impl Miners {
+    /// The scenario's miners over `n` nodes; `seed` drives power draws, pool placement and
+    /// block times.
+    pub fn new(spec: &MiningSpec, n: usize, seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let (nodes, power) = if spec.pool_shares.is_empty() {
+            let power = (0..n)
+                .map(|_| normal(&mut rng, spec.power_mean, spec.power_sd))
+                .collect();
+            ((0..n).collect(), power)
+        } else {
+            (pool_nodes(spec, n, &mut rng), spec.pool_shares.clone())
+        };
+        let mut sum = 0.0;
+        let cumulative = power
+            .iter()
+            .map(|p| {
+                sum += p;
+                sum
+            })
+            .collect();
+        Self {
+            nodes,
+            cumulative,
+            interval_us: spec.interval_s * 1e6,
+            rng,
+        }
+    }
+
+    /// When the next block after `now` is found, and by which node.
+    pub fn next_block(&mut self, now: Micros) -> (Micros, usize) {
+        let u = 1.0 - self.rng.f64(); // in (0, 1]: ln never sees zero
+        let wait = -u.ln() * self.interval_us;
+        let total = self.cumulative.last().copied().unwrap_or(0.0);
+        let x = self.rng.f64() * total;
+        let k = self.cumulative.partition_point(|&c| c <= x).min(self.nodes.len() - 1);
+        (now + wait.round() as Micros, self.nodes[k])
+    }
+
+    /// Share of the hash power of `node` (0 for a node that does not mine).
+    pub fn share(&self, node: usize) -> f64 {
+        let total = self.cumulative.last().copied().unwrap_or(1.0);
+        let mut prev = 0.0;
+        let mut share = 0.0;
+        for (k, &c) in self.cumulative.iter().enumerate() {
+            if self.nodes[k] == node {
+                share += c - prev;
+            }
+            prev = c;
+        }
+        share / total
+    }
+}
+
+/// The nodes running the pools: as listed, or distinct nodes at random.
+fn pool_nodes(spec: &MiningSpec, n: usize, rng: &mut fastrand::Rng) -> Vec<usize> {
+    if !spec.pool_nodes.is_empty() {
+        return spec.pool_nodes.clone();
+    }
+    let mut all: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut all);
+    all.truncate(spec.pool_shares.len());
+    all
+}
+
+/// A normal draw (Box–Muller), cut at 1% of the mean so that no node has no power.
+fn normal(rng: &mut fastrand::Rng, mean: f64, sd: f64) -> f64 {
+    let u1 = 1.0 - rng.f64();
+    let u2 = rng.f64();
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (mean + sd * z).max(mean * 0.01)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(shares: Vec<f64>) -> MiningSpec {
+        MiningSpec {
+            interval_s: 10.0,
+            block_bytes: 1,
+            pool_shares: shares,
+            pool_nodes: vec![],
+            power_mean: 1.0,
+            power_sd: 0.0,
+        }
+    }
+
+    #[test]
+    fn block_times_are_exponential_and_finders_follow_power() {
+        let mut m = Miners::new(&spec(vec![3.0, 1.0]), 10, 5);
+        let (mut now, mut first) = (0, 0);
+        let big = m.nodes[0];
+        let n = 20_000;
+        for _ in 0..n {
+            let (t, who) = m.next_block(now);
+            now = t;
+            first += usize::from(who == big);
+        }
+        let mean_s = now as f64 / n as f64 / 1e6;
+        assert!((mean_s - 10.0).abs() < 0.3, "mean interval {mean_s}");
+        let frac = first as f64 / n as f64;
+        assert!((frac - 0.75).abs() < 0.02, "share {frac}");
+        assert!((m.share(big) - 0.75).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,194 @@
+//! The Internet between the simulated nodes: where each node is, how long a message takes
+//! from one to another, and how long a node is busy with what it receives.
+//!
+//! - **Regions.** Each node is placed in a region, drawn from the region shares.
+//! - **Latency.** Each pair of nodes gets a one-way latency, drawn once when they first
+//!   talk from a Pareto distribution whose mean is the regions' mean (SimBlock's model:
+//!   shape `0.2 × mean`); fixed per pair, so a link delivers in order as TCP does.
+//! - **Bandwidth.** A message of `s` bytes from `a` to `b` takes `8s / min(up(a), down(b))`
+//!   to transmit, and a node's uploads are serialised: a block sent to eight peers over a
+//!   slow uplink takes eight transmission times. Downloads are not serialised.
+//! - **Processing.** A node validates one block at a time, `processing_ms` each; everything
+//!   arriving while it is busy waits behind (in order), so a link still delivers in order.
+//! - **Loss.** With probability `loss` a message is lost and its link breaks.
+
+use std::collections::HashMap;
+
+use crate::queue::Micros;
+use crate::scenario::NetworkSpec;
+
+/// The network model and its per-node state (uplink and CPU queues).
+#[derive(Debug)]
+pub struct Network {
+    region_of: Vec<u8>,
+    latency_ms: Vec<Vec<f64>>,
+    shape_per_ms: f64,
+    /// Bits per microsecond by region; `None` for unlimited.
+    up: Option<Vec<f64>>,
+    down: Option<Vec<f64>>,
+    processing_us: Micros,
+    loss: f64,
+    up_free: Vec<Micros>,
+    busy_until: Vec<Micros>,
+    pair_latency: HashMap<(u32, u32), Micros>,
+    rng: fastrand::Rng,
+}
+
+impl Network {
+    /// Places `n` nodes in regions and prepares their queues; `seed` drives placement and
+    /// latency draws.
+    pub fn new(spec: &NetworkSpec, n: usize, seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let total: f64 = spec.region_share.iter().sum();
+        let region_of = (0..n)
+            .map(|_| {
+                let mut u = rng.f64() * total;
+                let mut region = spec.region_share.len() - 1;
+                for (r, share) in spec.region_share.iter().enumerate() {
+                    if u < *share {
+                        region = r;
+                        break;
+                    }
+                    u -= share;
+                }
+                region as u8
+            })
+            .collect();
+        // Mbit/s are bits per microsecond.
+        let per_us = |v: &Vec<f64>| (!v.is_empty()).then(|| v.clone());
+        Self {
+            region_of,
+            latency_ms: spec.latency_ms.clone(),
+            shape_per_ms: spec.latency_shape_per_ms,
+            up: per_us(&spec.upload_mbps),
+            down: per_us(&spec.download_mbps),
+            processing_us: (spec.processing_ms * 1000.0).round() as Micros,
+            loss: spec.loss,
+            up_free: vec![0; n],
+            busy_until: vec![0; n],
+            pair_latency: HashMap::new(),
+            rng,
+        }
+    }
+
+    /// The region index of `node`.
+    pub fn region(&self, node: usize) -> usize {
+        usize::from(self.region_of[node])
+    }
+
+    /// The one-way latency between two nodes (the same both ways, drawn on first use).
+    pub fn latency(&mut self, a: usize, b: usize) -> Micros {
+        let key = (a.min(b) as u32, a.max(b) as u32);
+        if let Some(&l) = self.pair_latency.get(&key) {
+            return l;
+        }
+        let mean = self.latency_ms[self.region(a)][self.region(b)];
+        let ms = self.draw_latency(mean);
+        let us = (ms * 1000.0).round() as Micros;
+        self.pair_latency.insert(key, us);
+        us
+    }
+
+    /// A Pareto draw with mean `mean` and shape `shape_per_ms × mean` (SimBlock's
+    /// `Network.getLatency`); the mean itself when the shape leaves no finite mean.
+    fn draw_latency(&mut self, mean: f64) -> f64 {
+        let shape = self.shape_per_ms * mean;
+        if shape <= 1.0 {
+            return mean;
+        }
+        let scale = mean * (shape - 1.0) / shape;
+        let u = 1.0 - self.rng.f64(); // in (0, 1]
+        scale / u.powf(1.0 / shape)
+    }
+
+    /// Microseconds to push `bytes` from `from` to `to` through the narrower of the two
+    /// pipes (zero when both are unlimited).
+    pub fn transmission(&self, from: usize, to: usize, bytes: u64) -> Micros {
+        let up = self.up.as_ref().map(|v| v[self.region(from)]);
+        let down = self.down.as_ref().map(|v| v[self.region(to)]);
+        let bits_per_us = match (up, down) {
+            (Some(u), Some(d)) => u.min(d),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => return 0,
+        };
+        (bytes as f64 * 8.0 / bits_per_us).round() as Micros
+    }
+
+    /// Sends `bytes` from `from` to `to` at `now`: queues it behind the sender's earlier
+    /// uploads and returns when it arrives.
+    pub fn transmit(&mut self, now: Micros, from: usize, to: usize, bytes: u64) -> Micros {
+        let start = now.max(self.up_free[from]);
+        let done = start + self.transmission(from, to, bytes);
+        self.up_free[from] = done;
+        done + self.latency(from, to)
+    }
+
+    /// A message carrying `blocks` block bodies arrived at `node` at `now`: `None` when the
+    /// node takes it at once, or the time it is done validating it (after what it is busy
+    /// with).
+    pub fn process(&mut self, now: Micros, node: usize, blocks: usize) -> Option<Micros> {
+        let cost = self.processing_us * blocks as u64;
+        let busy = self.busy_until[node];
+        if cost == 0 && busy <= now {
+            return None;
+        }
+        let done = now.max(busy) + cost;
+        self.busy_until[node] = done;
+        Some(done)
+    }
+
+    /// Whether the next message is lost.
+    pub fn lost(&mut self) -> bool {
+        self.loss > 0.0 && self.rng.f64() < self.loss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NetworkSpec {
+        NetworkSpec {
+            regions: vec!["a".into()],
+            region_share: vec![1.0],
+            latency_ms: vec![vec![100.0]],
+            latency_shape_per_ms: 0.0,
+            upload_mbps: vec![8.0],
+            download_mbps: vec![16.0],
+            processing_ms: 2.0,
+            loss: 0.0,
+        }
+    }
+
+    #[test]
+    fn uploads_queue_behind_each_other() {
+        let mut net = Network::new(&spec(), 3, 1);
+        // 1,000 bytes at 8 Mbit/s: 1 ms each, then 100 ms of latency.
+        assert_eq!(net.transmit(0, 0, 1, 1_000), 101_000);
+        assert_eq!(net.transmit(0, 0, 2, 1_000), 102_000);
+        assert_eq!(net.transmit(5_000, 0, 1, 1_000), 106_000);
+    }
+
+    #[test]
+    fn processing_is_one_block_at_a_time_and_keeps_order() {
+        let mut net = Network::new(&spec(), 2, 1);
+        assert_eq!(net.process(0, 1, 0), None);
+        assert_eq!(net.process(0, 1, 1), Some(2_000));
+        assert_eq!(
+            net.process(1_000, 1, 0),
+            Some(2_000),
+            "a small message waits behind the block"
+        );
+        assert_eq!(net.process(3_000, 1, 0), None);
+    }
+
+    #[test]
+    fn pareto_latency_keeps_its_mean() {
+        let mut s = spec();
+        s.latency_shape_per_ms = 0.2;
+        let mut net = Network::new(&s, 2, 7);
+        let n = 20_000;
+        let mean = (0..n).map(|_| net.draw_latency(100.0)).sum::<f64>() / n as f64;
+        assert!((mean - 100.0).abs() < 1.0, "mean {mean}");
+    }
+}

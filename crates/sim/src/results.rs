@@ -1,0 +1,294 @@
+//! What a run measured. The [`Recorder`] watches the nodes' events as the run goes (a block
+//! mined, a block accepted, a reorganisation); [`Results`] is computed from it at the end.
+//! Everything in [`Results`] is deterministic; wall time and memory live in [`Summary`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use chainsim_core::BlockTree;
+use chainsim_primitives::BlockHash;
+use serde::Serialize;
+
+use crate::queue::Micros;
+
+/// One mined block as the run saw it.
+#[derive(Debug, Clone)]
+pub struct BlockRecord {
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its height.
+    pub height: u64,
+    /// The node that mined it.
+    pub miner: usize,
+    /// When it was mined.
+    pub mined_at: Micros,
+    /// Delay from mining to acceptance at each other node that accepted it.
+    pub receptions: Vec<Micros>,
+    /// Whether it is in the final best chain (set at the end).
+    pub in_best_chain: bool,
+}
+
+/// Watches the run.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Every block mined, in mining order.
+    pub blocks: Vec<BlockRecord>,
+    index: HashMap<BlockHash, usize>,
+    /// Reorganisation depths (blocks disconnected) and how often each happened.
+    pub reorgs: BTreeMap<usize, u64>,
+    /// Mined blocks the miner's own core refused (should stay 0).
+    pub mine_failures: u64,
+}
+
+impl Recorder {
+    /// `miner` mined block `hash` at `at`.
+    pub fn mined(&mut self, hash: BlockHash, height: u64, miner: usize, at: Micros) {
+        self.index.insert(hash, self.blocks.len());
+        self.blocks.push(BlockRecord {
+            hash,
+            height,
+            miner,
+            mined_at: at,
+            receptions: Vec::new(),
+            in_best_chain: false,
+        });
+    }
+
+    /// A node accepted block `hash` at `at`.
+    pub fn received(&mut self, hash: &BlockHash, at: Micros) {
+        if let Some(&i) = self.index.get(hash) {
+            let b = &mut self.blocks[i];
+            b.receptions.push(at.saturating_sub(b.mined_at));
+        }
+    }
+
+    /// A node reorganised, disconnecting `depth` blocks.
+    pub fn reorg(&mut self, depth: usize) {
+        *self.reorgs.entry(depth).or_default() += 1;
+    }
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Distribution {
+    /// How many values.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// Mean.
+    pub mean: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Distribution {
+    /// Nearest-rank percentiles of `values` (microseconds), reported in milliseconds.
+    pub fn of(values: &mut [Micros]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_unstable();
+        let sum: u128 = values.iter().map(|&v| u128::from(v)).sum();
+        Self {
+            count: values.len() as u64,
+            p50: ms(rank(values, 0.5)),
+            mean: round3(sum as f64 / values.len() as f64 / 1000.0),
+            p90: ms(rank(values, 0.9)),
+            p99: ms(rank(values, 0.99)),
+            max: ms(values[values.len() - 1]),
+        }
+    }
+}
+
+/// The nearest-rank `q` quantile of sorted values.
+fn rank(sorted: &[Micros], q: f64) -> Micros {
+    let k = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[k - 1]
+}
+
+fn ms(us: Micros) -> f64 {
+    round3(us as f64 / 1000.0)
+}
+
+/// Rounded to three decimals, so that the JSON has no float noise.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The deterministic results of one run (`--json` prints these plus [`Summary`]'s fields).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Results {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Relay mode.
+    pub relay: String,
+    /// Nodes simulated.
+    pub nodes: usize,
+    /// Expected seconds between blocks.
+    pub interval_s: f64,
+    /// Nominal block size, bytes.
+    pub block_bytes: u64,
+    /// Links up when mining started.
+    pub links: u64,
+    /// Blocks mined, stale ones included.
+    pub blocks_mined: u64,
+    /// Height of the final best chain.
+    pub height: u64,
+    /// Mined blocks not in the final best chain.
+    pub stale_blocks: u64,
+    /// `stale_blocks / blocks_mined`.
+    pub stale_rate: f64,
+    /// Time from mining to acceptance over every (block, other node) pair.
+    pub reception_ms: Distribution,
+    /// Per block, the time until 50% of all nodes held it; median and p90 over blocks.
+    pub reach_50_ms: Distribution,
+    /// Per block, the time until 90% of all nodes held it; median and p90 over blocks.
+    pub reach_90_ms: Distribution,
+    /// (block, node) pairs that never accepted a block by the end.
+    pub missed_receptions: u64,
+    /// Reorganisations over all nodes, by depth (blocks disconnected).
+    pub reorg_depths: BTreeMap<usize, u64>,
+    /// Messages sent.
+    pub messages: u64,
+    /// Bytes sent (Bitcoin wire sizes, blocks at their nominal size).
+    pub bytes: u64,
+    /// Events simulated (popped from the queue).
+    pub events: u64,
+    /// Inputs handed to node cores.
+    pub inputs: u64,
+    /// Virtual seconds simulated, warm-up included.
+    pub virtual_s: f64,
+    /// Distinct tips held by the nodes at the end (1 when all agree).
+    pub tips_at_end: usize,
+}
+
+/// What the recorder, the nodes and the counters give at the end of a run.
+pub struct Tally<'a> {
+    /// The recorder.
+    pub recorder: &'a mut Recorder,
+    /// A tree holding the final best chain (of a node on the most common tip).
+    pub best: &'a BlockTree,
+    /// Node count.
+    pub nodes: usize,
+    /// Distinct tips.
+    pub tips: usize,
+}
+
+impl Results {
+    /// Marks blocks in the best chain and computes the statistics; counters come from
+    /// `base`, whose other fields are replaced.
+    pub fn compute(tally: Tally<'_>, base: Results) -> Results {
+        let Tally {
+            recorder,
+            best,
+            nodes,
+            tips,
+        } = tally;
+        let mut all = Vec::new();
+        let (mut reach50, mut reach90) = (Vec::new(), Vec::new());
+        let mut missed = 0u64;
+        for b in &mut recorder.blocks {
+            b.in_best_chain = best.is_active(&b.hash);
+            all.extend_from_slice(&b.receptions);
+            missed += (nodes - 1).saturating_sub(b.receptions.len()) as u64;
+            let mut r = b.receptions.clone();
+            r.sort_unstable();
+            // The miner holds its block at 0: it is one of the nodes counted.
+            reach50.extend(time_to_fraction(&r, nodes, 0.5));
+            reach90.extend(time_to_fraction(&r, nodes, 0.9));
+        }
+        let mined = recorder.blocks.len() as u64;
+        let stale = recorder.blocks.iter().filter(|b| !b.in_best_chain).count() as u64;
+        Results {
+            blocks_mined: mined,
+            height: best.height(),
+            stale_blocks: stale,
+            stale_rate: if mined == 0 { 0.0 } else { stale as f64 / mined as f64 },
+            reception_ms: Distribution::of(&mut all),
+            reach_50_ms: Distribution::of(&mut reach50),
+            reach_90_ms: Distribution::of(&mut reach90),
+            missed_receptions: missed,
+            reorg_depths: recorder.reorgs.clone(),
+            tips_at_end: tips,
+            ..base
+        }
+    }
+}
+
+/// When a block (receptions sorted, the miner not among them) was held by `frac` of
+/// `nodes`; `None` if it never was.
+fn time_to_fraction(sorted: &[Micros], nodes: usize, frac: f64) -> Option<Micros> {
+    let need = ((frac * nodes as f64).ceil() as usize).max(1);
+    if need <= 1 {
+        return Some(0);
+    }
+    sorted.get(need - 2).copied()
+}
+
+/// Results plus what is not deterministic: wall time and memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The deterministic part.
+    #[serde(flatten)]
+    pub results: Results,
+    /// Wall-clock seconds of the run (warm-up, mining and quiet period).
+    pub wall_s: f64,
+    /// Of which the warm-up (links forming, peer exchange).
+    pub warmup_wall_s: f64,
+    /// Events per wall second.
+    pub events_per_s: f64,
+    /// Resident memory at the end, MB (0 where unknown).
+    pub rss_mb: f64,
+}
+
+/// `blocks.csv`: one row per mined block.
+pub fn blocks_csv(recorder: &Recorder, block_bytes: u64) -> String {
+    let mut out = String::from(
+        "hash,height,miner,mined_s,size_bytes,in_best_chain,reached,reception_p50_ms,reception_p90_ms,reception_max_ms\n",
+    );
+    for b in &recorder.blocks {
+        let mut r = b.receptions.clone();
+        let d = Distribution::of(&mut r);
+        let _ = writeln!(
+            out,
+            "{},{},{},{:.6},{},{},{},{},{},{}",
+            b.hash.to_hex(),
+            b.height,
+            b.miner,
+            b.mined_at as f64 / 1e6,
+            block_bytes,
+            b.in_best_chain,
+            d.count,
+            d.p50,
+            d.p90,
+            d.max
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<Micros> = (1..=100).map(|x| x * 1000).collect();
+        let d = Distribution::of(&mut v);
+        assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (50.0, 90.0, 99.0, 100.0, 50.5));
+    }
+
+    #[test]
+    fn reach_counts_the_miner() {
+        // 4 nodes: the miner at 0, others at 10, 20, 30.
+        assert_eq!(time_to_fraction(&[10, 20, 30], 4, 0.5), Some(10));
+        assert_eq!(time_to_fraction(&[10, 20, 30], 4, 0.9), Some(30));
+        assert_eq!(time_to_fraction(&[10], 4, 0.9), None);
+    }
+}

@@ -1,0 +1,572 @@
+//! The simulation loop: the nodes' cores, the event queue, the network model and the
+//! miners, tied together through the core's transport glue ([`chainsim_core::link`]).
+//!
+//! A run has three phases on one virtual clock: **warm-up** (every node dials its peers
+//! from the topology, through its own core, until nothing is scheduled or `warmup_s`
+//! passes), **mining** (Poisson block times; each block built by its finder's core and
+//! handed in as a live miner's is; ends when a block at height `blocks` is mined), and a
+//! **quiet period** (until nothing is scheduled or `quiet_s` passes) so the last blocks
+//! spread before results are taken.
+//!
+//! The simulator keeps no store (blocks live in memory, shared between nodes through their
+//! `Arc`) and has no keep-alive (simulated links never die silently), as the in-memory test
+//! network; everything else is the live node's code.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chainsim_core::input::CommandId;
+use chainsim_core::link::{Effects, Pairs, drain};
+use chainsim_core::store::StoreOp;
+use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, addr, config};
+use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr, PeerId, Reply, Time};
+use chainsim_primitives::CompactTarget;
+use chainsim_primitives::pow::search_nonce;
+
+use crate::mining::Miners;
+use crate::network::Network;
+use crate::queue::{EventQueue, Micros};
+use crate::results::{Recorder, Results, Summary, Tally};
+use crate::scenario::Scenario;
+use crate::size::message_bytes;
+use crate::topology;
+
+/// The simulation network's target: Bitcoin regtest's `0x207fffff`, the largest a compact
+/// target can express, met by about half of all hashes (so a nonce takes ~2 tries).
+pub const SIM_BITS: CompactTarget = CompactTarget(0x207f_ffff);
+
+/// Something scheduled on the virtual clock.
+#[derive(Debug)]
+enum Ev {
+    /// `node` finds a block.
+    Mine { node: usize },
+    /// A message reaches `(node, link)`; it is processed now or after what the node is
+    /// busy validating.
+    Arrive { node: usize, link: PeerId, msg: Message },
+    /// A message, processed, is handed to the node's core.
+    Deliver { node: usize, link: PeerId, msg: Message },
+    /// A link end comes up (`addr` for the dialler).
+    Up {
+        node: usize,
+        link: PeerId,
+        addr: Option<PeerAddr>,
+    },
+    /// A link end goes down.
+    Down { node: usize, link: PeerId, reason: String },
+    /// A dial failed.
+    DialFailed { node: usize, addr: PeerAddr },
+    /// A node's deadline (live while it equals the node's recorded deadline).
+    Timer { node: usize },
+}
+
+/// One simulated node: its core and the deadline it asked for.
+#[derive(Debug)]
+struct SimNode {
+    node: Node,
+    deadline: Option<Micros>,
+}
+
+/// Everything but the nodes: what a node's outputs act on.
+#[derive(Debug)]
+struct World {
+    now: Micros,
+    queue: EventQueue<Ev>,
+    net: Network,
+    pairs: Pairs,
+    /// Link ends that are up: (node, link).
+    open: HashSet<(usize, PeerId)>,
+    /// Link ends whose connection broke (loss): nothing more gets through.
+    broken: HashSet<(usize, PeerId)>,
+    index: HashMap<PeerAddr, usize>,
+    recorder: Recorder,
+    block_bytes: u64,
+    messages: u64,
+    bytes: u64,
+    inputs: u64,
+    dropped: u64,
+    /// The reply to the command just handed in.
+    reply: Option<Reply>,
+}
+
+/// Carries one node's outputs into the world (the simulator's [`Effects`]).
+struct Carrier<'a> {
+    node: usize,
+    w: &'a mut World,
+}
+
+impl Effects for Carrier<'_> {
+    fn connect(&mut self, addr: PeerAddr) {
+        self.w.dial(self.node, addr);
+    }
+    fn send(&mut self, to: PeerId, msg: Message) {
+        self.w.route(self.node, to, msg);
+    }
+    fn disconnect(&mut self, peer: PeerId, reason: String) {
+        self.w.hang_up(self.node, peer, reason);
+    }
+    fn store(&mut self, _op: StoreOp) {
+        // No store: blocks stay in memory, shared between nodes.
+    }
+    fn event(&mut self, event: Event) {
+        let now = self.w.now;
+        match event {
+            Event::Block {
+                hash,
+                height,
+                mined_here: true,
+                ..
+            } => self.w.recorder.mined(hash, height, self.node, now),
+            Event::Block { hash, .. } => self.w.recorder.received(&hash, now),
+            Event::Reorg { disconnected, .. } => self.w.recorder.reorg(disconnected.len()),
+            _ => {}
+        }
+    }
+    fn reply(&mut self, _id: CommandId, reply: Reply) {
+        // One command is in flight at a time: its reply is picked up right after the drain.
+        self.w.reply = Some(reply);
+    }
+}
+
+impl World {
+    fn schedule(&mut self, at: Micros, ev: Ev) {
+        self.queue.push(at.max(self.now), ev);
+    }
+
+    fn dial(&mut self, from: usize, addr: PeerAddr) {
+        let Some(&to) = self.index.get(&addr) else {
+            self.schedule(self.now + FAIL_AFTER_MS * 1000, Ev::DialFailed { node: from, addr });
+            return;
+        };
+        let d = self.net.latency(from, to);
+        let (at_from, at_to) = self.pairs.open(from, to);
+        let inbound = Ev::Up {
+            node: to,
+            link: at_to,
+            addr: None,
+        };
+        self.schedule(self.now + d, inbound);
+        let outbound = Ev::Up {
+            node: from,
+            link: at_from,
+            addr: Some(addr),
+        };
+        self.schedule(self.now + 2 * d, outbound);
+    }
+
+    fn route(&mut self, from: usize, link: PeerId, msg: Message) {
+        let bytes = message_bytes(&msg, self.block_bytes);
+        self.messages += 1;
+        self.bytes += bytes;
+        let Some((to, olink)) = self.pairs.other(from, link) else {
+            return;
+        };
+        if !self.broken.is_empty() && self.broken.contains(&(from, link)) {
+            return;
+        }
+        if self.net.lost() {
+            self.break_link(from, link);
+            return;
+        }
+        let at = self.net.transmit(self.now, from, to, bytes);
+        self.schedule(
+            at,
+            Ev::Arrive {
+                node: to,
+                link: olink,
+                msg,
+            },
+        );
+    }
+
+    /// Closes a link: the other end hears of it after everything already sent on it.
+    fn hang_up(&mut self, node: usize, link: PeerId, reason: String) {
+        if let Some((other, olink)) = self.pairs.other(node, link) {
+            let at = self.net.transmit(self.now, node, other, 0);
+            let ev = Ev::Down {
+                node: other,
+                link: olink,
+                reason: format!("closed by the other side: {reason}"),
+            };
+            self.schedule(at, ev);
+        }
+        self.schedule(self.now, Ev::Down { node, link, reason });
+    }
+
+    /// A lost message breaks its link: both ends notice after the connect timeout.
+    fn break_link(&mut self, node: usize, link: PeerId) {
+        let at = self.now + FAIL_AFTER_MS * 1000;
+        let mut ends = vec![(node, link)];
+        ends.extend(self.pairs.other(node, link));
+        for (n, l) in ends {
+            if self.broken.insert((n, l)) {
+                let reason = "connection lost".to_string();
+                self.schedule(
+                    at,
+                    Ev::Down {
+                        node: n,
+                        link: l,
+                        reason,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// The core's time at virtual time `us`.
+fn core_time(us: Micros) -> Time {
+    Time::from_millis(START_MS + us / 1000)
+}
+
+/// Virtual microseconds in `s` seconds.
+fn seconds(s: f64) -> Micros {
+    (s * 1e6).round() as Micros
+}
+
+/// Virtual time of a core deadline.
+fn virtual_time(t: Time) -> Micros {
+    t.as_millis().saturating_sub(START_MS).saturating_mul(1000)
+}
+
+/// One simulation: build it with [`Simulation::new`], run it with [`Simulation::run`].
+#[derive(Debug)]
+pub struct Simulation {
+    scenario: Scenario,
+    nodes: Vec<SimNode>,
+    world: World,
+    miners: Miners,
+    mining: bool,
+    links_at_start: u64,
+}
+
+/// Seeds of the run's independent random streams, derived from the scenario's seed.
+fn sub_seed(seed: u64, stream: u64) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(stream)
+}
+
+/// One core per node, configured as the in-memory test network configures its nodes, with
+/// the scenario's relay mode and link limits; and the address book of the network.
+fn build_nodes(scenario: &Scenario, graph: &topology::Graph) -> (Vec<SimNode>, HashMap<PeerAddr, usize>) {
+    let params = Arc::new(ChainParams::with_bits("chainsim-sim", SIM_BITS));
+    let mut nodes = Vec::with_capacity(graph.len());
+    let mut index = HashMap::with_capacity(graph.len());
+    for (i, peers) in graph.iter().enumerate() {
+        let mut cfg = config(i, scenario.seed);
+        cfg.relay = scenario.relay.mode();
+        // Exactly its topology: a node never dials addresses learned by peer exchange while
+        // its configured links stay up (nor at all when the topology gives it none).
+        cfg.peering.limits.max_outbound = peers.len();
+        cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
+        cfg.peering.limits.max_known = scenario.known_addrs;
+        index.insert(cfg.listen().clone(), i);
+        nodes.push(SimNode {
+            node: Node::new(params.clone(), cfg),
+            deadline: None,
+        });
+    }
+    (nodes, index)
+}
+
+impl Simulation {
+    /// Builds the nodes, the network and the miners of `scenario` (nothing runs yet).
+    pub fn new(scenario: Scenario) -> Self {
+        let n = scenario.nodes;
+        let seed = scenario.seed;
+        let mut rng = fastrand::Rng::with_seed(sub_seed(seed, 1));
+        let graph = topology::build(&scenario.topology, n, &mut rng);
+        let (nodes, index) = build_nodes(&scenario, &graph);
+        let world = World {
+            now: 0,
+            queue: EventQueue::default(),
+            net: Network::new(&scenario.network, n, sub_seed(seed, 2)),
+            pairs: Pairs::default(),
+            open: HashSet::new(),
+            broken: HashSet::new(),
+            index,
+            recorder: Recorder::default(),
+            block_bytes: scenario.mining.block_bytes,
+            messages: 0,
+            bytes: 0,
+            inputs: 0,
+            dropped: 0,
+            reply: None,
+        };
+        let miners = Miners::new(&scenario.mining, n, sub_seed(seed, 3));
+        let mut sim = Self {
+            scenario,
+            nodes,
+            world,
+            miners,
+            mining: false,
+            links_at_start: 0,
+        };
+        for (i, peers) in graph.into_iter().enumerate() {
+            if !peers.is_empty() {
+                sim.command(i, Command::AddPeers(peers.into_iter().map(addr).collect()));
+            }
+        }
+        sim
+    }
+
+    /// Runs warm-up, mining and the quiet period; returns the results.
+    pub fn run(&mut self) -> Results {
+        self.warm_up();
+        self.mine_blocks();
+        self.quiet();
+        self.results()
+    }
+
+    /// Phase 1: the links form (until nothing is scheduled, at most `warmup_s`).
+    pub fn warm_up(&mut self) {
+        self.run_until_idle(seconds(self.scenario.warmup_s));
+        self.links_at_start = self.link_count();
+    }
+
+    /// Phase 2: blocks are found until one reaches the scenario's height.
+    pub fn mine_blocks(&mut self) {
+        self.mine_blocks_with(|_, _| {});
+    }
+
+    /// [`Simulation::mine_blocks`], calling `progress(blocks mined, target height)` after
+    /// every block (for a progress display).
+    pub fn mine_blocks_with(&mut self, mut progress: impl FnMut(u64, u64)) {
+        self.mining = true;
+        self.schedule_next_block();
+        let mut seen = 0;
+        while self.mining && self.step() {
+            let mined = self.world.recorder.blocks.len();
+            if mined != seen {
+                seen = mined;
+                progress(mined as u64, self.scenario.blocks);
+            }
+        }
+    }
+
+    /// Phase 3: the last blocks spread (until nothing is scheduled, at most `quiet_s`).
+    pub fn quiet(&mut self) {
+        self.run_until_idle(seconds(self.scenario.quiet_s));
+    }
+
+    /// Steps until nothing is scheduled or `span` of virtual time has passed.
+    fn run_until_idle(&mut self, span: Micros) {
+        let limit = self.world.now.saturating_add(span);
+        while self.world.queue.peek_time().is_some_and(|t| t <= limit) {
+            self.step();
+        }
+    }
+
+    /// Handles the earliest event; false when there is none.
+    fn step(&mut self) -> bool {
+        let Some((at, ev)) = self.world.queue.pop() else {
+            return false;
+        };
+        self.world.now = at;
+        match ev {
+            Ev::Mine { node } => self.mine(node),
+            Ev::Arrive { node, link, msg } => self.arrive(node, link, msg),
+            Ev::Deliver { node, link, msg } => {
+                if self.world.open.contains(&(node, link)) {
+                    self.input(node, Input::Message { from: link, msg });
+                }
+            }
+            Ev::Up { node, link, addr } => {
+                self.world.open.insert((node, link));
+                self.input(node, Input::LinkUp { peer: link, addr });
+            }
+            Ev::Down { node, link, reason } => {
+                if self.world.open.remove(&(node, link)) {
+                    self.input(node, Input::LinkDown { peer: link, reason });
+                }
+            }
+            Ev::DialFailed { node, addr } => {
+                let reason = format!("no node listens at {addr}");
+                self.input(node, Input::DialFailed { addr, reason });
+            }
+            Ev::Timer { node } => {
+                if self.nodes[node].deadline == Some(at) {
+                    self.nodes[node].deadline = None;
+                    self.input(node, Input::Timeout);
+                }
+            }
+        }
+        true
+    }
+
+    fn arrive(&mut self, node: usize, link: PeerId, msg: Message) {
+        if !self.world.open.contains(&(node, link)) {
+            self.world.dropped += 1;
+            return;
+        }
+        match self.world.net.process(self.world.now, node, msg.carries_blocks()) {
+            None => self.input(node, Input::Message { from: link, msg }),
+            Some(done) => self.world.schedule(done, Ev::Deliver { node, link, msg }),
+        }
+    }
+
+    /// `node` finds a block: its core builds it on its tip, a nonce meeting the (trivial)
+    /// target is found, and the block goes in as the node's miner's.
+    fn mine(&mut self, node: usize) {
+        let now = core_time(self.world.now);
+        let mut block = self.nodes[node].node.block_template(now);
+        let target = SIM_BITS.to_target();
+        if let Some((nonce, _)) = search_nonce(&block.header, &target, 0, u64::MAX) {
+            block.header.nonce = nonce;
+        }
+        match self.command(node, Command::MinedBlock(block)) {
+            Reply::Block(Ok(outcome)) if outcome.height >= self.scenario.blocks => self.mining = false,
+            Reply::Block(Ok(_)) => {}
+            _ => self.world.recorder.mine_failures += 1,
+        }
+        if self.mining {
+            self.schedule_next_block();
+        }
+    }
+
+    fn schedule_next_block(&mut self) {
+        let (at, node) = self.miners.next_block(self.world.now);
+        self.world.schedule(at, Ev::Mine { node });
+    }
+
+    /// Hands node `i` a local command, through `handle_input` like every other input, and
+    /// returns its reply (`Done` if it gave none).
+    fn command(&mut self, i: usize, command: Command) -> Reply {
+        let id = CommandId(self.world.inputs);
+        self.input(i, Input::Command { id, command });
+        self.world.reply.take().unwrap_or(Reply::Done)
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        self.world.inputs += 1;
+        self.nodes[i].node.handle_input(core_time(self.world.now), input);
+        self.drain(i);
+    }
+
+    /// Carries out node `i`'s outputs and schedules its next deadline if it changed.
+    fn drain(&mut self, i: usize) {
+        let mut carrier = Carrier {
+            node: i,
+            w: &mut self.world,
+        };
+        drain(&mut self.nodes[i].node, &mut carrier);
+        let deadline = self.nodes[i]
+            .node
+            .poll_timeout()
+            .map(|t| virtual_time(t).max(self.world.now));
+        if deadline != self.nodes[i].deadline {
+            self.nodes[i].deadline = deadline;
+            if let Some(at) = deadline {
+                self.world.schedule(at, Ev::Timer { node: i });
+            }
+        }
+    }
+
+    /// Ready links in the network, each counted once.
+    fn link_count(&self) -> u64 {
+        let ends: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.node.peering().links().ready().count())
+            .sum();
+        (ends / 2) as u64
+    }
+
+    /// The node cores, by index.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().map(|n| &n.node)
+    }
+
+    /// What the run recorded so far.
+    pub fn recorder(&self) -> &Recorder {
+        &self.world.recorder
+    }
+
+    /// The region each node was placed in.
+    pub fn region(&self, node: usize) -> usize {
+        self.world.net.region(node)
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// How many distinct tips the nodes hold, and the first node on the most common one.
+    fn tips(&self) -> (usize, usize) {
+        let mut tips: BTreeMap<_, (usize, usize)> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            tips.entry(n.node.tree().tip().hash).or_insert((0, i)).0 += 1;
+        }
+        let best = tips.values().max_by_key(|(count, i)| (*count, std::cmp::Reverse(*i)));
+        (tips.len(), best.map_or(0, |v| v.1))
+    }
+
+    /// The results, computed from what the run recorded and the nodes' final trees.
+    pub fn results(&mut self) -> Results {
+        let (tips, best_node) = self.tips();
+        let s = &self.scenario;
+        let base = Results {
+            scenario: s.name.clone(),
+            seed: s.seed,
+            relay: s.relay.name().to_string(),
+            nodes: s.nodes,
+            interval_s: s.mining.interval_s,
+            block_bytes: s.mining.block_bytes,
+            links: self.links_at_start,
+            blocks_mined: 0,
+            height: 0,
+            stale_blocks: 0,
+            stale_rate: 0.0,
+            reception_ms: Default::default(),
+            reach_50_ms: Default::default(),
+            reach_90_ms: Default::default(),
+            missed_receptions: 0,
+            reorg_depths: BTreeMap::new(),
+            messages: self.world.messages,
+            bytes: self.world.bytes,
+            events: self.world.queue.popped(),
+            inputs: self.world.inputs,
+            virtual_s: self.world.now as f64 / 1e6,
+            tips_at_end: tips,
+        };
+        let tally = Tally {
+            recorder: &mut self.world.recorder,
+            best: self.nodes[best_node].node.tree(),
+            nodes: s.nodes,
+            tips,
+        };
+        Results::compute(tally, base)
+    }
+}
+
+/// Runs `scenario` and measures wall time and memory around it, calling `progress` as
+/// [`Simulation::mine_blocks_with`] does; also returns the simulation, for `blocks.csv`
+/// and inspection.
+pub fn simulate(scenario: Scenario, progress: impl FnMut(u64, u64)) -> (Summary, Simulation) {
+    let started = Instant::now();
+    let mut sim = Simulation::new(scenario);
+    sim.warm_up();
+    let warmup_wall_s = started.elapsed().as_secs_f64();
+    sim.mine_blocks_with(progress);
+    sim.quiet();
+    let results = sim.results();
+    let wall_s = started.elapsed().as_secs_f64();
+    let summary = Summary {
+        warmup_wall_s: (warmup_wall_s * 1000.0).round() / 1000.0,
+        events_per_s: (results.events as f64 / wall_s.max(1e-9)).round(),
+        wall_s: (wall_s * 1000.0).round() / 1000.0,
+        rss_mb: rss_mb(),
+        results,
+    };
+    (summary, sim)
+}
+
+/// Resident memory of this process in MB, from `/proc/self/status` (0 where unavailable).
+pub fn rss_mb() -> f64 {
+    let kb = std::fs::read_to_string("/proc/self/status").ok().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+    });
+    kb.map_or(0.0, |kb| (kb / 1024.0 * 10.0).round() / 10.0)
+}

@@ -1,0 +1,406 @@
+//! What a run simulates: a [`Scenario`], read from TOML (a file, or one of the scenarios
+//! built into the binary from `scenarios/`), then adjusted by [`Overrides`] from flags.
+//!
+//! Every number in the built-in scenarios carries a comment naming the published
+//! measurement it comes from (see `docs/SIMULATION.md`). Unknown fields are refused, so a
+//! misspelt field is an error rather than a silently ignored setting.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SimError;
+
+/// The scenarios built into the binary: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("classroom", include_str!("../../../scenarios/classroom.toml")),
+    ("bitcoin-2015", include_str!("../../../scenarios/bitcoin-2015.toml")),
+    ("bitcoin-2019", include_str!("../../../scenarios/bitcoin-2019.toml")),
+    ("litecoin", include_str!("../../../scenarios/litecoin.toml")),
+    ("dogecoin", include_str!("../../../scenarios/dogecoin.toml")),
+    ("ethereum-like", include_str!("../../../scenarios/ethereum-like.toml")),
+];
+
+/// How blocks travel between nodes (the core's [`chainsim_core::RelayMode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relay {
+    /// Header first, body fetched by those who lack it (the core's default).
+    #[default]
+    Announce,
+    /// Whole blocks pushed to every peer.
+    Push,
+}
+
+impl Relay {
+    /// The core's setting.
+    pub fn mode(self) -> chainsim_core::RelayMode {
+        match self {
+            Relay::Announce => chainsim_core::RelayMode::Announce,
+            Relay::Push => chainsim_core::RelayMode::Push,
+        }
+    }
+    /// The name used in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Relay::Announce => "announce",
+            Relay::Push => "push",
+        }
+    }
+}
+
+/// One simulation's setting, as in a scenario file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, shown in results.
+    pub name: String,
+    /// One line about what it models.
+    #[serde(default)]
+    pub description: String,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// The run ends when a block at this height is mined (then the quiet period follows).
+    pub blocks: u64,
+    /// Seed of every random choice of the run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Relay mode of every node.
+    #[serde(default)]
+    pub relay: Relay,
+    /// Virtual seconds the links get to form before mining starts (at most).
+    #[serde(default = "default_warmup_s")]
+    pub warmup_s: f64,
+    /// Virtual seconds the last block gets to spread after mining stops (at most).
+    #[serde(default = "default_quiet_s")]
+    pub quiet_s: f64,
+    /// Addresses each node's address book keeps (the core's limit).
+    #[serde(default = "default_known_addrs")]
+    pub known_addrs: usize,
+    /// The Internet between the nodes.
+    pub network: NetworkSpec,
+    /// Who dials whom.
+    pub topology: TopologySpec,
+    /// Who mines, how often, how big the blocks are.
+    pub mining: MiningSpec,
+}
+
+/// Regions, latency, bandwidth, processing, loss.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Region names.
+    pub regions: Vec<String>,
+    /// Fraction of nodes in each region (normalised).
+    pub region_share: Vec<f64>,
+    /// Mean one-way latency from region i to region j, milliseconds.
+    pub latency_ms: Vec<Vec<f64>>,
+    /// Spread of a link's latency: a Pareto distribution with shape `this × mean` (ms) and
+    /// the given mean (SimBlock's model uses 0.2); 0 gives every link exactly the mean.
+    #[serde(default)]
+    pub latency_shape_per_ms: f64,
+    /// Upload bandwidth of a node in each region, Mbit/s; empty means unlimited.
+    #[serde(default)]
+    pub upload_mbps: Vec<f64>,
+    /// Download bandwidth of a node in each region, Mbit/s; empty means unlimited.
+    #[serde(default)]
+    pub download_mbps: Vec<f64>,
+    /// Time a node spends validating each block it receives, ms (one block at a time).
+    #[serde(default)]
+    pub processing_ms: f64,
+    /// Probability that a message is lost; a lost message breaks its link, as a broken
+    /// TCP connection does, and the nodes redial by their own rules.
+    #[serde(default)]
+    pub loss: f64,
+}
+
+/// The peer graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Links each node dials (when `degree_cdf` is empty).
+    #[serde(default = "default_outbound")]
+    pub outbound: usize,
+    /// Cumulative distribution of the number of links a node dials: entry k is the
+    /// probability of dialling at most k + 1.
+    #[serde(default)]
+    pub degree_cdf: Vec<f64>,
+    /// Most links others may open to one node.
+    pub max_inbound: usize,
+    /// An explicit graph instead of a random one: (dialler, dialled) node indices.
+    #[serde(default)]
+    pub edges: Vec<(usize, usize)>,
+}
+
+/// Block production.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiningSpec {
+    /// Expected seconds between blocks (network-wide).
+    pub interval_s: f64,
+    /// Nominal size of every block in bytes, charged by the bandwidth model.
+    pub block_bytes: u64,
+    /// Hash-power shares of mining pools, each run by one node (normalised). When empty,
+    /// every node mines with a power drawn from `power_mean`/`power_sd`.
+    #[serde(default)]
+    pub pool_shares: Vec<f64>,
+    /// The nodes running the pools, in order; random distinct nodes when empty.
+    #[serde(default)]
+    pub pool_nodes: Vec<usize>,
+    /// Mean of every node's mining power when all nodes mine (arbitrary unit).
+    #[serde(default = "default_power_mean")]
+    pub power_mean: f64,
+    /// Standard deviation of it (a normal distribution, cut at 1% of the mean).
+    #[serde(default)]
+    pub power_sd: f64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_warmup_s() -> f64 {
+    60.0
+}
+fn default_quiet_s() -> f64 {
+    600.0
+}
+fn default_known_addrs() -> usize {
+    chainsim_core::peers::PeerLimits::default().max_known
+}
+fn default_outbound() -> usize {
+    8
+}
+fn default_power_mean() -> f64 {
+    1.0
+}
+
+/// Values from flags that replace the scenario's.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--nodes`.
+    pub nodes: Option<usize>,
+    /// `--blocks`.
+    pub blocks: Option<u64>,
+    /// `--interval` (seconds).
+    pub interval_s: Option<f64>,
+    /// `--block-size` (bytes).
+    pub block_bytes: Option<u64>,
+    /// `--relay`.
+    pub relay: Option<Relay>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+}
+
+impl Scenario {
+    /// A built-in scenario by name, or a TOML file by path.
+    pub fn load(name_or_path: &str) -> Result<Self, SimError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(name_or_path, text);
+        }
+        let path = Path::new(name_or_path);
+        if !path.is_file() {
+            return Err(SimError::UnknownScenario {
+                name: name_or_path.to_string(),
+                known: Self::builtin_names().join(", "),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
+            path: name_or_path.to_string(),
+            source,
+        })?;
+        Self::parse(name_or_path, &text)
+    }
+
+    /// The names of the built-in scenarios.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTIN.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// Parses and checks TOML text; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Self, SimError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| SimError::Parse {
+            name: origin.to_string(),
+            message: one_line_toml_error(&e, text),
+        })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Applies flag values, then checks the result.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), SimError> {
+        if let Some(v) = o.nodes {
+            self.nodes = v;
+        }
+        if let Some(v) = o.blocks {
+            self.blocks = v;
+        }
+        if let Some(v) = o.interval_s {
+            self.mining.interval_s = v;
+        }
+        if let Some(v) = o.block_bytes {
+            self.mining.block_bytes = v;
+        }
+        if let Some(v) = o.relay {
+            self.relay = v;
+        }
+        if let Some(v) = o.seed {
+            self.seed = v;
+        }
+        self.validate()
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> SimError {
+        SimError::Invalid {
+            name: self.name.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Checks that the numbers make a network.
+    pub fn validate(&self) -> Result<(), SimError> {
+        if self.nodes < 2 {
+            return Err(self.invalid("needs at least 2 nodes"));
+        }
+        if self.nodes > u32::MAX as usize / 2 {
+            return Err(self.invalid("too many nodes"));
+        }
+        if self.blocks == 0 {
+            return Err(self.invalid("blocks must be at least 1"));
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !positive(self.mining.interval_s) {
+            return Err(self.invalid("mining.interval_s must be a positive number"));
+        }
+        if ![self.warmup_s, self.quiet_s].into_iter().all(non_negative) {
+            return Err(self.invalid("warmup_s and quiet_s must be non-negative"));
+        }
+        self.network.validate().map_err(|m| self.invalid(m))?;
+        self.topology.validate(self.nodes).map_err(|m| self.invalid(m))?;
+        self.mining.validate(self.nodes).map_err(|m| self.invalid(m))
+    }
+}
+
+impl NetworkSpec {
+    fn validate(&self) -> Result<(), String> {
+        let r = self.regions.len();
+        if r == 0 {
+            return Err("network.regions is empty".into());
+        }
+        if self.region_share.len() != r
+            || self.latency_ms.len() != r
+            || self.latency_ms.iter().any(|row| row.len() != r)
+        {
+            return Err(format!(
+                "network: region_share needs {r} entries and latency_ms {r} rows of {r}"
+            ));
+        }
+        for (name, v) in [
+            ("upload_mbps", &self.upload_mbps),
+            ("download_mbps", &self.download_mbps),
+        ] {
+            if !v.is_empty() && v.len() != r {
+                return Err(format!("network.{name} needs {r} entries (or none for unlimited)"));
+            }
+            if v.iter().any(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(format!("network.{name} must be positive"));
+            }
+        }
+        let all = self.region_share.iter().chain(self.latency_ms.iter().flatten());
+        if all.into_iter().any(|x| !(x.is_finite() && *x >= 0.0)) || self.region_share.iter().sum::<f64>() <= 0.0 {
+            return Err("network: shares and latencies must be non-negative, shares not all zero".into());
+        }
+        let ok = |v: f64| v.is_finite() && v >= 0.0;
+        if !ok(self.latency_shape_per_ms) || !ok(self.processing_ms) || !(0.0..1.0).contains(&self.loss) {
+            return Err("network: latency_shape_per_ms and processing_ms >= 0, loss in [0, 1)".into());
+        }
+        Ok(())
+    }
+}
+
+impl TopologySpec {
+    fn validate(&self, nodes: usize) -> Result<(), String> {
+        if self.edges.iter().any(|&(a, b)| a >= nodes || b >= nodes || a == b) {
+            return Err(format!("topology.edges must join two different nodes below {nodes}"));
+        }
+        if self.edges.is_empty() && self.degree_cdf.is_empty() && self.outbound == 0 {
+            return Err("topology.outbound must be at least 1".into());
+        }
+        let monotone = self.degree_cdf.windows(2).all(|w| w[0] <= w[1]);
+        if !self.degree_cdf.is_empty() && (!monotone || self.degree_cdf.last().is_none_or(|&l| l < 1.0 - 1e-9)) {
+            return Err("topology.degree_cdf must rise to 1".into());
+        }
+        if self.max_inbound == 0 {
+            return Err("topology.max_inbound must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl MiningSpec {
+    fn validate(&self, nodes: usize) -> Result<(), String> {
+        if !self.pool_shares.is_empty() {
+            if self.pool_shares.iter().any(|s| !(s.is_finite() && *s >= 0.0))
+                || self.pool_shares.iter().sum::<f64>() <= 0.0
+            {
+                return Err("mining.pool_shares must be non-negative and not all zero".into());
+            }
+            if self.pool_shares.len() > nodes {
+                return Err(format!(
+                    "mining: {} pools but only {nodes} nodes",
+                    self.pool_shares.len()
+                ));
+            }
+            if !self.pool_nodes.is_empty()
+                && (self.pool_nodes.len() != self.pool_shares.len() || self.pool_nodes.iter().any(|&n| n >= nodes))
+            {
+                return Err("mining.pool_nodes needs one node below the node count per pool".into());
+            }
+        }
+        if !(self.power_mean.is_finite() && self.power_mean > 0.0 && self.power_sd.is_finite() && self.power_sd >= 0.0)
+        {
+            return Err("mining.power_mean must be positive and power_sd non-negative".into());
+        }
+        Ok(())
+    }
+}
+
+/// A TOML error on one line, with the line number it points at.
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", message.trim())
+        }
+        None => message.trim().to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_scenario_parses() {
+        for name in Scenario::builtin_names() {
+            let s = Scenario::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(s.name, name);
+        }
+    }
+
+    #[test]
+    fn bad_input_gives_one_readable_line() {
+        let e = Scenario::load("no-such-scenario").unwrap_err().to_string();
+        assert!(e.contains("unknown scenario") && e.contains("bitcoin-2019"), "{e}");
+        let e = Scenario::parse("x", "name = 3").unwrap_err().to_string();
+        assert!(!e.contains('\n') && e.contains("line 1"), "{e}");
+        let mut s = Scenario::load("classroom").unwrap();
+        let e = s.apply(&Overrides {
+            interval_s: Some(0.0),
+            ..Default::default()
+        });
+        assert!(e.unwrap_err().to_string().contains("interval_s"));
+    }
+}

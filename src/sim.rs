@@ -1,0 +1,198 @@
+//! `chainsim sim`: the command-line edge of the simulator (`crates/sim`): flags to a
+//! scenario, the run, and its results as a table, one JSON object, or files.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chainsim_sim::report::reception_cdf_svg;
+use chainsim_sim::results::blocks_csv;
+use chainsim_sim::scenario::Relay;
+use chainsim_sim::sweep::{Sweep, plan, run_all};
+use chainsim_sim::{Overrides, Scenario, Summary, simulate};
+
+/// `chainsim sim` flags.
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// A built-in scenario (classroom, bitcoin-2015, bitcoin-2019, litecoin, dogecoin,
+    /// ethereum-like) or a scenario file (see scenarios/ and docs/SIMULATION.md).
+    #[arg(long, default_value = "classroom", value_name = "NAME|FILE.toml")]
+    scenario: String,
+    /// Number of nodes.
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+    /// End when a block at this height is mined.
+    #[arg(long, value_name = "B")]
+    blocks: Option<u64>,
+    /// Expected seconds between blocks.
+    #[arg(long, value_name = "SECS")]
+    interval: Option<f64>,
+    /// Nominal block size in bytes.
+    #[arg(long, value_name = "BYTES")]
+    block_size: Option<u64>,
+    /// How blocks travel: `announce` (header, then fetched) or `push` (whole, to every peer).
+    #[arg(long, value_enum)]
+    relay: Option<RelayArg>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run once per value of a parameter (nodes, blocks, interval, block-size, relay), in
+    /// parallel, e.g. `--sweep interval=600,60,10,1`.
+    #[arg(long, value_name = "PARAM=V1,V2,...")]
+    sweep: Option<Sweep>,
+    /// Repeat each run with this many seeds (the scenario's seed counted up).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    seeds: u64,
+    /// Print exactly one JSON object on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write summary.json, blocks.csv and reception_cdf.svg into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// `--relay`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RelayArg {
+    /// Announce, then fetch.
+    Announce,
+    /// Push whole blocks.
+    Push,
+}
+
+/// Runs `chainsim sim`.
+pub fn run(args: SimArgs) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(&args.scenario)?;
+    let overrides = Overrides {
+        nodes: args.nodes,
+        blocks: args.blocks,
+        interval_s: args.interval,
+        block_bytes: args.block_size,
+        relay: args.relay.map(|r| match r {
+            RelayArg::Announce => Relay::Announce,
+            RelayArg::Push => Relay::Push,
+        }),
+        seed: args.seed,
+    };
+    scenario.apply(&overrides)?;
+    if args.sweep.is_some() || args.seeds > 1 {
+        return run_sweep(&args, &scenario);
+    }
+    let show = !args.json && std::io::stderr().is_terminal();
+    let (summary, sim) = simulate(scenario, |mined, target| {
+        if show {
+            eprint!("\r  mining: {mined} blocks, height target {target} ");
+        }
+    });
+    if show {
+        eprintln!();
+    }
+    if let Some(dir) = &args.out {
+        let csv = blocks_csv(sim.recorder(), summary.results.block_bytes);
+        let svg = reception_cdf_svg(sim.recorder(), &summary.results)?;
+        write_out(dir, &summary, &csv, &svg)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print_table(&summary);
+    }
+    Ok(())
+}
+
+fn write_out(dir: &Path, summary: &Summary, csv: &str, svg: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let json = serde_json::to_string_pretty(summary)?;
+    let files = [
+        ("summary.json", json.as_str()),
+        ("blocks.csv", csv),
+        ("reception_cdf.svg", svg),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_table(s: &Summary) {
+    let r = &s.results;
+    println!(
+        "scenario {} (seed {}, {} relay): {} nodes, {} links, interval {} s, blocks of {} bytes",
+        r.scenario, r.seed, r.relay, r.nodes, r.links, r.interval_s, r.block_bytes
+    );
+    let row = |k: &str, v: String| println!("  {k:<24} {v}");
+    row(
+        "blocks mined",
+        format!("{} (best chain height {})", r.blocks_mined, r.height),
+    );
+    row(
+        "stale blocks",
+        format!("{} ({:.2}%)", r.stale_blocks, r.stale_rate * 100.0),
+    );
+    let d = &r.reception_ms;
+    row(
+        "block reception (ms)",
+        format!("median {} · mean {} · p90 {} · p99 {}", d.p50, d.mean, d.p90, d.p99),
+    );
+    row(
+        "to 50% / 90% of nodes",
+        format!(
+            "{} ms / {} ms (medians over blocks)",
+            r.reach_50_ms.p50, r.reach_90_ms.p50
+        ),
+    );
+    row("tips at the end", r.tips_at_end.to_string());
+    row(
+        "events simulated",
+        format!(
+            "{} ({:.0}/s), {} core inputs, {:.0} s virtual",
+            r.events, s.events_per_s, r.inputs, r.virtual_s
+        ),
+    );
+    row("wall time", format!("{:.2} s, {:.0} MB resident", s.wall_s, s.rss_mb));
+}
+
+/// `--sweep` / `--seeds`: every run in parallel, then one row (or JSON entry) per run.
+fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
+    let runs = plan(base, args.sweep.as_ref(), args.seeds)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let summaries = run_all(runs, threads);
+    let param = args.sweep.as_ref().map(|s| s.param.clone());
+    let values: Vec<String> = match &args.sweep {
+        Some(sw) => sw
+            .values
+            .iter()
+            .flat_map(|v| std::iter::repeat_n(v.clone(), args.seeds.max(1) as usize))
+            .collect(),
+        None => vec![String::new(); summaries.len()],
+    };
+    let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("summary.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{doc}");
+        return Ok(());
+    }
+    let name = param.as_deref().unwrap_or("run");
+    println!("| {name} | seed | blocks | stale | stale rate | reception p50 ms | p90 ms | wall s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (v, s) in values.iter().zip(&summaries) {
+        let r = &s.results;
+        println!(
+            "| {v} | {} | {} | {} | {:.2}% | {} | {} | {:.2} |",
+            r.seed,
+            r.blocks_mined,
+            r.stale_blocks,
+            r.stale_rate * 100.0,
+            r.reception_ms.p50,
+            r.reception_ms.p90,
+            s.wall_s
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `chainsim sim` from the command line: one JSON object with `--json`, the files of
+//! `--out`, and one readable line for bad input.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+fn sim(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chainsim"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn json_is_one_object_with_the_promised_fields_and_out_writes_files() {
+    let dir = std::env::temp_dir().join(format!("chainsim-sim-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let (ok, stdout, stderr) = sim(&["--scenario", "classroom", "--blocks", "5", "--json", "--out", d]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "nodes",
+        "blocks_mined",
+        "stale_blocks",
+        "stale_rate",
+        "events",
+        "wall_s",
+        "seed",
+    ] {
+        assert!(v.get(key).is_some(), "no {key} in {stdout}");
+    }
+    for key in ["p50", "mean", "p90", "p99"] {
+        assert!(v["reception_ms"].get(key).is_some(), "no reception_ms.{key}");
+    }
+    assert_eq!(v["nodes"], 30);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["blocks_mined"], v["blocks_mined"]);
+    let csv = std::fs::read_to_string(dir.join("blocks.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, 1 + v["blocks_mined"].as_u64().unwrap());
+    let svg = std::fs::read_to_string(dir.join("reception_cdf.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_fails_with_one_line() {
+    let file = std::env::temp_dir().join(format!("chainsim-bad-{}.toml", std::process::id()));
+    std::fs::write(&file, "name = \"x\"\nnodes = \"many\"\n").unwrap();
+    for (args, says) in [
+        (vec!["--scenario", "no-such-network"], "unknown scenario"),
+        (vec!["--scenario", file.to_str().unwrap()], "line 2"),
+        (vec!["--nodes", "1"], "at least 2 nodes"),
+        (vec!["--relay", "shout"], "invalid value"),
+    ] {
+        let (ok, stdout, stderr) = sim(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        if !says.starts_with("invalid value") {
+            assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        }
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn a_sweep_prints_one_object_with_a_run_per_value_and_seed() {
+    let (ok, stdout, stderr) = sim(&["--sweep", "interval=30,5", "--seeds", "2", "--blocks", "3", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["sweep"], "interval");
+    assert_eq!(v["runs"].as_array().unwrap().len(), 4);
+    assert_eq!(v["runs"][3]["interval_s"], 5.0);
+    assert_eq!(v["runs"][3]["seed"], 2);
+}
