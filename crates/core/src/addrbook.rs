@@ -93,26 +93,36 @@ impl AddrBook {
         self.entries.is_empty()
     }
 
-    /// Adds an address (idle, dialable now) unless known or the book holds `max` already;
-    /// pinned addresses are always taken. Returns the entry when it is there afterwards.
-    pub fn add(&mut self, addr: &PeerAddr, pinned: bool, max: usize, now: Time) -> Option<&mut AddrEntry> {
-        self.next.set(None);
-        if !self.entries.contains_key(addr) && (pinned || self.entries.len() < max) {
-            self.entries.insert(
-                addr.clone(),
-                AddrEntry {
-                    addr: addr.clone(),
-                    state: AddrState::Idle,
-                    failures: 0,
-                    retry_at: now,
-                    pinned,
-                    last_seen: Time::ZERO,
-                },
-            );
+    /// Notes when a proven peer was last heard from (its link closing). Not a change to
+    /// any deadline, so the cached next one stands.
+    pub fn seen(&mut self, addr: &PeerAddr, now: Time) {
+        if let Some(e) = self.entries.get_mut(addr) {
+            e.last_seen = now;
         }
-        let e = self.entries.get_mut(addr)?;
-        e.pinned |= pinned;
-        Some(e)
+    }
+
+    /// Adds an address (idle, dialable now) unless known or the book holds `max` already;
+    /// pinned addresses are always taken. Returns whether it is there afterwards. An idle
+    /// entry has no deadline, so the cached next one stands.
+    pub fn add(&mut self, addr: &PeerAddr, pinned: bool, max: usize, now: Time) -> bool {
+        // One lookup for the common case of gossip: an address known already.
+        if let Some(e) = self.entries.get_mut(addr) {
+            e.pinned |= pinned;
+            return true;
+        }
+        if !pinned && self.entries.len() >= max {
+            return false;
+        }
+        let entry = AddrEntry {
+            addr: addr.clone(),
+            state: AddrState::Idle,
+            failures: 0,
+            retry_at: now,
+            pinned,
+            last_seen: Time::ZERO,
+        };
+        self.entries.insert(addr.clone(), entry);
+        true
     }
 
     /// Idle addresses due for a dial, in address order.
@@ -158,7 +168,8 @@ impl AddrBook {
 
     /// Bans a proven address until `until`.
     pub fn ban(&mut self, addr: &PeerAddr, until: Time, now: Time) {
-        if let Some(e) = self.add(addr, false, usize::MAX, now)
+        if self.add(addr, false, usize::MAX, now)
+            && let Some(e) = self.get_mut(addr)
             && e.state != AddrState::Blocked
         {
             e.state = AddrState::Banned;
@@ -168,6 +179,12 @@ impl AddrBook {
 
     /// Wakes addresses whose backoff or ban is over.
     pub fn expire(&mut self, now: Time) {
+        // Nothing can have expired before the cached next deadline.
+        if let Some(next) = self.next.get()
+            && next.is_none_or(|t| t > now)
+        {
+            return;
+        }
         self.next.set(None);
         for e in self.entries.values_mut() {
             if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
@@ -237,9 +254,9 @@ mod tests {
     fn the_book_is_bounded_except_for_pinned_addresses() {
         let mut book = AddrBook::default();
         let t = Time::ZERO;
-        assert!(book.add(&a("10.0.0.1:1"), false, 1, t).is_some());
-        assert!(book.add(&a("10.0.0.2:1"), false, 1, t).is_none());
-        assert!(book.add(&a("10.0.0.3:1"), true, 1, t).is_some());
+        assert!(book.add(&a("10.0.0.1:1"), false, 1, t));
+        assert!(!book.add(&a("10.0.0.2:1"), false, 1, t));
+        assert!(book.add(&a("10.0.0.3:1"), true, 1, t));
         assert_eq!(book.len(), 2);
     }
 }

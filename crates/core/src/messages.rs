@@ -359,8 +359,8 @@ impl Node {
 
     /// Starts a download when a peer has more than us.
     pub(crate) fn maybe_start_sync(&mut self, now: Time) {
-        let ready = self.peering.ready_ids();
-        if let Some((peer, msg)) = self.sync.maybe_start(self.peering.links(), &ready, &self.tree, now) {
+        let ready = self.peering.ready_links();
+        if let Some((peer, msg)) = self.sync.maybe_start(ready, &self.tree, now) {
             self.peering.send(peer, msg, now, &mut self.out);
         }
     }

@@ -125,6 +125,11 @@ impl Peering {
         &self.book
     }
     /// Ready links not closing.
+    pub fn ready_links(&self) -> impl Iterator<Item = &Link> {
+        self.links.ready().filter(|l| !self.closing.contains(&l.id))
+    }
+
+    /// The ids of [`Peering::ready_links`].
     pub fn ready_ids(&self) -> Vec<PeerId> {
         self.links
             .ready()
@@ -175,7 +180,8 @@ impl Peering {
             if addr == self.config.listen {
                 continue;
             }
-            if let Some(e) = self.book.add(&addr, true, usize::MAX, now)
+            if self.book.add(&addr, true, usize::MAX, now)
+                && let Some(e) = self.book.get_mut(&addr)
                 && e.state == AddrState::Backoff
             {
                 // Registering by hand means "try now".
@@ -198,7 +204,9 @@ impl Peering {
 
     /// Cuts every link with `addr` and refuses it until unblocked.
     pub fn block(&mut self, addr: PeerAddr, now: Time, out: &mut Outbox) {
-        if let Some(e) = self.book.add(&addr, true, usize::MAX, now) {
+        if self.book.add(&addr, true, usize::MAX, now)
+            && let Some(e) = self.book.get_mut(&addr)
+        {
             e.state = AddrState::Blocked;
         }
         let ids: Vec<PeerId> = self
@@ -340,6 +348,10 @@ impl Peering {
         let link = self.links.remove(id)?;
         let deliberate = self.closing.remove(&id);
         if let Some(addr) = &link.addr {
+            if link.verified {
+                // While linked, the link's own `last_heard` is shown; the book takes it now.
+                self.book.seen(addr, link.last_heard);
+            }
             if !deliberate && link.verified {
                 self.fail_addr(addr, reason, now, out);
             }
@@ -481,11 +493,8 @@ impl Peering {
     pub fn heard(&mut self, id: PeerId, now: Time) {
         if let Some(l) = self.links.get_mut(id) {
             l.last_heard = now;
-            if let Some(addr) = l.addr.clone().filter(|_| l.verified)
-                && let Some(e) = self.book.get_mut(&addr)
-            {
-                e.last_seen = now;
-            }
+            // The book's `last_seen` is brought up to date when the link closes: no
+            // address lookup on every message.
         }
     }
 

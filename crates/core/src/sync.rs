@@ -18,7 +18,7 @@ use std::time::Duration;
 use chainsim_primitives::{BlockHash, Work};
 
 use crate::chain::BlockTree;
-use crate::peers::{LinkTable, PeerId};
+use crate::peers::{Link, LinkTable, PeerId};
 use crate::protocol::{MAX_BLOCKS_MESSAGE_BYTES, MAX_BLOCKS_PER_MESSAGE, Message, WireBlock};
 use crate::time::Time;
 
@@ -122,10 +122,9 @@ impl Sync {
 
     /// Starts downloading from the best peer when one has more work (or sent an orphan)
     /// and no download runs. Returns the request to send.
-    pub fn maybe_start(
+    pub fn maybe_start<'a>(
         &mut self,
-        links: &LinkTable,
-        ready: &[PeerId],
+        mut ready: impl Iterator<Item = &'a Link>,
         tree: &BlockTree,
         now: Time,
     ) -> Option<(PeerId, Message)> {
@@ -134,8 +133,7 @@ impl Sync {
         }
         let our_work = tree.tip().chain_work;
         let best = ready
-            .iter()
-            .filter_map(|id| links.get(*id))
+            .by_ref()
             .filter(|l| !self.exhausted.contains(&l.id) && (l.work > our_work || self.wanted.contains(&l.id)))
             .max_by_key(|l| (l.work, l.height, std::cmp::Reverse(l.id)))
             .map(|l| (l.id, l.height))?;
