@@ -59,6 +59,19 @@ pub fn drain(node: &mut Node, fx: &mut impl Effects) {
     }
 }
 
+/// A link coming up at one end of an in-process dial (see [`Pairs::dial`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkUpNotice {
+    /// The node that hears of it.
+    pub node: usize,
+    /// The link's number at that node.
+    pub link: PeerId,
+    /// The address dialled, for the dialler's end ([`Input::LinkUp`]'s `addr`).
+    pub addr: Option<PeerAddr>,
+    /// How many one-way delays after the dial.
+    pub delays: u32,
+}
+
 /// Both ends of in-process links between numbered nodes: which node and link number the
 /// other end of `(node, link)` is.
 #[derive(Debug, Default, Clone)]
@@ -76,6 +89,28 @@ impl Pairs {
         self.ends.insert((b, at_b), (a, at_a));
         (at_a, at_b)
     }
+    /// Dials from node `a` to node `b` (listening at `addr`): opens the link and returns
+    /// the two `LinkUp` notices with how many one-way delays after the dial each is due.
+    /// The side dialled sees the connection after one delay; the dialler learns it is up
+    /// after a round trip, as a TCP handshake goes.
+    pub fn dial(&mut self, a: usize, b: usize, addr: PeerAddr) -> [LinkUpNotice; 2] {
+        let (at_a, at_b) = self.open(a, b);
+        [
+            LinkUpNotice {
+                node: b,
+                link: at_b,
+                addr: None,
+                delays: 1,
+            },
+            LinkUpNotice {
+                node: a,
+                link: at_a,
+                addr: Some(addr),
+                delays: 2,
+            },
+        ]
+    }
+
     /// The other end of `(node, link)`.
     pub fn other(&self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
         self.ends.get(&(node, link)).copied()

@@ -536,19 +536,10 @@ impl TestNet {
             return;
         };
         let d = self.delay(from, j);
-        let (at_from, at_j) = self.pairs.open(from, j);
-        let inbound = Ev::Up {
-            node: j,
-            link: at_j,
-            addr: None,
-        };
-        self.schedule(self.now + d, inbound);
-        let outbound = Ev::Up {
-            node: from,
-            link: at_from,
-            addr: Some(addr),
-        };
-        self.schedule(self.now + 2 * d, outbound);
+        for up in self.pairs.dial(from, j, addr) {
+            let (node, link, addr) = (up.node, up.link, up.addr);
+            self.schedule(self.now + d * u64::from(up.delays), Ev::Up { node, link, addr });
+        }
     }
 
     fn route(&mut self, from: usize, link: PeerId, msg: Message) {

@@ -139,19 +139,10 @@ impl World {
             return;
         };
         let d = self.net.latency(from, to);
-        let (at_from, at_to) = self.pairs.open(from, to);
-        let inbound = Ev::Up {
-            node: to,
-            link: at_to,
-            addr: None,
-        };
-        self.schedule(self.now + d, inbound);
-        let outbound = Ev::Up {
-            node: from,
-            link: at_from,
-            addr: Some(addr),
-        };
-        self.schedule(self.now + 2 * d, outbound);
+        for up in self.pairs.dial(from, to, addr) {
+            let (node, link, addr) = (up.node, up.link, up.addr);
+            self.schedule(self.now + d * Micros::from(up.delays), Ev::Up { node, link, addr });
+        }
     }
 
     fn route(&mut self, from: usize, link: PeerId, msg: Message) {
