@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chainsim_sim::report::reception_cdf_svg;
+use chainsim_sim::report::{reception_cdf_svg, report_html, stale_rate_svg};
 use chainsim_sim::results::blocks_csv;
 use chainsim_sim::scenario::Relay;
 use chainsim_sim::sweep::{Sweep, plan, run_all};
@@ -90,7 +90,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out {
         let csv = blocks_csv(sim.recorder(), summary.results.block_bytes);
         let svg = reception_cdf_svg(sim.recorder(), &summary.results)?;
-        write_out(dir, &summary, &csv, &svg)?;
+        let title = format!("chainsim sim --scenario {}", summary.results.scenario);
+        let html = report_html(&title, &[("run".to_string(), &summary)], &[&svg]);
+        write_out(dir, &summary, &csv, &svg, &html)?;
     }
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
@@ -100,14 +102,22 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_out(dir: &Path, summary: &Summary, csv: &str, svg: &str) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+fn write_out(dir: &Path, summary: &Summary, csv: &str, svg: &str, html: &str) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(summary)?;
-    let files = [
-        ("summary.json", json.as_str()),
-        ("blocks.csv", csv),
-        ("reception_cdf.svg", svg),
-    ];
+    write_files(
+        dir,
+        &[
+            ("summary.json", json.as_str()),
+            ("blocks.csv", csv),
+            ("reception_cdf.svg", svg),
+            ("report.html", html),
+        ],
+    )
+}
+
+/// Writes each `(name, text)` into `dir`, creating it.
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -169,10 +179,20 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     };
     let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join("summary.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&doc)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let json = serde_json::to_string_pretty(&doc)?;
+        let name = param.as_deref().unwrap_or("run");
+        let rows: Vec<(String, &Summary)> = values.iter().cloned().zip(&summaries).collect();
+        let svg = stale_rate_svg(name, &values, &summaries)?;
+        let title = format!("chainsim sim --scenario {} --sweep {name}", base.name);
+        let html = report_html(&title, &rows, &[&svg]);
+        write_files(
+            dir,
+            &[
+                ("summary.json", &json),
+                ("stale_rate.svg", &svg),
+                ("report.html", &html),
+            ],
+        )?;
     }
     if args.json {
         println!("{doc}");

@@ -44,7 +44,35 @@ fn json_is_one_object_with_the_promised_fields_and_out_writes_files() {
     assert_eq!(csv.lines().count() as u64, 1 + v["blocks_mined"].as_u64().unwrap());
     let svg = std::fs::read_to_string(dir.join("reception_cdf.svg")).unwrap();
     assert!(svg.starts_with("<svg"));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("stale rate"),
+        "a self-contained report"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+
+    // A sweep's report plots the stale rate against the swept values.
+    let sweep_dir = std::env::temp_dir().join(format!("chainsim-sim-sweep-{}", std::process::id()));
+    let d = sweep_dir.to_str().unwrap();
+    let (ok, _, stderr) = sim(&[
+        "--scenario",
+        "classroom",
+        "--blocks",
+        "3",
+        "--sweep",
+        "relay=announce,push",
+        "--out",
+        d,
+    ]);
+    assert!(ok, "{stderr}");
+    let svg = std::fs::read_to_string(sweep_dir.join("stale_rate.svg")).unwrap();
+    assert!(
+        svg.contains("announce") && svg.contains("push"),
+        "the values label the axis"
+    );
+    let html = std::fs::read_to_string(sweep_dir.join("report.html")).unwrap();
+    assert_eq!(html.matches("<tr><td>").count(), 2, "one row per run");
+    let _ = std::fs::remove_dir_all(&sweep_dir);
 }
 
 #[test]
