@@ -30,6 +30,9 @@ pub struct SimArgs {
     /// Nominal block size in bytes.
     #[arg(long, value_name = "BYTES")]
     block_size: Option<u64>,
+    /// Spread of block sizes (a normal standard deviation, bytes; 0 = every block nominal).
+    #[arg(long, value_name = "BYTES")]
+    block_size_sd: Option<f64>,
     /// How blocks travel: `announce` (header, then fetched) or `push` (whole, to every peer).
     #[arg(long, value_enum)]
     relay: Option<RelayArg>,
@@ -68,6 +71,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         blocks: args.blocks,
         interval_s: args.interval,
         block_bytes: args.block_size,
+        block_bytes_sd: args.block_size_sd,
         relay: args.relay.map(|r| match r {
             RelayArg::Announce => Relay::Announce,
             RelayArg::Push => Relay::Push,
@@ -88,7 +92,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     if let Some(dir) = &args.out {
-        let csv = blocks_csv(sim.recorder(), summary.results.block_bytes);
+        let csv = blocks_csv(sim.recorder());
         let svg = reception_cdf_svg(sim.recorder(), &summary.results)?;
         let title = format!("chainsim sim --scenario {}", summary.results.scenario);
         let html = report_html(&title, &[("run".to_string(), &summary)], &[&svg]);

@@ -86,10 +86,57 @@ fn pool_nodes(spec: &MiningSpec, n: usize, rng: &mut fastrand::Rng) -> Vec<usize
 
 /// A normal draw (Box–Muller), cut at 1% of the mean so that no node has no power.
 fn normal(rng: &mut fastrand::Rng, mean: f64, sd: f64) -> f64 {
+    (mean + sd * standard_normal(rng)).max(mean * 0.01)
+}
+
+/// A draw from the standard normal distribution (Box–Muller).
+fn standard_normal(rng: &mut fastrand::Rng) -> f64 {
     let u1 = 1.0 - rng.f64();
     let u2 = rng.f64();
-    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-    (mean + sd * z).max(mean * 0.01)
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// The size of each block the run mines: the scenario's nominal size, or a draw around it.
+#[derive(Debug)]
+pub struct BlockSizes {
+    mean: u64,
+    sd: f64,
+    rng: fastrand::Rng,
+    /// Sizes by Merkle root: a message carrying a block is charged without hashing it.
+    by_root: std::collections::HashMap<chainsim_primitives::MerkleRoot, u64>,
+}
+
+impl BlockSizes {
+    /// Sizes for `spec`, drawn from `seed`.
+    pub fn new(spec: &MiningSpec, seed: u64) -> Self {
+        Self {
+            mean: spec.block_bytes,
+            sd: spec.block_bytes_sd,
+            rng: fastrand::Rng::with_seed(seed),
+            by_root: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Draws the size of a newly mined block and remembers it.
+    pub fn draw(&mut self, block: &chainsim_primitives::Block) -> u64 {
+        let size = if self.sd == 0.0 {
+            self.mean
+        } else {
+            let x = self.mean as f64 + self.sd * standard_normal(&mut self.rng);
+            x.clamp(1.0, 2.0 * self.mean as f64).round() as u64
+        };
+        self.by_root.insert(block.header.merkle_root, size);
+        size
+    }
+
+    /// The size a block was given (the nominal size for one not mined in this run, such
+    /// as genesis).
+    pub fn of(&self, block: &chainsim_primitives::Block) -> u64 {
+        self.by_root
+            .get(&block.header.merkle_root)
+            .copied()
+            .unwrap_or(self.mean)
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +147,7 @@ mod tests {
         MiningSpec {
             interval_s: 10.0,
             block_bytes: 1,
+            block_bytes_sd: 0.0,
             pool_shares: shares,
             pool_nodes: vec![],
             power_mean: 1.0,
@@ -123,5 +171,41 @@ mod tests {
         let frac = first as f64 / n as f64;
         assert!((frac - 0.75).abs() < 0.02, "share {frac}");
         assert!((m.share(big) - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn block_sizes_are_fixed_or_drawn_around_the_nominal_size() {
+        let block = |n: u8| {
+            let mut b =
+                chainsim_primitives::genesis_block(chainsim_primitives::CompactTarget::from_leading_zero_bits(1));
+            b.header.merkle_root = chainsim_primitives::MerkleRoot([n; 32]);
+            b
+        };
+        let mut fixed = BlockSizes::new(
+            &MiningSpec {
+                block_bytes: 500_000,
+                ..spec(vec![])
+            },
+            1,
+        );
+        assert_eq!(fixed.draw(&block(1)), 500_000);
+        let drawn_spec = MiningSpec {
+            block_bytes: 500_000,
+            block_bytes_sd: 100_000.0,
+            ..spec(vec![])
+        };
+        let mut drawn = BlockSizes::new(&drawn_spec, 7);
+        let sizes: Vec<u64> = (0..200u8).map(|n| drawn.draw(&block(n))).collect();
+        let mean = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
+        assert!((mean - 500_000.0).abs() < 30_000.0, "mean {mean}");
+        assert!(
+            sizes.iter().all(|&s| (1..=1_000_000).contains(&s)),
+            "cut at 1 byte and twice the mean"
+        );
+        assert!(sizes.iter().any(|&s| s != sizes[0]), "sizes vary");
+        assert_eq!(drawn.of(&block(3)), sizes[3], "a block keeps its size");
+        assert_eq!(drawn.of(&block(250)), 500_000, "an unknown block is nominal");
+        let mut again = BlockSizes::new(&drawn_spec, 7);
+        assert_eq!(again.draw(&block(0)), sizes[0], "the same seed, the same sizes");
     }
 }

@@ -26,6 +26,8 @@ pub struct BlockRecord {
     pub receptions: Vec<Micros>,
     /// Whether it is in the final best chain (set at the end).
     pub in_best_chain: bool,
+    /// Its size as the bandwidth model charged it.
+    pub bytes: u64,
 }
 
 /// Watches the run.
@@ -42,7 +44,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// `miner` mined block `hash` at `at`.
-    pub fn mined(&mut self, hash: BlockHash, height: u64, miner: usize, at: Micros) {
+    pub fn mined(&mut self, hash: BlockHash, height: u64, miner: usize, at: Micros, bytes: u64) {
         self.index.insert(hash, self.blocks.len());
         self.blocks.push(BlockRecord {
             hash,
@@ -51,6 +53,7 @@ impl Recorder {
             mined_at: at,
             receptions: Vec::new(),
             in_best_chain: false,
+            bytes,
         });
     }
 
@@ -248,7 +251,7 @@ pub struct Summary {
 }
 
 /// `blocks.csv`: one row per mined block.
-pub fn blocks_csv(recorder: &Recorder, block_bytes: u64) -> String {
+pub fn blocks_csv(recorder: &Recorder) -> String {
     let mut out = String::from(
         "hash,height,miner,mined_s,size_bytes,in_best_chain,reached,reception_p50_ms,reception_p90_ms,reception_max_ms\n",
     );
@@ -262,7 +265,7 @@ pub fn blocks_csv(recorder: &Recorder, block_bytes: u64) -> String {
             b.height,
             b.miner,
             b.mined_at as f64 / 1e6,
-            block_bytes,
+            b.bytes,
             b.in_best_chain,
             d.count,
             d.p50,

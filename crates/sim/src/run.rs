@@ -24,7 +24,7 @@ use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr,
 use chainsim_primitives::CompactTarget;
 use chainsim_primitives::pow::search_nonce;
 
-use crate::mining::Miners;
+use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
 use crate::queue::{EventQueue, Micros};
 use crate::results::{Recorder, Results, Summary, Tally};
@@ -80,7 +80,9 @@ struct World {
     broken: HashSet<(usize, PeerId)>,
     index: HashMap<PeerAddr, usize>,
     recorder: Recorder,
-    block_bytes: u64,
+    sizes: BlockSizes,
+    /// Size of the block being mined, for the recorder.
+    mined_bytes: u64,
     messages: u64,
     bytes: u64,
     inputs: u64,
@@ -116,7 +118,10 @@ impl Effects for Carrier<'_> {
                 height,
                 mined_here: true,
                 ..
-            } => self.w.recorder.mined(hash, height, self.node, now),
+            } => {
+                let bytes = self.w.mined_bytes;
+                self.w.recorder.mined(hash, height, self.node, now, bytes);
+            }
             Event::Block { hash, .. } => self.w.recorder.received(&hash, now),
             Event::Reorg { disconnected, .. } => self.w.recorder.reorg(disconnected.len()),
             _ => {}
@@ -146,7 +151,8 @@ impl World {
     }
 
     fn route(&mut self, from: usize, link: PeerId, msg: Message) {
-        let bytes = message_bytes(&msg, self.block_bytes);
+        let sizes = &self.sizes;
+        let bytes = message_bytes(&msg, |b| sizes.of(b));
         self.messages += 1;
         self.bytes += bytes;
         let Some((to, olink)) = self.pairs.other(from, link) else {
@@ -276,7 +282,8 @@ impl Simulation {
             broken: HashSet::new(),
             index,
             recorder: Recorder::default(),
-            block_bytes: scenario.mining.block_bytes,
+            sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
+            mined_bytes: 0,
             messages: 0,
             bytes: 0,
             inputs: 0,
@@ -404,6 +411,7 @@ impl Simulation {
         if let Some((nonce, _)) = search_nonce(&block.header, &target, 0, u64::MAX) {
             block.header.nonce = nonce;
         }
+        self.world.mined_bytes = self.world.sizes.draw(&block);
         match self.command(node, Command::MinedBlock(block)) {
             Reply::Block(Ok(outcome)) if outcome.height >= self.scenario.blocks => self.mining = false,
             Reply::Block(Ok(_)) => {}

@@ -138,8 +138,13 @@ pub struct TopologySpec {
 pub struct MiningSpec {
     /// Expected seconds between blocks (network-wide).
     pub interval_s: f64,
-    /// Nominal size of every block in bytes, charged by the bandwidth model.
+    /// Nominal size of a block in bytes, charged by the bandwidth model.
     pub block_bytes: u64,
+    /// Spread of block sizes in bytes: each block's size is drawn from a normal
+    /// distribution around `block_bytes` with this standard deviation, cut at 1 byte and
+    /// at twice `block_bytes`; 0 (the default) makes every block exactly `block_bytes`.
+    #[serde(default)]
+    pub block_bytes_sd: f64,
     /// Hash-power shares of mining pools, each run by one node (normalised). When empty,
     /// every node mines with a power drawn from `power_mean`/`power_sd`.
     #[serde(default)]
@@ -185,6 +190,8 @@ pub struct Overrides {
     pub interval_s: Option<f64>,
     /// `--block-size` (bytes).
     pub block_bytes: Option<u64>,
+    /// `--block-size-sd` (bytes).
+    pub block_bytes_sd: Option<f64>,
     /// `--relay`.
     pub relay: Option<Relay>,
     /// `--seed`.
@@ -236,6 +243,9 @@ impl Scenario {
         }
         if let Some(v) = o.interval_s {
             self.mining.interval_s = v;
+        }
+        if let Some(v) = o.block_bytes_sd {
+            self.mining.block_bytes_sd = v;
         }
         if let Some(v) = o.block_bytes {
             self.mining.block_bytes = v;
@@ -339,6 +349,9 @@ impl TopologySpec {
 
 impl MiningSpec {
     fn validate(&self, nodes: usize) -> Result<(), String> {
+        if !(self.block_bytes_sd.is_finite() && self.block_bytes_sd >= 0.0) {
+            return Err("mining.block_bytes_sd must be a number of at least 0".into());
+        }
         if !self.pool_shares.is_empty() {
             if self.pool_shares.iter().any(|s| !(s.is_finite() && *s >= 0.0))
                 || self.pool_shares.iter().sum::<f64>() <= 0.0

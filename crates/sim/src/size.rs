@@ -8,7 +8,7 @@
 //! not validate thousands of synthetic transactions.
 
 use chainsim_core::Message;
-use chainsim_primitives::Header;
+use chainsim_primitives::{Block, Header};
 
 /// Bitcoin's message header: magic, command, length, checksum.
 const ENVELOPE: u64 = 24;
@@ -19,8 +19,8 @@ const ADDR_ENTRY: u64 = 30;
 /// A version message's payload, about.
 const HELLO: u64 = 110;
 
-/// Bytes of `msg` on the wire, with block bodies counted at `block_bytes` each.
-pub fn message_bytes(msg: &Message, block_bytes: u64) -> u64 {
+/// Bytes of `msg` on the wire, with each block body counted at `block_bytes(block)`.
+pub fn message_bytes(msg: &Message, block_bytes: impl Fn(&Block) -> u64) -> u64 {
     let n = |len: usize| len as u64;
     ENVELOPE
         + match msg {
@@ -34,8 +34,8 @@ pub fn message_bytes(msg: &Message, block_bytes: u64) -> u64 {
                 1 + INV_ENTRY * n(blocks.len() + txs.len())
             }
             Message::Txs { txs } => txs.iter().map(|t| t.encoded_len() as u64).sum(),
-            Message::Block { .. } => block_bytes,
+            Message::Block { block } => block_bytes(&block.0),
             Message::GetBlocks { locator, .. } => 4 + 1 + 32 * n(locator.len()) + 32,
-            Message::Blocks { blocks, .. } => block_bytes * n(blocks.len()),
+            Message::Blocks { blocks, .. } => blocks.iter().map(|b| block_bytes(&b.0)).sum(),
         }
 }
