@@ -58,6 +58,10 @@ enum Ev {
     DialFailed { node: usize, addr: PeerAddr },
     /// A node's deadline (live while it equals the node's recorded deadline).
     Timer { node: usize },
+    /// Nodes below `split` and the others can no longer reach each other.
+    Partition { split: usize },
+    /// The partition ends.
+    Heal,
 }
 
 /// One simulated node: its core and the deadline it asked for.
@@ -81,6 +85,8 @@ struct World {
     index: HashMap<PeerAddr, usize>,
     recorder: Recorder,
     sizes: BlockSizes,
+    /// While a partition lasts: nodes below this number are cut off from the others.
+    partition: Option<usize>,
     /// Size of the block being mined, for the recorder.
     mined_bytes: u64,
     messages: u64,
@@ -138,8 +144,14 @@ impl World {
         self.queue.push(at.max(self.now), ev);
     }
 
+    /// Whether a partition now keeps `a` and `b` apart.
+    fn apart(&self, a: usize, b: usize) -> bool {
+        self.partition.is_some_and(|split| (a < split) != (b < split))
+    }
+
     fn dial(&mut self, from: usize, addr: PeerAddr) {
-        let Some(&to) = self.index.get(&addr) else {
+        let reachable = self.index.get(&addr).copied().filter(|&to| !self.apart(from, to));
+        let Some(to) = reachable else {
             self.schedule(self.now + FAIL_AFTER_MS * 1000, Ev::DialFailed { node: from, addr });
             return;
         };
@@ -158,6 +170,10 @@ impl World {
         let Some((to, olink)) = self.pairs.other(from, link) else {
             return;
         };
+        if self.apart(from, to) {
+            self.dropped += 1;
+            return;
+        }
         if !self.broken.is_empty() && self.broken.contains(&(from, link)) {
             return;
         }
@@ -283,6 +299,7 @@ impl Simulation {
             index,
             recorder: Recorder::default(),
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
+            partition: None,
             mined_bytes: 0,
             messages: 0,
             bytes: 0,
@@ -331,6 +348,12 @@ impl Simulation {
     pub fn mine_blocks_with(&mut self, mut progress: impl FnMut(u64, u64)) {
         self.mining = true;
         self.schedule_next_block();
+        let now = self.world.now;
+        for p in &self.scenario.partitions {
+            let split = ((p.share * self.nodes.len() as f64).round() as usize).clamp(1, self.nodes.len() - 1);
+            self.world.queue.push(now + seconds(p.at_s), Ev::Partition { split });
+            self.world.queue.push(now + seconds(p.heal_s), Ev::Heal);
+        }
         let mut seen = 0;
         while self.mining && self.step() {
             let mined = self.world.recorder.blocks.len();
@@ -381,6 +404,8 @@ impl Simulation {
                 let reason = format!("no node listens at {addr}");
                 self.input(node, Input::DialFailed { addr, reason });
             }
+            Ev::Partition { split } => self.world.partition = Some(split),
+            Ev::Heal => self.world.partition = None,
             Ev::Timer { node } => {
                 if self.nodes[node].deadline == Some(at) {
                     self.nodes[node].deadline = None;
@@ -392,7 +417,9 @@ impl Simulation {
     }
 
     fn arrive(&mut self, node: usize, link: PeerId, msg: Message) {
-        if !self.world.open.contains(&(node, link)) {
+        let from = self.world.pairs.other(node, link).map(|(n, _)| n);
+        let cut_off = from.is_some_and(|from| self.world.apart(from, node));
+        if cut_off || !self.world.open.contains(&(node, link)) {
             self.world.dropped += 1;
             return;
         }

@@ -83,6 +83,24 @@ pub struct Scenario {
     pub topology: TopologySpec,
     /// Who mines, how often, how big the blocks are.
     pub mining: MiningSpec,
+    /// Partitions at given times (none by default).
+    #[serde(default)]
+    pub partitions: Vec<PartitionSpec>,
+}
+
+/// A partition at a given time: the nodes split in two and nothing crosses between the
+/// halves — messages in flight or sent are lost and dials fail — until it heals. Links stay
+/// up, as TCP connections survive a short outage; the cores recover by their own timeouts
+/// and catch-up once messages get through again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    /// When it starts, virtual seconds after mining starts.
+    pub at_s: f64,
+    /// When it heals, virtual seconds after mining starts.
+    pub heal_s: f64,
+    /// The share of the nodes on one side: those numbered below `share × nodes`.
+    pub share: f64,
 }
 
 /// Regions, latency, bandwidth, processing, loss.
@@ -285,6 +303,12 @@ impl Scenario {
         if ![self.warmup_s, self.quiet_s].into_iter().all(non_negative) {
             return Err(self.invalid("warmup_s and quiet_s must be non-negative"));
         }
+        for p in &self.partitions {
+            let ok = non_negative(p.at_s) && p.heal_s.is_finite() && p.heal_s > p.at_s;
+            if !(ok && p.share > 0.0 && p.share < 1.0) {
+                return Err(self.invalid("a partition needs 0 <= at_s < heal_s and 0 < share < 1"));
+            }
+        }
         self.network.validate().map_err(|m| self.invalid(m))?;
         self.topology.validate(self.nodes).map_err(|m| self.invalid(m))?;
         self.mining.validate(self.nodes).map_err(|m| self.invalid(m))
@@ -415,5 +439,16 @@ mod tests {
             ..Default::default()
         });
         assert!(e.unwrap_err().to_string().contains("interval_s"));
+        let mut s = Scenario::load("classroom").unwrap();
+        for (at_s, heal_s, share) in [
+            (10.0, 5.0, 0.5),
+            (0.0, 5.0, 1.0),
+            (-1.0, 5.0, 0.5),
+            (0.0, f64::NAN, 0.5),
+        ] {
+            s.partitions = vec![PartitionSpec { at_s, heal_s, share }];
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("partition") && !e.contains('\n'), "{e}");
+        }
     }
 }

@@ -212,3 +212,41 @@ fn the_same_scenario_and_seed_give_byte_identical_results() {
     assert_eq!(a, run(7));
     assert_ne!(a, run(8));
 }
+
+/// A partition splits the network for a while: both halves mine their own branch, so blocks
+/// go stale and nodes reorganise deeper than any race does; after it heals the next blocks
+/// bring everyone onto one tip again.
+#[test]
+fn a_partition_forks_the_network_and_healing_joins_it_again() {
+    let base = || {
+        let mut s = Scenario::load("classroom").unwrap();
+        s.blocks = 40;
+        s
+    };
+    let mut whole = Simulation::new(base());
+    let whole = whole.run();
+    let mut split = base();
+    // Ten block intervals apart, from the fifth block's time on.
+    split.partitions = vec![chainsim_sim::scenario::PartitionSpec {
+        at_s: 50.0,
+        heal_s: 150.0,
+        share: 0.5,
+    }];
+    let mut sim = Simulation::new(split);
+    let r = sim.run();
+    assert!(
+        r.stale_blocks > whole.stale_blocks + 2,
+        "{} stale against {}",
+        r.stale_blocks,
+        whole.stale_blocks
+    );
+    let deepest = |r: &Results| r.reorg_depths.keys().max().copied().unwrap_or(0);
+    assert!(deepest(&r) >= 2, "reorganisations {:?}", r.reorg_depths);
+    assert!(
+        deepest(&r) > deepest(&whole),
+        "{:?} against {:?}",
+        r.reorg_depths,
+        whole.reorg_depths
+    );
+    assert_eq!(r.tips_at_end, 1, "healed: one tip");
+}
