@@ -73,6 +73,34 @@ async fn a_delayed_link_delays_arrival_by_at_least_its_latency() {
     assert!(metrics.contains("chainsim_block_propagation_ms_count 1"), "{metrics}");
 }
 
+/// `--latency` and `--jitter` are the defaults of every link a node opens or accepts; a
+/// `PUT` changes one link and leaves the others on the defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_conditions_are_every_link_s_defaults() {
+    let a = TestNode::start("A", &[]).await;
+    let c = TestNode::start("C", &[]).await;
+    let extra = ["--latency", "50", "--jitter", "5"].map(String::from).to_vec();
+    let b = TestNode::start_with("B", free_port(), vec![a.addr(), c.addr()], extra).await;
+    b.wait_connected(&a.addr()).await;
+    b.wait_connected(&c.addr()).await;
+    for other in [&a, &c] {
+        let link = shown_link(&b, other).await;
+        assert_eq!(
+            (link["latency_ms"].as_u64(), link["jitter_ms"].as_u64()),
+            (Some(50), Some(5)),
+            "{link}"
+        );
+    }
+    set_link(&b, &a, json!({"loss": 0.5})).await;
+    assert_eq!(shown_link(&b, &a).await["loss"], 0.5);
+    assert_eq!(
+        shown_link(&b, &a).await["latency_ms"],
+        50,
+        "unchanged fields keep the defaults"
+    );
+    assert_eq!(shown_link(&b, &c).await["loss"], 0.0);
+}
+
 /// Both ends cut the A-B link (`PUT .../link {"cut": true}`) while both mine by interval:
 /// two chains grow, two tips. Restored, one more block makes one tip, and the losing node
 /// counts its branch as stale blocks and a reorganisation as deep as that branch.
