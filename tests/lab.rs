@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, TestNode, eventually, free_port};
+use common::{EXE, PATIENCE, TestNode, eventually, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -242,4 +242,94 @@ async fn a_partition_of_five_heals_into_one_tip_with_transactions_returned() {
     let s = pair[0].status().await;
     assert_eq!(u64_of(&s, "deepest_reorg"), 1, "{s}");
     assert!(u64_of(&s, "stale_blocks") >= 1, "{s}");
+}
+
+/// A `chainsim dashboard` process, killed on drop.
+struct Dashboard(std::process::Child);
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The control room's server-side lab calls on real nodes: `/api/link` sets both ends of a
+/// link, `/api/mining` a node's mode, `/api/partition` cuts every link between the groups
+/// and, with `"cut": false`, restores them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_room_sets_links_partitions_and_mining_on_both_ends() {
+    let a = TestNode::start("A", &[]).await;
+    let b = TestNode::start("B", &[&a]).await;
+    a.wait_connected(&b.addr()).await;
+    let port = free_port();
+    let child = std::process::Command::new(EXE)
+        .args(["dashboard", "--port", &port.to_string(), "--node", &a.addr()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _dashboard = Dashboard(child);
+    let http = common::client();
+    let base = format!("http://127.0.0.1:{port}");
+    let page = || async { http.get(format!("{base}/")).send().await.ok()?.text().await.ok() };
+    eventually("the dashboard to serve", PATIENCE, || async { page().await.is_some() }).await;
+    let html = page().await.unwrap();
+    let token = html
+        .split(r#"name="chainsim-token" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    eventually("the dashboard to find B", PATIENCE, || async {
+        let state = http.get(format!("{base}/api/state")).send().await;
+        let text = match state {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        text.contains(&b.addr())
+    })
+    .await;
+    let post = |path: &'static str, body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let resp = http
+                .post(format!("{base}{path}"))
+                .header("origin", base.as_str())
+                .header("x-chainsim-token", token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            assert_eq!(status, 200, "POST {path} {body}: {v}");
+            v
+        }
+    };
+
+    post("/api/link", json!({"a": a.addr(), "b": b.addr(), "latency_ms": 120})).await;
+    assert_eq!(shown_link(&a, &b).await["latency_ms"], 120);
+    assert_eq!(shown_link(&b, &a).await["latency_ms"], 120);
+
+    let v = post(
+        "/api/mining",
+        json!({"node": b.addr(), "mode": "interval", "block_time_s": 3600}),
+    )
+    .await;
+    assert_eq!(v["mining"]["mode"], "interval", "{v}");
+    assert_eq!(b.status().await["mining_schedule"]["block_time_s"], 3600.0);
+
+    let groups = json!([[a.addr()], [b.addr()]]);
+    let v = post("/api/partition", json!({"groups": groups})).await;
+    assert_eq!(v["links"], 1, "{v}");
+    assert_eq!(a.peer_state(&b.addr()).await.as_deref(), Some("blocked"));
+    assert_eq!(b.peer_state(&a.addr()).await.as_deref(), Some("blocked"));
+    post("/api/partition", json!({"groups": groups, "cut": false})).await;
+    a.wait_connected(&b.addr()).await;
+    assert_eq!(
+        shown_link(&a, &b).await["latency_ms"],
+        120,
+        "a heal keeps the other conditions"
+    );
 }

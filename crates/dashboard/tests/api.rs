@@ -152,6 +152,9 @@ async fn state_changes_need_same_origin_and_token() {
         "/api/nodes/127.0.0.1:5000/sync",
         "/api/nodes/127.0.0.1:5000/stop",
         "/api/nodes/127.0.0.1:5000/start",
+        "/api/link",
+        "/api/partition",
+        "/api/mining",
     ] {
         for (what, origin, token) in &cases {
             let mut req = Request::post(uri).header(header::HOST, HOST);

@@ -610,8 +610,10 @@ impl<S: ChainStore> Driver<S> {
             self.answer(id, reply);
         }
         // One scheduled block waits at a time: a schedule faster than the search would
-        // otherwise pile requests up.
-        if drained.start_mining && !self.mine_queue.iter().any(|r| matches!(r, MineRequest::Scheduled)) {
+        // otherwise pile requests up. Nothing is mined by schedule before the initial sync
+        // is over: it would build on an old tip and only make stale blocks.
+        let scheduled = self.mine_queue.iter().any(|r| matches!(r, MineRequest::Scheduled));
+        if drained.start_mining && !scheduled && *self.shared.ready.borrow() {
             self.mine_queue.push_back(MineRequest::Scheduled);
         }
         let node = &self.node;
