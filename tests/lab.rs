@@ -73,6 +73,24 @@ async fn a_delayed_link_delays_arrival_by_at_least_its_latency() {
     assert!(metrics.contains("chainsim_block_propagation_ms_count 1"), "{metrics}");
 }
 
+/// A 200 bytes/s link on A's side: the announcement of a transaction (over 68 bytes) and
+/// then the transaction itself (over 100) queue at that rate, so B holds it no sooner
+/// than half a second after A took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_link_holds_messages_back_at_its_bandwidth() {
+    let a = TestNode::start("A", &[]).await;
+    let b = TestNode::start("B", &[&a]).await;
+    a.wait_connected(&b.addr()).await;
+    b.wait_connected(&a.addr()).await;
+    set_link(&a, &b, json!({"bandwidth_bps": 200})).await;
+    let sent = Instant::now();
+    let txid = a.send_tx("Alice", "Bob", 8).await;
+    b.wait_pending(&txid).await;
+    let took = sent.elapsed();
+    eprintln!("transaction A -> B over a 200 B/s link: {took:?}");
+    assert!(took >= Duration::from_millis(500), "B held it after {took:?}");
+}
+
 /// `--latency` and `--jitter` are the defaults of every link a node opens or accepts; a
 /// `PUT` changes one link and leaves the others on the defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -500,30 +500,14 @@ async fn api_partition(State(st): State<AppState>, body: Bytes) -> ApiResult {
         Some(Value::Bool(c)) => *c,
         Some(_) => return Err(ApiError::invalid("cut must be true or false")),
     };
-    let Some(Value::Array(groups)) = obj.get("groups") else {
-        return Err(ApiError::invalid("groups must be a list of lists of nodes"));
-    };
-    let mut parsed: Vec<Vec<PeerAddr>> = Vec::new();
-    for group in groups {
-        let Value::Array(members) = group else {
-            return Err(ApiError::invalid("each group must be a list of nodes"));
-        };
-        let mut g = Vec::new();
-        for m in members {
-            let raw = m
-                .as_str()
-                .ok_or_else(|| ApiError::invalid("a node must be HOST:PORT text"))?;
-            g.push(known_node(&st, raw)?);
-        }
-        parsed.push(g);
-    }
+    let groups = parse_groups(&st, obj.get("groups"))?;
     let change = LinkRequest {
         cut: Some(cut),
         ..LinkRequest::default()
     };
     let mut links = 0;
-    for (i, left) in parsed.iter().enumerate() {
-        for right in parsed.iter().skip(i + 1) {
+    for (i, left) in groups.iter().enumerate() {
+        for right in groups.iter().skip(i + 1) {
             for a in left {
                 for b in right.iter().filter(|b| *b != a) {
                     set_both_ends(&st, a, b, &change).await?;
@@ -533,6 +517,30 @@ async fn api_partition(State(st): State<AppState>, body: Bytes) -> ApiResult {
         }
     }
     Ok(Json(json!({ "ok": true, "cut": cut, "links": links })))
+}
+
+/// `groups` as lists of known nodes.
+fn parse_groups(st: &AppState, groups: Option<&Value>) -> Result<Vec<Vec<PeerAddr>>, ApiError> {
+    let Some(Value::Array(groups)) = groups else {
+        return Err(ApiError::invalid("groups must be a list of lists of nodes"));
+    };
+    groups
+        .iter()
+        .map(|group| {
+            let Value::Array(members) = group else {
+                return Err(ApiError::invalid("each group must be a list of nodes"));
+            };
+            members
+                .iter()
+                .map(|m| {
+                    let raw = m
+                        .as_str()
+                        .ok_or_else(|| ApiError::invalid("a node must be HOST:PORT text"))?;
+                    known_node(st, raw)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// `POST /api/mining {"node": "HOST:PORT", "mode", "block_time_s"?, "share"?}`: a node's
