@@ -96,6 +96,116 @@ struct NodeArgs {
     /// without a request in progress; a request in progress is never cut.
     #[arg(long, default_value_t = ServeLimits::default().max_connections, value_name = "N")]
     max_connections: usize,
+    #[command(flatten)]
+    link: LinkArgs,
+    #[command(flatten)]
+    mining: MiningArgs,
+}
+
+/// Conditions every peer link starts with (each can be changed with `PUT /peers/{addr}/link`).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct LinkArgs {
+    /// One-way delay added to every message this node sends, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    latency: u64,
+    /// Up to this many milliseconds more, drawn per message.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    jitter: u64,
+    /// Fraction of messages dropped, 0 to 1.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    loss: f64,
+    /// Bytes per second each link carries (0: unlimited).
+    #[arg(long, default_value_t = 0, value_name = "BPS")]
+    bandwidth: u64,
+}
+
+impl LinkArgs {
+    fn conditions(&self) -> chainsim_core::LinkConditions {
+        chainsim_core::LinkConditions {
+            latency_ms: self.latency,
+            jitter_ms: self.jitter,
+            loss: self.loss,
+            bandwidth_bps: self.bandwidth,
+            cut: false,
+        }
+    }
+
+    /// The same flags for a child `chainsim node`.
+    fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (flag, value, zero) in [
+            ("--latency", self.latency.to_string(), self.latency == 0),
+            ("--jitter", self.jitter.to_string(), self.jitter == 0),
+            ("--loss", self.loss.to_string(), self.loss == 0.0),
+            ("--bandwidth", self.bandwidth.to_string(), self.bandwidth == 0),
+        ] {
+            if !zero {
+                v.extend([flag.to_string(), value]);
+            }
+        }
+        v
+    }
+}
+
+/// `--mine`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum MineMode {
+    /// Only when asked (`/mine`), as the original.
+    #[default]
+    Manual,
+    /// One block every --block-time seconds.
+    Interval,
+    /// Blocks as a Poisson process: expected time between this node's blocks is
+    /// --block-time / --share.
+    Auto,
+}
+
+/// When a node mines by itself (changeable with `POST /mining`).
+#[derive(clap::Args, Debug, Clone, Default)]
+struct MiningArgs {
+    /// manual (only on /mine), interval (every --block-time s) or auto (Poisson).
+    #[arg(long, value_enum, default_value_t = MineMode::Manual)]
+    mine: MineMode,
+    /// Seconds between blocks (interval), or the whole network's expected block interval (auto).
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    block_time: f64,
+    /// This node's share of the network's hash power, above 0 and at most 1 (auto).
+    #[arg(long, value_name = "F")]
+    share: Option<f64>,
+}
+
+impl MiningArgs {
+    fn mode(&self) -> anyhow::Result<chainsim_core::MiningMode> {
+        let time = std::time::Duration::try_from_secs_f64(self.block_time)
+            .map_err(|_| anyhow::anyhow!("--block-time must be a positive number of seconds"))?;
+        Ok(match self.mine {
+            MineMode::Manual => chainsim_core::MiningMode::Manual,
+            MineMode::Interval => chainsim_core::MiningMode::Interval { every: time },
+            MineMode::Auto => chainsim_core::MiningMode::Auto {
+                network_interval: time,
+                share: self.share.unwrap_or(1.0),
+            },
+        })
+    }
+
+    /// The same flags for the demo's `nodes` children: in auto mode without --share, the
+    /// hash power is split evenly.
+    fn to_args(&self, nodes: u16) -> Vec<String> {
+        let name = match self.mine {
+            MineMode::Manual => return Vec::new(),
+            MineMode::Interval => "interval",
+            MineMode::Auto => "auto",
+        };
+        let share = self.share.unwrap_or(1.0 / f64::from(nodes.max(1)));
+        vec![
+            "--mine".into(),
+            name.into(),
+            "--block-time".into(),
+            self.block_time.to_string(),
+            "--share".into(),
+            share.to_string(),
+        ]
+    }
 }
 
 /// `--relay`.
@@ -135,6 +245,33 @@ struct DemoArgs {
     /// Where the nodes keep their data and logs.
     #[arg(long, default_value = "./data", value_name = "DIR")]
     data_dir: PathBuf,
+    /// The lab preset: every node mines by itself (auto, a block every 10 s across the
+    /// network, hash power split evenly) over 300 ms links, so forks come on their own.
+    /// Explicit --mine, --block-time and --latency flags win.
+    #[arg(long)]
+    lab: bool,
+    #[command(flatten)]
+    link: LinkArgs,
+    #[command(flatten)]
+    mining: MiningArgs,
+}
+
+impl DemoArgs {
+    /// Flags for every node: the link and mining flags, with the --lab preset filling in.
+    fn node_args(&self) -> Vec<String> {
+        let (mut link, mut mining) = (self.link.clone(), self.mining.clone());
+        if self.lab {
+            if link.latency == 0 {
+                link.latency = 300;
+            }
+            if mining.mine == MineMode::Manual {
+                mining.mine = MineMode::Auto;
+            }
+        }
+        let mut args = link.to_args();
+        args.extend(mining.to_args(self.nodes));
+        args
+    }
 }
 
 fn main() -> ExitCode {
@@ -195,6 +332,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Relay::Announce => chainsim_core::RelayMode::Announce,
                     Relay::Push => chainsim_core::RelayMode::Push,
                 },
+                link_defaults: a.link.conditions(),
+                mining: a.mining.mode()?,
             };
             chainsim_node::run(opts, shutdown_signal(), |_| {}).await.map_err(|e| {
                 if e.suggests_resync() && !e.to_string().contains("--resync") {
@@ -217,7 +356,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(a) => {
+            let node_args = a.node_args();
             let cfg = chainsim_dashboard::DemoConfig {
+                node_args,
                 nodes: usize::from(a.nodes),
                 base_port: a.base_port,
                 dashboard_port: a.dashboard_port,

@@ -37,6 +37,32 @@ fn bad_node_settings_fail_with_one_line_and_touch_nothing() {
             vec!["node", "--port", "0", "--data-dir", d, "--miner", " bob"],
             "must not begin or end with whitespace",
         ),
+        (
+            vec!["node", "--port", "0", "--data-dir", d, "--loss", "1.5"],
+            "loss must be",
+        ),
+        (
+            vec!["node", "--port", "0", "--data-dir", d, "--latency", "3600000"],
+            "latency_ms must be at most",
+        ),
+        (
+            vec!["node", "--port", "0", "--data-dir", d, "--mine", "auto", "--share", "0"],
+            "share must be",
+        ),
+        (
+            vec![
+                "node",
+                "--port",
+                "0",
+                "--data-dir",
+                d,
+                "--mine",
+                "interval",
+                "--block-time",
+                "0",
+            ],
+            "block time must be",
+        ),
     ] {
         let (ok, stderr) = run(&args);
         assert!(!ok, "{args:?} succeeded");
@@ -56,6 +82,8 @@ fn malformed_flags_are_refused_by_the_parser() {
         vec!["node", "--port", "abc"],
         vec!["node", "--port", "70000"],
         vec!["demo", "--nodes", "0"],
+        vec!["node", "--mine", "sometimes"],
+        vec!["node", "--latency", "-5"],
         vec!["bench", "nope"],
         vec!["no-such-command"],
     ] {

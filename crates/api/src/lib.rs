@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod chain;
 pub mod events;
+pub mod lab;
 pub mod node;
 
 pub use chain::{
@@ -22,6 +23,7 @@ pub use chain::{
     TxLookup, TxStatus, TxView,
 };
 pub use events::{BlockEvent, MiningEvent, PeerEvent, ReorgEvent, TipEvent, TxEvent};
+pub use lab::{LinkAnswer, LinkConditionsView, LinkRequest, MiningModeName, MiningRequest, MiningView};
 pub use node::{ErrorAnswer, PeerDirection, PeerState, PeerView, PeersAnswer, ResolveAnswer, StatusView};
 
 /// Port of the first node, as in the original (`chainsim node`, `chainsim demo`).

@@ -4,13 +4,18 @@
 use chainsim_primitives::{BlockHash, PeerAddr};
 use serde::{Deserialize, Serialize};
 
+use crate::lab::{LinkConditionsView, MiningView};
+
 /// `GET /status`, and the data of the first `hello` event of `GET /events`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     /// The address the node announces to peers, `HOST:PORT`.
     pub address: PeerAddr,
     /// Blocks this node mined since it started.
     pub blocks_mined: u64,
+    /// Deepest reorganisation seen, in blocks disconnected.
+    #[serde(default)]
+    pub deepest_reorg: u64,
     /// Hash of the network's genesis block.
     pub genesis: BlockHash,
     /// Height of the best tip (genesis 0).
@@ -25,6 +30,9 @@ pub struct StatusView {
     pub miner: String,
     /// Whether a block is being mined now.
     pub mining: bool,
+    /// When the node mines by itself, and how often it has.
+    #[serde(default)]
+    pub mining_schedule: MiningView,
     /// Name of the network.
     pub network: String,
     /// Blocks waiting for their parent.
@@ -35,10 +43,16 @@ pub struct StatusView {
     pub pending: u64,
     /// The port the node listens on.
     pub port: u16,
+    /// Median milliseconds from a relayed block's timestamp to its arrival (latest 256).
+    #[serde(default)]
+    pub propagation_median_ms: Option<u64>,
     /// Reorganisations since the node started.
     pub reorgs: u64,
     /// Blocks kept off the best chain.
     pub side_blocks: u64,
+    /// Blocks that left the best chain or never joined it.
+    #[serde(default)]
+    pub stale_blocks: u64,
     /// Whether the node is downloading blocks from a peer.
     pub syncing: bool,
     /// Hash of the best tip.
@@ -54,7 +68,7 @@ pub struct StatusView {
 pub use chainsim_primitives::addr::{Direction as PeerDirection, PeerState};
 
 /// One entry of `GET /peers`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeerView {
     /// The peer's listening address.
     pub address: PeerAddr,
@@ -66,6 +80,9 @@ pub struct PeerView {
     pub height: u64,
     /// When the node last heard from it, milliseconds since the Unix epoch (0: never).
     pub last_seen: u64,
+    /// How this node treats what it sends to the peer.
+    #[serde(default)]
+    pub link: LinkConditionsView,
     /// Configured or registered by hand: never forgotten.
     pub pinned: bool,
     /// Misbehaviour score.
@@ -75,7 +92,7 @@ pub struct PeerView {
 }
 
 /// `GET /peers`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PeersAnswer {
     /// Every peer the node knows.
     pub peers: Vec<PeerView>,
@@ -112,6 +129,7 @@ mod tests {
             failures: 1,
             height: 0,
             last_seen: 0,
+            link: LinkConditionsView::default(),
             pinned: true,
             score: 0,
             state: PeerState::Backoff,
@@ -119,7 +137,7 @@ mod tests {
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(
             text,
-            r#"{"address":"127.0.0.1:5001","direction":"outbound","failures":1,"height":0,"last_seen":0,"pinned":true,"score":0,"state":"backoff"}"#
+            r#"{"address":"127.0.0.1:5001","direction":"outbound","failures":1,"height":0,"last_seen":0,"link":{"bandwidth_bps":0,"cut":false,"jitter_ms":0,"latency_ms":0,"loss":0.0},"pinned":true,"score":0,"state":"backoff"}"#
         );
         assert_eq!(serde_json::from_str::<PeerView>(&text).unwrap(), p);
     }
@@ -129,6 +147,7 @@ mod tests {
         let s = StatusView {
             address: "127.0.0.1:5000".parse().unwrap(),
             blocks_mined: 0,
+            deepest_reorg: 0,
             genesis: BlockHash::ZERO,
             height: 0,
             host: "127.0.0.1".into(),
@@ -136,13 +155,16 @@ mod tests {
             length: 1,
             miner: "m".into(),
             mining: false,
+            mining_schedule: MiningView::default(),
             network: "n".into(),
             orphans: 0,
             peers: 0,
             pending: 0,
             port: 5000,
+            propagation_median_ms: None,
             reorgs: 0,
             side_blocks: 0,
+            stale_blocks: 0,
             syncing: false,
             tip: BlockHash::ZERO,
             tip_time: 0,

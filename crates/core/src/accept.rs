@@ -128,6 +128,12 @@ impl Node {
         if let Some(link) = origin.peer().and_then(|id| self.peering.links_mut().get_mut(id)) {
             link.last_block = Some(now);
         }
+        // Relayed blocks only: a catch-up batch brings old blocks whose age says nothing
+        // about propagation.
+        if relay && origin.peer().is_some() {
+            let timestamp = checked.block().header.timestamp;
+            self.metrics.on_block_relayed(timestamp, now.as_millis());
+        }
         self.insert_checked(checked, origin, relay)
     }
 
@@ -161,7 +167,9 @@ impl Node {
         }
         if origin == Origin::Mined && self.tree.is_active(&hash) {
             self.stats.blocks_mined += 1;
+            self.mining.record_mined(block.header.timestamp);
         }
+        self.metrics.on_block_inserted(&change);
         self.apply_tip_change(&change, origin, (hash, &txids));
         if relay {
             self.relay_block(hash, &block, origin.peer());

@@ -80,4 +80,7 @@ pub enum Command {
     UnblockPeer(PeerAddr),
     /// Ask every connected peer for blocks we lack, now (`/nodes/resolve`).
     Resync,
+    /// Decide when to mine by this mode from now on (validate it first with
+    /// [`crate::MiningMode::validate`]; an invalid one is refused with [`crate::Reply::Refused`]).
+    SetMining(crate::MiningMode),
 }

@@ -6,12 +6,15 @@
 pub mod accept;
 pub mod addrbook;
 pub mod chain;
+pub mod conditions;
 pub mod event;
 pub mod eviction;
 pub mod input;
 pub mod link;
 pub mod mempool;
 mod messages;
+pub mod metrics;
+pub mod mining_schedule;
 pub mod node;
 pub mod orphans;
 pub mod output;
@@ -26,10 +29,13 @@ pub mod testnet;
 pub mod time;
 
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};
+pub use conditions::{LinkConditions, LinkQueue};
 pub use event::Event;
 pub use input::{Command, CommandId, Input};
 pub use link::{Effects, PeerIds, drain};
 pub use mempool::Mempool;
+pub use metrics::ChainMetrics;
+pub use mining_schedule::{MiningMode, MiningSchedule};
 pub use node::{
     BlockOutcome, BlockRejected, Node, NodeConfig, Origin, RestoreError, RestoreReport, TxOutcome, TxRejected,
 };

@@ -43,6 +43,9 @@ pub trait Effects {
     fn event(&mut self, event: Event);
     /// Answer a command.
     fn reply(&mut self, id: CommandId, reply: Reply);
+    /// Start mining a block on the best tip (the node's mining schedule says so). Drivers
+    /// without miners ignore it.
+    fn start_mining(&mut self) {}
 }
 
 /// Carries every queued output out, in order.
@@ -55,6 +58,7 @@ pub fn drain(node: &mut Node, fx: &mut impl Effects) {
             Output::Store(op) => fx.store(op),
             Output::Event(e) => fx.event(e),
             Output::Reply { id, reply } => fx.reply(id, reply),
+            Output::StartMining => fx.start_mining(),
         }
     }
 }

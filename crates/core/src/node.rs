@@ -24,6 +24,8 @@ pub use crate::accept::Origin;
 use crate::chain::{BlockTree, InsertError, TipChange, ValidationError, validate_in_chain};
 use crate::input::{Command, Input};
 use crate::mempool::{DEFAULT_MEMPOOL_CAPACITY, Mempool, MempoolError};
+use crate::metrics::ChainMetrics;
+use crate::mining_schedule::MiningSchedule;
 use crate::orphans::Orphans;
 use crate::output::{Outbox, Output, Reply};
 use crate::params::ChainParams;
@@ -57,6 +59,8 @@ pub struct NodeConfig {
     pub max_side_blocks: usize,
     /// Most blocks held whose parent is unknown.
     pub max_orphans: usize,
+    /// When the node mines by itself (manual: never).
+    pub mining: crate::MiningMode,
 }
 
 impl NodeConfig {
@@ -73,6 +77,7 @@ impl NodeConfig {
             mempool_capacity: DEFAULT_MEMPOOL_CAPACITY,
             max_side_blocks: 1_000,
             max_orphans: 100,
+            mining: crate::MiningMode::Manual,
         }
     }
 
@@ -202,6 +207,10 @@ pub struct Node {
     pub(crate) rejected: HashMap<BlockHash, &'static str>,
     pub(crate) out: Outbox,
     pub(crate) stats: Stats,
+    /// Stale blocks, reorganisations, propagation.
+    pub(crate) metrics: ChainMetrics,
+    /// When to mine by itself.
+    pub(crate) mining: MiningSchedule,
 }
 
 impl Node {
@@ -216,7 +225,10 @@ impl Node {
         let secret: [u8; 16] = std::array::from_fn(|_| rng.u8(..));
         let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
         tree.seed_index(rng.u64(..));
+        let mining = MiningSchedule::new(config.mining, rng.u64(..));
         Self {
+            metrics: ChainMetrics::default(),
+            mining,
             tree,
             mempool: Mempool::new(config.mempool_capacity),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
@@ -367,6 +379,7 @@ impl Node {
             self.peering.next_deadline(),
             self.sync.next_deadline(),
             self.relay.next_deadline(),
+            self.mining.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -398,10 +411,20 @@ impl Node {
                 self.resync(now);
                 Reply::Done
             }
+            Command::SetMining(mode) => match mode.validate() {
+                Ok(()) => {
+                    self.mining.set_mode(mode, now);
+                    Reply::Done
+                }
+                Err(e) => Reply::Refused(e.to_string()),
+            },
         }
     }
 
     fn on_timeout(&mut self, now: Time) {
+        if self.mining.on_timeout(now) {
+            self.out.start_mining();
+        }
         let tip = self.tip_info();
         self.peering.on_timeout(tip, now, &mut self.out);
         let our_work = self.tree.tip().chain_work;
@@ -467,6 +490,14 @@ impl Node {
             body_read_errors: self.tree.body_read_errors(),
             ..self.stats.clone()
         }
+    }
+    /// Stale blocks, reorganisations and propagation delays seen.
+    pub fn metrics(&self) -> &ChainMetrics {
+        &self.metrics
+    }
+    /// When the node mines by itself.
+    pub fn mining_schedule(&self) -> &MiningSchedule {
+        &self.mining
     }
     /// Blocks waiting for their parent.
     pub fn orphan_count(&self) -> usize {

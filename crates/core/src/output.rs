@@ -36,6 +36,9 @@ pub enum Output {
     Store(StoreOp),
     /// Tell the world.
     Event(Event),
+    /// The mining schedule says: start mining a block on the best tip now (the driver
+    /// searches the nonce and hands the block back as [`crate::Command::MinedBlock`]).
+    StartMining,
     /// The answer to a local command.
     Reply {
         /// The command it answers.
@@ -73,8 +76,10 @@ pub enum Reply {
     Peers(Vec<PeerAddr>),
     /// To `UnblockPeer`: whether the address was blocked.
     Unblocked(bool),
-    /// To commands with nothing to say (`BlockPeer`, `Resync`).
+    /// To commands with nothing to say (`BlockPeer`, `Resync`, `SetMining`).
     Done,
+    /// A setting was refused: why.
+    Refused(String),
 }
 
 /// The queue of outputs, filled by every part of the node and drained by the driver.
@@ -109,6 +114,10 @@ impl Outbox {
             peer,
             reason: reason.into(),
         });
+    }
+    /// Asks the driver to start mining.
+    pub fn start_mining(&mut self) {
+        self.queue.push_back(Output::StartMining);
     }
     /// Queues the answer to a command.
     pub fn reply(&mut self, id: CommandId, reply: Reply) {

@@ -301,6 +301,15 @@ fn reorg_returns_the_losing_branch_transactions() {
     assert_eq!(node.tree().find_tx(&ida).unwrap().0.hash, h1);
     assert_eq!(node.tree().find_tx(&idc).unwrap().0.hash, h2);
     assert_eq!(node.stats().reorgs, 1);
+    // Metrics: B1 was stale on arrival, came back; A1 left the best chain.
+    assert_eq!(node.metrics().stale_blocks, 1);
+    assert_eq!(node.metrics().deepest_reorg, 1);
+    assert_eq!(node.metrics().reorg_depth.count, 1);
+    assert_eq!(
+        node.metrics().propagation_ms.count,
+        0,
+        "local blocks are not relayed ones"
+    );
     let out = drain(&mut node, None);
     let ev = events(&out);
     let reorg = ev.iter().find(|e| matches!(e, Event::Reorg { .. })).unwrap();
@@ -543,4 +552,54 @@ fn an_opened_node_reads_old_bodies_from_the_store() {
         blocks - 1,
         "every transaction above height 1 came back"
     );
+}
+
+/// The mining schedule speaks through the node's interface: its deadline is the node's
+/// `poll_timeout`, and a due timeout puts `StartMining` among the outputs; the same seed
+/// gives the same starts; `SetMining` switches it and refuses bad settings.
+#[test]
+fn auto_mining_starts_through_deadlines_and_outputs() {
+    use chainsim_core::{Command, MiningMode, Reply};
+    use std::time::Duration;
+    let starts = |seed: u64| {
+        let mut config = NodeConfig::new(addr(0), "me");
+        config.seed = seed;
+        config.mining = MiningMode::Auto {
+            network_interval: Duration::from_secs(10),
+            share: 0.5,
+        };
+        let mut node = Node::new(params(), config);
+        let mut starts = Vec::new();
+        let mut now = T0;
+        for _ in 0..200 {
+            let Some(at) = node.poll_timeout() else { break };
+            now = now.max(at.as_millis());
+            node.handle_input(support::at(now), chainsim_core::Input::Timeout);
+            if drain(&mut node, None).iter().any(|o| matches!(o, Output::StartMining)) {
+                starts.push(now);
+            }
+        }
+        (node, starts)
+    };
+    let (mut node, first) = starts(9);
+    assert_eq!(first, starts(9).1);
+    assert!(first.len() > 50, "{} starts in 200 wake-ups", first.len());
+    let mean = (first[first.len() - 1] - first[0]) as f64 / (first.len() - 1) as f64;
+    assert!(
+        (10_000.0..40_000.0).contains(&mean),
+        "mean gap {mean} ms for an expected 20,000"
+    );
+    let bad = MiningMode::Auto {
+        network_interval: Duration::from_secs(10),
+        share: 0.0,
+    };
+    assert!(matches!(
+        node.command(support::at(T0), Command::SetMining(bad)),
+        Reply::Refused(_)
+    ));
+    assert_eq!(
+        node.command(support::at(T0), Command::SetMining(MiningMode::Manual)),
+        Reply::Done
+    );
+    assert_eq!(node.poll_timeout(), None, "manual mode wants no wake-up");
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use chainsim_api::{
-    BlockView, BlocksPage, ErrorAnswer, MineAnswer, NewTxAnswer, NewTxRequest, PeerView, PeersAnswer, ResolveAnswer,
-    StatusView, TxLookup,
+    BlockView, BlocksPage, ErrorAnswer, LinkAnswer, LinkRequest, MineAnswer, MiningRequest, MiningView, NewTxAnswer,
+    NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, StatusView, TxLookup,
 };
 use chainsim_primitives::PeerAddr;
 use serde::de::DeserializeOwned;
@@ -163,6 +163,26 @@ impl NodeClient {
     pub async fn mine(&self, node: &PeerAddr) -> Result<MineAnswer, NodeError> {
         let req = self.http.post(Self::url(node, "/mine"));
         self.json(node, req, MINE_TIMEOUT).await
+    }
+
+    /// `PUT /peers/{peer}/link`: the conditions of `node`'s side of its link to `peer`.
+    pub async fn set_link(
+        &self,
+        node: &PeerAddr,
+        peer: &PeerAddr,
+        change: &LinkRequest,
+    ) -> Result<LinkAnswer, NodeError> {
+        let req = self
+            .http
+            .put(Self::url(node, &format!("/peers/{peer}/link")))
+            .json(change);
+        self.json(node, req, SUBMIT_TIMEOUT).await
+    }
+
+    /// `POST /mining`: when `node` mines by itself.
+    pub async fn set_mining(&self, node: &PeerAddr, mode: &MiningRequest) -> Result<MiningView, NodeError> {
+        let req = self.http.post(Self::url(node, "/mining")).json(mode);
+        self.json(node, req, SUBMIT_TIMEOUT).await
     }
 
     /// `GET /nodes/resolve`: sync with every peer.

@@ -67,6 +67,8 @@ impl Managed {
 pub struct Supervisor {
     exe: PathBuf,
     data_dir: PathBuf,
+    /// Flags every node gets (link conditions, mining mode).
+    node_args: Vec<String>,
     nodes: Mutex<BTreeMap<u16, Managed>>,
 }
 
@@ -98,6 +100,7 @@ impl Supervisor {
         let sup = Self {
             exe: cfg.node_exe.clone(),
             data_dir: cfg.data_dir.clone(),
+            node_args: cfg.node_args.clone(),
             nodes: Mutex::new(BTreeMap::new()),
         };
         {
@@ -161,6 +164,7 @@ impl Supervisor {
         for p in peers {
             cmd.arg("--peer").arg(p.as_str());
         }
+        cmd.args(&self.node_args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

@@ -19,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chainsim_api::NewTxRequest;
+use chainsim_api::{LinkRequest, MiningRequest, NewTxRequest};
 use chainsim_primitives::PeerAddr;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -250,6 +250,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/blocks/{id}", get(api_block))
         .route("/api/nodes", post(api_add_node))
         .route("/api/nodes/{addr}/{action}", post(api_node_action))
+        .route("/api/link", post(api_link))
+        .route("/api/partition", post(api_partition))
+        .route("/api/mining", post(api_mining))
         .route("/mine/{port}", get(compat_mine))
         .route("/resolve/{port}", get(compat_resolve))
         .route("/add_transaction", post(compat_add_tx))
@@ -442,6 +445,113 @@ async fn api_node_action(State(st): State<AppState>, Path((addr, action)): Path<
         }
     };
     Ok(Json(result))
+}
+
+/// The body minus the keys the dashboard reads itself, as a node request `T` (whose
+/// unknown fields the node's shape refuses).
+fn node_request<T: serde::de::DeserializeOwned>(
+    mut obj: serde_json::Map<String, Value>,
+    own: &[&str],
+) -> Result<T, ApiError> {
+    for key in own {
+        obj.remove(*key);
+    }
+    serde_json::from_value(Value::Object(obj)).map_err(|e| ApiError::invalid(e.to_string()))
+}
+
+fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        _ => Err(ApiError::invalid("the request body must be a JSON object")),
+    }
+}
+
+/// Sets `change` on both ends of the link between `a` and `b` (a node's conditions apply to
+/// what it sends, so a link is slow both ways only when both ends say so).
+async fn set_both_ends(st: &AppState, a: &PeerAddr, b: &PeerAddr, change: &LinkRequest) -> Result<Value, ApiError> {
+    let client = st.monitor().client();
+    let at_a = client.set_link(a, b, change).await?;
+    let at_b = client.set_link(b, a, change).await?;
+    st.monitor().poke(a);
+    st.monitor().poke(b);
+    Ok(json!({ "a": at_a.conditions, "b": at_b.conditions }))
+}
+
+/// `POST /api/link {"a": "HOST:PORT", "b": "HOST:PORT", "latency_ms"?, "jitter_ms"?, "loss"?,
+/// "bandwidth_bps"?, "cut"?}`: the same conditions on both ends of one link.
+async fn api_link(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let obj = body_object(&body)?;
+    let a = known_node(&st, text_field(&obj, "a")?)?;
+    let b = known_node(&st, text_field(&obj, "b")?)?;
+    if a == b {
+        return Err(ApiError::invalid("a and b must be two different nodes"));
+    }
+    let change: LinkRequest = node_request(obj, &["a", "b"])?;
+    let ends = set_both_ends(&st, &a, &b, &change).await?;
+    Ok(Json(json!({ "ok": true, "a": a, "b": b, "conditions": ends })))
+}
+
+/// `POST /api/partition {"groups": [[addr...], [addr...]], "cut": true|false}`: cuts (or
+/// with `"cut": false` restores) every link between nodes of different groups, both ends.
+async fn api_partition(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let obj = body_object(&body)?;
+    let cut = match obj.get("cut") {
+        None => true,
+        Some(Value::Bool(c)) => *c,
+        Some(_) => return Err(ApiError::invalid("cut must be true or false")),
+    };
+    let groups = parse_groups(&st, obj.get("groups"))?;
+    let change = LinkRequest {
+        cut: Some(cut),
+        ..LinkRequest::default()
+    };
+    let mut links = 0;
+    for (i, left) in groups.iter().enumerate() {
+        for right in groups.iter().skip(i + 1) {
+            for a in left {
+                for b in right.iter().filter(|b| *b != a) {
+                    set_both_ends(&st, a, b, &change).await?;
+                    links += 1;
+                }
+            }
+        }
+    }
+    Ok(Json(json!({ "ok": true, "cut": cut, "links": links })))
+}
+
+/// `groups` as lists of known nodes.
+fn parse_groups(st: &AppState, groups: Option<&Value>) -> Result<Vec<Vec<PeerAddr>>, ApiError> {
+    let Some(Value::Array(groups)) = groups else {
+        return Err(ApiError::invalid("groups must be a list of lists of nodes"));
+    };
+    groups
+        .iter()
+        .map(|group| {
+            let Value::Array(members) = group else {
+                return Err(ApiError::invalid("each group must be a list of nodes"));
+            };
+            members
+                .iter()
+                .map(|m| {
+                    let raw = m
+                        .as_str()
+                        .ok_or_else(|| ApiError::invalid("a node must be HOST:PORT text"))?;
+                    known_node(st, raw)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `POST /api/mining {"node": "HOST:PORT", "mode", "block_time_s"?, "share"?}`: a node's
+/// mining mode (the node checks the ranges).
+async fn api_mining(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let obj = body_object(&body)?;
+    let node = known_node(&st, text_field(&obj, "node")?)?;
+    let request: MiningRequest = node_request(obj, &["node"])?;
+    let view = st.monitor().client().set_mining(&node, &request).await?;
+    st.monitor().poke(&node);
+    Ok(Json(json!({ "ok": true, "node": node, "mining": view })))
 }
 
 /// `POST /api/nodes`: in the demo, starts one more node.

@@ -68,6 +68,8 @@ pub struct DemoConfig {
     pub node_exe: PathBuf,
     /// Interface the page listens on (nodes always listen on 127.0.0.1).
     pub host: String,
+    /// More flags for every node, e.g. `--latency 300 --mine auto --block-time 10`.
+    pub node_args: Vec<String>,
 }
 
 impl Default for DemoConfig {
@@ -79,6 +81,7 @@ impl Default for DemoConfig {
             data_dir: PathBuf::from("data"),
             node_exe: PathBuf::from("chainsim"),
             host: DEFAULT_HOST.to_owned(),
+            node_args: Vec::new(),
         }
     }
 }

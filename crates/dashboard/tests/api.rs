@@ -152,6 +152,9 @@ async fn state_changes_need_same_origin_and_token() {
         "/api/nodes/127.0.0.1:5000/sync",
         "/api/nodes/127.0.0.1:5000/stop",
         "/api/nodes/127.0.0.1:5000/start",
+        "/api/link",
+        "/api/partition",
+        "/api/mining",
     ] {
         for (what, origin, token) in &cases {
             let mut req = Request::post(uri).header(header::HOST, HOST);
@@ -393,6 +396,7 @@ async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
     let status = StatusView {
         address: PeerAddr::loopback(port),
         blocks_mined: 0,
+        deepest_reorg: 0,
         genesis: BlockHash::ZERO,
         height: 0,
         host: "127.0.0.1".into(),
@@ -400,13 +404,16 @@ async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
         length: 1,
         miner: "fake".into(),
         mining: false,
+        mining_schedule: Default::default(),
         network: "fake".into(),
         orphans: 0,
         peers: peers.len() as u64,
         pending: 0,
         port,
+        propagation_median_ms: None,
         reorgs: 0,
         side_blocks: 0,
+        stale_blocks: 0,
         syncing: false,
         tip: BlockHash::ZERO,
         tip_time: 0,
@@ -422,6 +429,7 @@ async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
                 failures: 0,
                 height: 0,
                 last_seen: 0,
+                link: Default::default(),
                 pinned: false,
                 score: 0,
                 state: PeerState::Connected,

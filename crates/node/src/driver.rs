@@ -15,7 +15,8 @@ use std::time::Duration;
 use chainsim_core::link::{Effects, drain};
 use chainsim_core::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
 use chainsim_core::{
-    ChainStore, CommandId, Event, Input, Message, Node, PeerAddr, PeerId, Reply as CoreReply, StoreOp, Time,
+    ChainStore, CommandId, Event, Input, LinkConditions, Message, MiningMode, Node, PeerAddr, PeerId,
+    Reply as CoreReply, StoreOp, Time,
 };
 use chainsim_primitives::{Block, Transaction};
 use hyper::upgrade::Upgraded;
@@ -24,6 +25,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::api::views::BlockRef;
+use crate::link_table::LinkTable;
 use crate::links::Links;
 use crate::miner::{Found, Job};
 use crate::wire::{DEFAULT_FRAME_BUDGET, Frame};
@@ -118,6 +120,22 @@ pub enum Command {
         /// Whether it was blocked.
         reply: Reply<bool>,
     },
+    /// Change the conditions of links to a peer (any field left `None` stays).
+    SetLink {
+        /// The peer.
+        addr: PeerAddr,
+        /// What to change.
+        change: chainsim_api::LinkRequest,
+        /// The conditions now in force, or why the change was refused.
+        reply: Reply<Result<LinkConditions, String>>,
+    },
+    /// Change when the node mines by itself.
+    SetMining {
+        /// The new mode.
+        mode: MiningMode,
+        /// Done, or why the mode was refused.
+        reply: Reply<Result<(), String>>,
+    },
     /// Ask every peer for what we lack, now.
     Resync {
         /// Done sending.
@@ -153,6 +171,8 @@ pub struct Shared {
     pub hashes: AtomicU64,
     /// Flips to true once the initial sync is over and the public API may answer.
     pub ready: watch::Sender<bool>,
+    /// The conditions of every link.
+    pub links: LinkTable,
 }
 
 /// A cheap, cloneable way to talk to the driver.
@@ -211,6 +231,8 @@ pub struct DriverConfig {
     pub mine_threads: usize,
     /// Port, used to prefix log lines like the original.
     pub port: u16,
+    /// Conditions of links not set one by one.
+    pub link_defaults: LinkConditions,
 }
 
 /// Starts the driver task. It stops when `shutdown` turns true, after a last commit, or at
@@ -237,6 +259,7 @@ where
         http_errors: AtomicU64::new(0),
         hashes: AtomicU64::new(0),
         ready,
+        links: LinkTable::new(config.link_defaults),
     });
     let handle = NodeHandle {
         tx,
@@ -289,6 +312,8 @@ enum Pending {
     Peers(Reply<Vec<PeerAddr>>),
     Done(Reply<()>),
     Unblocked(Reply<bool>),
+    /// A setting: done, or refused with a reason.
+    Setting(Reply<Result<(), String>>),
     /// Our miner's block, nonce `hash` for the log.
     Mined(chainsim_primitives::BlockHash),
 }
@@ -303,7 +328,7 @@ struct Driver<S: ChainStore> {
     links: Links,
     shared: Arc<Shared>,
     config: DriverConfig,
-    mine_queue: VecDeque<Reply<Result<BlockRef, MineError>>>,
+    mine_queue: VecDeque<MineRequest>,
     job: Option<Job>,
     next_job_id: u64,
     /// Commands given to the core whose answers have not come out yet.
@@ -315,12 +340,29 @@ struct Driver<S: ChainStore> {
     failure: Option<S::Error>,
 }
 
+/// Who wants a block mined.
+enum MineRequest {
+    /// `/mine`: the block goes back to the caller.
+    Api(Reply<Result<BlockRef, MineError>>),
+    /// The core's mining schedule: nobody waits for it.
+    Scheduled,
+}
+
+impl MineRequest {
+    /// Whether nobody wants the block any more (the caller went away).
+    fn is_abandoned(&self) -> bool {
+        matches!(self, MineRequest::Api(r) if r.is_closed())
+    }
+}
+
 /// What one drain of the core produced besides link actions (which go out at once).
 #[derive(Default)]
 struct Drained {
     ops: Vec<StoreOp>,
     events: Vec<Event>,
     replies: Vec<(CommandId, CoreReply)>,
+    /// The mining schedule asked for a block.
+    start_mining: bool,
 }
 
 /// The driver's side of the transport glue: links act at once, the rest waits for the commit.
@@ -349,6 +391,9 @@ impl Effects for DriverFx<'_> {
     }
     fn reply(&mut self, id: CommandId, reply: CoreReply) {
         self.out.replies.push((id, reply));
+    }
+    fn start_mining(&mut self) {
+        self.out.start_mining = true;
     }
 }
 
@@ -394,8 +439,10 @@ impl<S: ChainStore> Driver<S> {
         if self.failure.is_none() {
             self.finish_batch();
         }
-        for reply in self.mine_queue.drain(..) {
-            let _ = reply.send(Err(MineError::ShuttingDown));
+        for request in self.mine_queue.drain(..) {
+            if let MineRequest::Api(reply) = request {
+                let _ = reply.send(Err(MineError::ShuttingDown));
+            }
         }
         match self.failure.take() {
             Some(e) => Err(e),
@@ -418,7 +465,7 @@ impl<S: ChainStore> Driver<S> {
         use chainsim_core::Command as C;
         match cmd {
             Command::SubmitTx { tx, reply } => self.command(C::SubmitTx(tx), Pending::Tx(reply)),
-            Command::Mine { reply } => self.mine_queue.push_back(reply),
+            Command::Mine { reply } => self.mine_queue.push_back(MineRequest::Api(reply)),
             Command::SubmitBlock { block, reply } => self.command(C::SubmitBlock(block), Pending::Block(reply)),
             Command::Frame { from, frame } => {
                 let (msg, held) = frame.into_parts();
@@ -442,8 +489,19 @@ impl<S: ChainStore> Driver<S> {
                 self.node.handle_input(now(), Input::LinkUp { peer, addr: None });
             }
             Command::AddPeers { addrs, reply } => self.command(C::AddPeers(addrs), Pending::Peers(reply)),
-            Command::BlockPeer { addr, reply } => self.command(C::BlockPeer(addr), Pending::Done(reply)),
-            Command::UnblockPeer { addr, reply } => self.command(C::UnblockPeer(addr), Pending::Unblocked(reply)),
+            Command::BlockPeer { addr, reply } => {
+                self.shared.links.set_cut(addr.clone(), true);
+                self.command(C::BlockPeer(addr), Pending::Done(reply));
+            }
+            Command::UnblockPeer { addr, reply } => {
+                self.shared.links.set_cut(addr.clone(), false);
+                self.command(C::UnblockPeer(addr), Pending::Unblocked(reply));
+            }
+            Command::SetLink { addr, change, reply } => {
+                let result = self.set_link(addr, change);
+                let _ = reply.send(result);
+            }
+            Command::SetMining { mode, reply } => self.command(C::SetMining(mode), Pending::Setting(reply)),
             Command::Resync { reply } => self.command(C::Resync, Pending::Done(reply)),
             Command::Read(f) => f(&self.node),
         }
@@ -460,12 +518,33 @@ impl<S: ChainStore> Driver<S> {
             (Pending::Peers(r), CoreReply::Peers(v)) => self.reply_later(r, v),
             (Pending::Done(r), _) => self.reply_later(r, ()),
             (Pending::Unblocked(r), CoreReply::Unblocked(v)) => self.reply_later(r, v),
+            (Pending::Setting(r), CoreReply::Refused(why)) => self.reply_later(r, Err(why)),
+            (Pending::Setting(r), _) => self.reply_later(r, Ok(())),
             (Pending::Mined(hash), CoreReply::Block(v)) => self.on_mined(hash, v),
             _ => tracing::error!(
                 "[{}] the core answered command {id:?} with another kind",
                 self.config.port
             ),
         }
+    }
+
+    /// Applies a change to the conditions of links to `addr`; a change of `cut` cuts or
+    /// restores the link in the core too, exactly as `/peers/block` and `/peers/unblock`.
+    fn set_link(&mut self, addr: PeerAddr, change: chainsim_api::LinkRequest) -> Result<LinkConditions, String> {
+        let before = self.shared.links.get(Some(&addr));
+        let after = crate::api::views::apply_link_change(before, &change);
+        after.validate().map_err(|e| e.to_string())?;
+        self.shared.links.set(addr.clone(), after);
+        if after.cut != before.cut {
+            let command = if after.cut {
+                chainsim_core::Command::BlockPeer(addr)
+            } else {
+                chainsim_core::Command::UnblockPeer(addr)
+            };
+            // The answer says nothing new: the table already holds the outcome.
+            let _ = self.node.command(now(), command);
+        }
+        Ok(after)
     }
 
     fn reply_later<T: Send + 'static>(&mut self, reply: Reply<T>, value: T) {
@@ -491,7 +570,7 @@ impl<S: ChainStore> Driver<S> {
         match outcome {
             Ok(outcome) if self.node.tree().is_active(&outcome.hash) => {
                 let entry = BlockRef::of(self.node.tree(), &outcome.hash);
-                if let (Some(entry), Some(reply)) = (entry, self.mine_queue.pop_front()) {
+                if let (Some(entry), Some(request)) = (entry, self.mine_queue.pop_front()) {
                     tracing::info!(
                         "[{}] mined block {} at height {} with {} transactions",
                         self.config.port,
@@ -499,7 +578,9 @@ impl<S: ChainStore> Driver<S> {
                         outcome.height,
                         entry.block.transactions.len()
                     );
-                    self.reply_later(reply, Ok(entry));
+                    if let MineRequest::Api(reply) = request {
+                        self.reply_later(reply, Ok(entry));
+                    }
                 }
             }
             Ok(_) => tracing::info!(
@@ -528,6 +609,15 @@ impl<S: ChainStore> Driver<S> {
         for (id, reply) in drained.replies {
             self.answer(id, reply);
         }
+        // One scheduled block waits at a time: a schedule faster than the search would
+        // otherwise pile requests up. Nothing is mined by schedule before the initial sync
+        // is over: it would build on an old tip and only make stale blocks.
+        let scheduled = self.mine_queue.iter().any(|r| matches!(r, MineRequest::Scheduled));
+        if drained.start_mining && !scheduled && *self.shared.ready.borrow() {
+            self.mine_queue.push_back(MineRequest::Scheduled);
+        }
+        let node = &self.node;
+        self.links.refresh(|peer| node.peering().addr_of(peer).cloned());
         let (ops, events) = (drained.ops, drained.events);
         if !ops.is_empty()
             && let Err(e) = self.store.commit(&ops)
@@ -535,8 +625,10 @@ impl<S: ChainStore> Driver<S> {
             // Without a durable store nothing may be acknowledged: refuse and stop.
             tracing::error!("[{}] storage failure, stopping the node: {e}", self.config.port);
             self.after_commit.clear();
-            for reply in self.mine_queue.drain(..) {
-                let _ = reply.send(Err(MineError::Storage(e.to_string())));
+            for request in self.mine_queue.drain(..) {
+                if let MineRequest::Api(reply) = request {
+                    let _ = reply.send(Err(MineError::Storage(e.to_string())));
+                }
             }
             self.failure = Some(e);
             return;
@@ -570,7 +662,7 @@ impl<S: ChainStore> Driver<S> {
         }
         if self.job.is_none() && !self.mine_queue.is_empty() {
             // Requests whose callers went away need no block.
-            self.mine_queue.retain(|r| !r.is_closed());
+            self.mine_queue.retain(|r| !r.is_abandoned());
         }
         if self.job.is_none() && !self.mine_queue.is_empty() {
             let template = self.node.block_template(now());

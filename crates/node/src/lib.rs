@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod driver;
+pub mod link_table;
 pub mod links;
 pub mod miner;
 pub mod serve;
@@ -71,6 +72,10 @@ pub struct NodeOptions {
     pub allow_hosts: Vec<String>,
     /// Timeouts and the connection limit of the HTTP server.
     pub http: ServeLimits,
+    /// Conditions of every link until set per peer (`--latency`, `--jitter`, `--loss`, `--bandwidth`).
+    pub link_defaults: chainsim_core::LinkConditions,
+    /// When the node mines by itself (`--mine`, `--block-time`, `--share`).
+    pub mining: chainsim_core::MiningMode,
 }
 
 impl Default for NodeOptions {
@@ -93,6 +98,8 @@ impl Default for NodeOptions {
             relay: chainsim_core::RelayMode::Announce,
             allow_hosts: Vec::new(),
             http: ServeLimits::default(),
+            link_defaults: chainsim_core::LinkConditions::PERFECT,
+            mining: chainsim_core::MiningMode::Manual,
         }
     }
 }
@@ -113,6 +120,9 @@ pub enum NodeError {
         /// What failed.
         source: RestoreError,
     },
+    /// A link condition or mining setting is out of range.
+    #[error("{0}")]
+    Setting(String),
     /// A peer address is malformed.
     #[error(transparent)]
     Addr(#[from] AddrError),
@@ -157,6 +167,10 @@ pub async fn run(
     for peer in &opts.peers {
         bootstrap.push(peer.parse::<PeerAddr>()?);
     }
+    opts.link_defaults
+        .validate()
+        .map_err(|e| NodeError::Setting(e.to_string()))?;
+    opts.mining.validate().map_err(|e| NodeError::Setting(e.to_string()))?;
     if let Some(name) = &opts.miner {
         chainsim_primitives::transaction::check_name("--miner", name).map_err(|e| NodeError::Miner(e.to_string()))?;
     }
@@ -203,6 +217,7 @@ pub async fn run(
     config.peering.keepalive = Some(opts.keepalive);
     config.relay = opts.relay;
     config.mempool_capacity = opts.mempool_capacity;
+    config.mining = opts.mining;
     let params = Arc::new(if opts.test_network {
         ChainParams::testnet()
     } else {
@@ -243,6 +258,7 @@ pub async fn run(
         DriverConfig {
             mine_threads: threads,
             port,
+            link_defaults: opts.link_defaults,
         },
         stop_rx,
     );

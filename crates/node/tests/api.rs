@@ -48,6 +48,7 @@ impl TestApi {
             DriverConfig {
                 mine_threads: 1,
                 port: 1,
+                link_defaults: chainsim_core::LinkConditions::PERFECT,
             },
             stop_rx,
         );
@@ -934,4 +935,136 @@ async fn full_mempool_answers_503_json() {
     api.mine().await;
     let (s, v) = api.new_tx(tx(3)).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// `PUT /peers/{addr}/link` takes any subset of the conditions, keeps the rest, shows them
+/// in `GET /peers`, refuses bad values with a 4xx `{"error"}` that changes nothing, and
+/// passes the cross-site guard like every state-changing route.
+#[tokio::test]
+async fn link_conditions_are_set_validated_and_shown() {
+    let api = TestApi::new();
+    let put = |body: Value| {
+        let api = &api;
+        async move {
+            api.call(
+                Method::PUT,
+                "/peers/127.0.0.1:5999/link",
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+    let (status, v) = put(json!({"latency_ms": 200, "jitter_ms": 20})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["conditions"]["latency_ms"], 200);
+    let (status, v) = put(json!({"loss": 0.25, "bandwidth_bps": 10000})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["conditions"],
+        json!({"bandwidth_bps": 10000, "cut": false, "jitter_ms": 20, "latency_ms": 200, "loss": 0.25})
+    );
+    for bad in [
+        json!({"loss": 1.5}),
+        json!({"loss": -1}),
+        json!({"latency_ms": 3_600_000}),
+        json!({"latency_ms": -5}),
+        json!({"delay": 5}),
+        json!({"cut": "yes"}),
+    ] {
+        let (status, v) = put(bad.clone()).await;
+        assert!(status.is_client_error(), "{bad} answered {status}");
+        assert!(v["error"].is_string(), "{bad}: {v}");
+    }
+    let (status, _) = api
+        .call(Method::PUT, "/peers/not-an-address/link", Some(b"{}".to_vec()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let peers = api.ok("/peers").await;
+    let entry = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == "127.0.0.1:5999");
+    // Not a known peer: the conditions wait for a link to it; cutting makes it known.
+    assert!(entry.is_none(), "{peers}");
+    let (status, v) = put(json!({"cut": true})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let peers = api.ok("/peers").await;
+    let entry = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["address"] == "127.0.0.1:5999")
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["state"], "blocked");
+    assert_eq!(entry["link"]["cut"], true);
+    assert_eq!(entry["link"]["latency_ms"], 200, "other conditions kept: {entry}");
+    // /peers/unblock is the same as restoring.
+    let (status, _) = api.post("/peers/unblock", json!({"peer": "127.0.0.1:5999"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let peers = api.ok("/peers").await;
+    assert!(peers.to_string().contains(r#""cut":false"#), "{peers}");
+    // A web page may not change a link.
+    let (status, _) = api
+        .call_with(
+            Method::PUT,
+            "/peers/127.0.0.1:5999/link",
+            &[("content-type", "application/json"), ("origin", "http://evil.example")],
+            br#"{"cut": true}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api
+        .call_with(
+            Method::PUT,
+            "/peers/127.0.0.1:5999/link",
+            &[("content-type", "text/plain")],
+            br#"{"cut": true}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+/// `POST /mining` switches modes, answers and shows the schedule in `/status`, refuses bad
+/// settings with 400 and leaves the mode as it was.
+#[tokio::test]
+async fn mining_modes_are_set_validated_and_shown() {
+    let api = TestApi::new();
+    let s = api.ok("/status").await;
+    assert_eq!(s["mining_schedule"]["mode"], "manual", "{s}");
+    let (status, v) = api
+        .post("/mining", json!({"mode": "auto", "block_time_s": 600, "share": 0.25}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["mode"], "auto");
+    assert_eq!(v["share"], 0.25);
+    for bad in [
+        json!({"mode": "auto", "block_time_s": 10, "share": 0}),
+        json!({"mode": "auto", "block_time_s": 10, "share": 2}),
+        json!({"mode": "interval"}),
+        json!({"mode": "interval", "block_time_s": 0}),
+        json!({"mode": "interval", "block_time_s": -1}),
+        json!({"mode": "interval", "block_time_s": 1e12}),
+        json!({"mode": "sometimes"}),
+        json!({"mode": "auto", "block_time_s": 10, "extra": 1}),
+    ] {
+        let (status, v) = api.post("/mining", bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["error"].is_string(), "{bad}: {v}");
+    }
+    let s = api.ok("/status").await;
+    assert_eq!(s["mining_schedule"]["mode"], "auto");
+    assert_eq!(s["mining_schedule"]["block_time_s"], 600.0);
+    let (status, _) = api.post("/mining", json!({"mode": "manual"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let metrics = api.get_chunks("/metrics").await.2.concat();
+    let text = String::from_utf8(metrics).unwrap();
+    for name in [
+        "chainsim_stale_blocks_total 0",
+        "chainsim_reorg_depth_blocks_bucket{le=\"+Inf\"} 0",
+        "chainsim_block_propagation_ms_count 0",
+    ] {
+        assert!(text.contains(name), "metrics lack {name}");
+    }
 }

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use chainsim_core::metrics::Histogram;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
@@ -32,6 +33,16 @@ pub async fn events(State(s): State<AppState>) -> Result<Sse<impl Stream<Item = 
             .map(|e| Ok(Event::default().event(e.name).data(e.data.as_str())))
     });
     Ok(Sse::new(first.chain(rest)).keep_alive(KeepAlive::default()))
+}
+
+/// Writes a Prometheus histogram: a `le` bucket per bound, `+Inf`, sum and count.
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let _ = writeln!(out, "# HELP chainsim_{name} {help}\n# TYPE chainsim_{name} histogram");
+    for (bound, count) in h.cumulative() {
+        let _ = writeln!(out, "chainsim_{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "chainsim_{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "chainsim_{name}_sum {}\nchainsim_{name}_count {}", h.sum, h.count);
 }
 
 /// `GET /metrics`.
@@ -139,6 +150,25 @@ pub async fn metrics(State(s): State<AppState>) -> Result<impl IntoResponse, Api
                 "1 while a block is being mined.",
                 "gauge",
                 u64::from(shared.mining.load(Ordering::Relaxed)),
+            );
+            let m = n.metrics();
+            gauge(
+                "stale_blocks_total",
+                "Blocks that left the best chain or never joined it.",
+                "counter",
+                m.stale_blocks,
+            );
+            histogram(
+                &mut out,
+                "reorg_depth_blocks",
+                "Blocks disconnected by each reorganisation.",
+                &m.reorg_depth,
+            );
+            histogram(
+                &mut out,
+                "block_propagation_ms",
+                "Milliseconds from a relayed block's timestamp to its arrival here.",
+                &m.propagation_ms,
             );
             out
         })

@@ -11,14 +11,14 @@ use chainsim_api::{
     BlocksPage, Confirmation, PeerView, PeersAnswer, ProofView, StatusView, TxLookup, TxStatus, TxView,
 };
 use chainsim_core::peers::PeerInfo;
-use chainsim_core::{Node, PeerAddr};
+use chainsim_core::{LinkConditions, Node, PeerAddr};
 use chainsim_primitives::{BlockHash, MerkleProof, Txid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, parse_json};
-use super::views::BlockRef;
+use super::views::{BlockRef, link_view, mining_view};
 use crate::driver::Command;
 
 /// Most blocks one `GET /blocks` answers.
@@ -30,6 +30,7 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
     StatusView {
         address: n.config().listen().clone(),
         blocks_mined: n.stats().blocks_mined,
+        deepest_reorg: n.metrics().deepest_reorg,
         genesis: n.params().genesis_hash(),
         height: n.tree().height(),
         host: s.info.host.clone(),
@@ -37,13 +38,16 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
         length: n.tree().height() + 1,
         miner: n.config().miner.clone(),
         mining: s.handle.shared.mining.load(Ordering::Relaxed),
+        mining_schedule: mining_view(n.mining_schedule()),
         network: n.params().name.to_owned(),
         orphans: n.orphan_count() as u64,
         peers: n.peers().connected().len() as u64,
         pending: n.mempool().len() as u64,
         port: s.info.port,
+        propagation_median_ms: n.metrics().median_propagation_ms(),
         reorgs: n.stats().reorgs,
         side_blocks: n.tree().side_count() as u64,
+        stale_blocks: n.metrics().stale_blocks,
         syncing: n.sync_peer().is_some(),
         tip: tip.hash,
         tip_time: tip.header.timestamp,
@@ -52,14 +56,16 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
     }
 }
 
-/// A peer as `GET /peers` shows it: the one place that reads the core's peer record.
-pub fn peer_view(p: &PeerInfo) -> PeerView {
+/// A peer as `GET /peers` shows it, with the conditions of its link: the one place that
+/// reads the core's peer record.
+pub fn peer_view(p: &PeerInfo, link: &LinkConditions) -> PeerView {
     PeerView {
         address: p.address.clone(),
         direction: p.direction,
         failures: p.failures,
         height: p.height,
         last_seen: p.last_seen,
+        link: link_view(link),
         pinned: p.pinned,
         score: p.score,
         state: p.state,
@@ -160,7 +166,12 @@ pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> R
 
 /// `GET /peers`.
 pub async fn peers(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let peers = s.handle.read(|n| n.peers().iter().map(peer_view).collect()).await?;
+    let infos = s.handle.read(|n| n.peers()).await?;
+    let table = &s.handle.shared.links;
+    let peers = infos
+        .iter()
+        .map(|p| peer_view(p, &table.get(Some(&p.address))))
+        .collect();
     Ok(Json(PeersAnswer { peers }))
 }
 

@@ -8,7 +8,7 @@
 //!   so it cannot read answers either);
 //! - a request that changes state and carries an `Origin` must come from the node's own
 //!   origin (the node serves no pages, so in practice: no browser page at all);
-//! - a `POST` with a body must say `Content-Type: application/json` (a plain HTML form
+//! - a `POST` or `PUT` with a body must say `Content-Type: application/json` (a plain HTML form
 //!   cannot);
 //! - `GET /mine` (the original's verb) is refused when the browser marks it cross-site
 //!   (`Sec-Fetch-Site`), as an `<img src=".../mine">` is.
@@ -44,7 +44,9 @@ fn host_name(value: &str) -> String {
 
 /// Whether a request to this route changes the node's state.
 fn changes_state(method: &Method, path: &str) -> bool {
-    method == Method::POST || (method == Method::GET && matches!(path, "/mine" | "/nodes/resolve"))
+    method == Method::POST
+        || method == Method::PUT
+        || (method == Method::GET && matches!(path, "/mine" | "/nodes/resolve"))
 }
 
 /// The checks above, on every request.
@@ -105,7 +107,7 @@ fn check(s: &AppState, req: &Request) -> Result<(), ApiError> {
                 .next()
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
         });
-    if method == Method::POST && has_body && !json {
+    if (method == Method::POST || method == Method::PUT) && has_body && !json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the body as JSON with `Content-Type: application/json`",

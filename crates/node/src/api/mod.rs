@@ -9,7 +9,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use crate::driver::NodeHandle;
 
@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod explorer;
 pub mod guard;
+pub mod lab;
 pub mod original;
 pub mod p2p;
 pub mod views;
@@ -76,6 +77,8 @@ pub fn app(state: AppState) -> Router {
         .route("/peers", get(explorer::peers))
         .route("/peers/block", post(explorer::block_peer))
         .route("/peers/unblock", post(explorer::unblock_peer))
+        .route("/peers/{addr}/link", put(lab::set_link))
+        .route("/mining", post(lab::set_mining))
         .route("/events", get(events::events))
         .route("/metrics", get(events::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
