@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use common::{EXE, PATIENCE, eventually, free_port, rss_mib};
+use common::{DashboardProcess, PATIENCE, eventually, rss_mib};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -48,45 +47,17 @@ async fn lying_node() -> u16 {
     port
 }
 
-struct Dashboard(Child);
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lying_node_cannot_exhaust_the_dashboard() {
     let node = lying_node().await;
-    let port = free_port();
-    let child = Command::new(EXE)
-        .args([
-            "dashboard",
-            "--port",
-            &port.to_string(),
-            "--node",
-            &format!("127.0.0.1:{node}"),
-        ])
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let dashboard = Dashboard(child);
+    let dashboard = DashboardProcess::start(&format!("127.0.0.1:{node}"));
     let http = common::client();
     let state = || async {
-        let resp = http
-            .get(format!("http://127.0.0.1:{port}/api/state"))
-            .send()
-            .await
-            .ok()?;
+        let resp = http.get(dashboard.url("/api/state")).send().await.ok()?;
         resp.json::<Value>().await.ok()
     };
     eventually("the dashboard to serve", PATIENCE, || async { state().await.is_some() }).await;
-    let baseline = rss_mib(dashboard.0.id());
+    let baseline = rss_mib(dashboard.pid());
 
     // It says why the node is unreadable, and no more than its bound of nodes is followed.
     eventually("the oversized answers to be reported", PATIENCE, || async {
@@ -103,7 +74,7 @@ async fn a_lying_node_cannot_exhaust_the_dashboard() {
             "{followed} nodes followed"
         );
     }
-    let after = rss_mib(dashboard.0.id());
+    let after = rss_mib(dashboard.pid());
     eprintln!("dashboard memory: {baseline:.1} MiB at start, {after:.1} MiB after 5 rounds of 20 MiB answers");
     // Without the limit one round added ~386 MiB; allow the 16 MiB answer limit a few times over.
     assert!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{EXE, PATIENCE, TestNode, eventually, free_port};
+use common::{DashboardProcess, PATIENCE, TestNode, eventually, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -262,16 +262,6 @@ async fn a_partition_of_five_heals_into_one_tip_with_transactions_returned() {
     assert!(u64_of(&s, "stale_blocks") >= 1, "{s}");
 }
 
-/// A `chainsim dashboard` process, killed on drop.
-struct Dashboard(std::process::Child);
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The control room's server-side lab calls on real nodes: `/api/link` sets both ends of a
 /// link, `/api/mining` a node's mode, `/api/partition` cuts every link between the groups
 /// and, with `"cut": false`, restores them.
@@ -280,16 +270,9 @@ async fn the_control_room_sets_links_partitions_and_mining_on_both_ends() {
     let a = TestNode::start("A", &[]).await;
     let b = TestNode::start("B", &[&a]).await;
     a.wait_connected(&b.addr()).await;
-    let port = free_port();
-    let child = std::process::Command::new(EXE)
-        .args(["dashboard", "--port", &port.to_string(), "--node", &a.addr()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _dashboard = Dashboard(child);
+    let dashboard = DashboardProcess::start(&a.addr());
     let http = common::client();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = dashboard.url("");
     let page = || async { http.get(format!("{base}/")).send().await.ok()?.text().await.ok() };
     eventually("the dashboard to serve", PATIENCE, || async { page().await.is_some() }).await;
     let html = page().await.unwrap();

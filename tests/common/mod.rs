@@ -593,3 +593,44 @@ pub fn rss_kib(pid: u32) -> u64 {
 pub fn rss_mib(pid: u32) -> f64 {
     rss_kib(pid) as f64 / 1024.0
 }
+
+/// A `chainsim dashboard` process on a free port following `node`, killed on drop. Like
+/// the test nodes it runs with an unreachable HTTP proxy, so nothing it fetches may use one.
+pub struct DashboardProcess {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl DashboardProcess {
+    /// Starts it (without waiting until it serves).
+    pub fn start(node: &str) -> Self {
+        let port = free_port();
+        let child = Command::new(EXE)
+            .args(["dashboard", "--port", &port.to_string(), "--node", node])
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for DashboardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
