@@ -13,6 +13,8 @@ use crate::scenario::MiningSpec;
 #[derive(Debug)]
 pub struct Miners {
     nodes: Vec<usize>,
+    /// Whether `nodes` are the pools' nodes (rather than every node).
+    pools: bool,
     /// Running sums of power, for drawing a finder by binary search.
     cumulative: Vec<f64>,
     interval_us: f64,
@@ -41,11 +43,17 @@ impl Miners {
             })
             .collect();
         Self {
+            pools: !spec.pool_shares.is_empty(),
             nodes,
             cumulative,
             interval_us: spec.interval_s * 1e6,
             rng,
         }
+    }
+
+    /// The nodes running mining pools (empty when every node mines).
+    pub fn pool_nodes(&self) -> &[usize] {
+        if self.pools { &self.nodes } else { &[] }
     }
 
     /// When the next block after `now` is found, and by which node.

@@ -287,7 +287,8 @@ impl Simulation {
         let n = scenario.nodes;
         let seed = scenario.seed;
         let mut rng = fastrand::Rng::with_seed(sub_seed(seed, 1));
-        let graph = topology::build(&scenario.topology, n, &mut rng);
+        let miners = Miners::new(&scenario.mining, n, sub_seed(seed, 3));
+        let graph = topology::build(&scenario.topology, n, miners.pool_nodes(), &mut rng);
         let (nodes, index) = build_nodes(&scenario, &graph);
         let world = World {
             now: 0,
@@ -307,7 +308,6 @@ impl Simulation {
             dropped: 0,
             reply: None,
         };
-        let miners = Miners::new(&scenario.mining, n, sub_seed(seed, 3));
         let mut sim = Self {
             scenario,
             nodes,

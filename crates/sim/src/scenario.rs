@@ -145,6 +145,11 @@ pub struct TopologySpec {
     pub degree_cdf: Vec<f64>,
     /// Most links others may open to one node.
     pub max_inbound: usize,
+    /// Links each mining pool's node dials, when pools are listed (`mining.pool_shares`):
+    /// pools keep many more connections than ordinary nodes to hear of blocks sooner.
+    /// 0 (the default) gives pools the same links as every other node.
+    #[serde(default)]
+    pub pool_outbound: usize,
     /// An explicit graph instead of a random one: (dialler, dialled) node indices.
     #[serde(default)]
     pub edges: Vec<(usize, usize)>,

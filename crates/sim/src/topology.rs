@@ -10,8 +10,9 @@ use crate::scenario::TopologySpec;
 /// Outbound peers of every node: `graph[i]` lists the nodes node `i` dials.
 pub type Graph = Vec<Vec<usize>>;
 
-/// Builds the scenario's graph over `n` nodes.
-pub fn build(spec: &TopologySpec, n: usize, rng: &mut fastrand::Rng) -> Graph {
+/// Builds the scenario's graph over `n` nodes, `pools` (the mining pools' nodes) dialling
+/// `pool_outbound` peers each when that is set.
+pub fn build(spec: &TopologySpec, n: usize, pools: &[usize], rng: &mut fastrand::Rng) -> Graph {
     if !spec.edges.is_empty() {
         let mut graph = vec![Vec::new(); n];
         for &(a, b) in &spec.edges {
@@ -19,7 +20,12 @@ pub fn build(spec: &TopologySpec, n: usize, rng: &mut fastrand::Rng) -> Graph {
         }
         return graph;
     }
-    let degrees: Vec<usize> = (0..n).map(|_| outbound_degree(spec, rng)).collect();
+    let mut degrees: Vec<usize> = (0..n).map(|_| outbound_degree(spec, rng)).collect();
+    if spec.pool_outbound > 0 {
+        for &p in pools.iter().filter(|&&p| p < n) {
+            degrees[p] = spec.pool_outbound;
+        }
+    }
     random_graph(&degrees, spec.max_inbound, rng)
 }
 
@@ -80,5 +86,23 @@ mod tests {
             }
         }
         assert!(inbound.iter().all(|&k| k <= 20));
+    }
+
+    #[test]
+    fn pools_dial_their_own_number_of_peers() {
+        let spec = TopologySpec {
+            outbound: 8,
+            degree_cdf: vec![],
+            max_inbound: 125,
+            pool_outbound: 60,
+            edges: vec![],
+        };
+        let mut rng = fastrand::Rng::with_seed(9);
+        let g = build(&spec, 300, &[3, 7], &mut rng);
+        assert_eq!((g[3].len(), g[7].len()), (60, 60));
+        assert!(g.iter().enumerate().all(|(i, out)| [3, 7].contains(&i) || out.len() == 8));
+        let plain = TopologySpec { pool_outbound: 0, ..spec };
+        let g = build(&plain, 300, &[3, 7], &mut fastrand::Rng::with_seed(9));
+        assert_eq!(g[3].len(), 8, "without pool_outbound a pool is an ordinary node");
     }
 }
