@@ -100,8 +100,15 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(9);
         let g = build(&spec, 300, &[3, 7], &mut rng);
         assert_eq!((g[3].len(), g[7].len()), (60, 60));
-        assert!(g.iter().enumerate().all(|(i, out)| [3, 7].contains(&i) || out.len() == 8));
-        let plain = TopologySpec { pool_outbound: 0, ..spec };
+        assert!(
+            g.iter()
+                .enumerate()
+                .all(|(i, out)| [3, 7].contains(&i) || out.len() == 8)
+        );
+        let plain = TopologySpec {
+            pool_outbound: 0,
+            ..spec
+        };
         let g = build(&plain, 300, &[3, 7], &mut fastrand::Rng::with_seed(9));
         assert_eq!(g[3].len(), 8, "without pool_outbound a pool is an ordinary node");
     }
