@@ -8,6 +8,7 @@ pub mod addrbook;
 pub mod chain;
 pub mod conditions;
 pub mod event;
+pub mod event_queue;
 pub mod eviction;
 pub mod input;
 pub mod link;

@@ -25,7 +25,7 @@
 //!
 //! Methods named `assert_*` panic when the property does not hold: they are for tests.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ use chainsim_primitives::{BlockHash, Transaction, Txid};
 use thiserror::Error;
 
 use crate::event::Event;
+use crate::event_queue::EventQueue;
 use crate::input::{Command, CommandId, Input};
 use crate::link::{Effects, Pairs, drain};
 use crate::node::{BlockRejected, Node, NodeConfig, RestoreError, RestoreReport, TxRejected};
@@ -175,32 +176,6 @@ enum Ev {
     },
 }
 
-/// An [`Ev`] at a time; ordered so that a `BinaryHeap` pops the earliest first, and among
-/// equal times the one scheduled first.
-#[derive(Debug)]
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
 /// What one drain of a node asked for, in order.
 #[derive(Default)]
 struct Batch {
@@ -288,10 +263,9 @@ pub struct TestNet {
     externals: HashSet<(usize, PeerId)>,
     delays: HashMap<(usize, usize), u64>,
     index: HashMap<PeerAddr, usize>,
-    queue: BinaryHeap<Scheduled>,
+    queue: EventQueue<Ev>,
     /// Node deadlines: (time, node). An entry is live while it equals the node's deadline.
     timers: BinaryHeap<Reverse<(u64, usize)>>,
-    seq: u64,
 }
 
 impl TestNet {
@@ -328,9 +302,8 @@ impl TestNet {
             externals: HashSet::new(),
             delays: HashMap::new(),
             index: HashMap::new(),
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             timers: BinaryHeap::new(),
-            seq: 0,
         }
     }
 
@@ -454,8 +427,7 @@ impl TestNet {
     }
 
     fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Scheduled { at, seq: self.seq, ev });
+        self.queue.push(at, ev);
     }
 
     /// Records node `i`'s deadline, queueing a timer entry when it changed.
@@ -643,7 +615,7 @@ impl TestNet {
 
     /// The next instant with something to do, if any.
     pub fn next_time(&mut self) -> Option<u64> {
-        let queued = self.queue.peek().map(|s| s.at);
+        let queued = self.queue.peek_time();
         match (queued, self.next_timer()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -666,9 +638,9 @@ impl TestNet {
             return false;
         };
         self.now = self.now.max(t);
-        while self.queue.peek().is_some_and(|s| s.at <= self.now) {
-            if let Some(s) = self.queue.pop() {
-                self.process(s.ev);
+        while self.queue.peek_time().is_some_and(|at| at <= self.now) {
+            if let Some((_, ev)) = self.queue.pop() {
+                self.process(ev);
             }
         }
         let mut due = Vec::new();
