@@ -84,12 +84,18 @@ impl Frame {
 pub struct FrameReader {
     budget: Arc<Semaphore>,
     first: bool,
+    /// The largest frame of any kind (computed once, checked on every frame).
+    any: usize,
 }
 
 impl FrameReader {
     /// A reader for a new link, drawing on `budget` (bytes; see [`frame_budget`]).
     pub fn new(budget: Arc<Semaphore>) -> Self {
-        Self { budget, first: true }
+        Self {
+            budget,
+            first: true,
+            any: max_frame_any(),
+        }
     }
 
     /// Reads one frame. `Ok(None)` is a clean end of the connection.
@@ -107,7 +113,7 @@ impl FrameReader {
         let (bound_kind, bound) = if first {
             ("hello", max_frame_bytes("hello"))
         } else {
-            ("any", Some(max_frame_any()))
+            ("any", Some(self.any))
         };
         check_len(bound_kind, len, bound)?;
         let mut body = vec![0u8; len.min(KIND_PEEK)];
