@@ -2,8 +2,9 @@
 //! did before. Bans and the operator's blocks attach to addresses only when those are
 //! proven (we dialled them), so a stranger claiming to be someone cannot get them banned.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
+
+use indexmap::IndexMap;
 
 use crate::peers::{PeerAddr, backoff};
 use crate::time::Time;
@@ -61,10 +62,12 @@ impl Default for RetryPolicy {
     }
 }
 
-/// All known addresses, ordered so that iteration is deterministic.
+/// All known addresses, in the order they were learnt, so that iteration is deterministic.
+/// A hash index rather than an ordered tree: gossip looks up hundreds of addresses per
+/// message, and comparing address strings along a tree's path dominated the cost.
 #[derive(Debug, Default)]
 pub struct AddrBook {
-    entries: BTreeMap<PeerAddr, AddrEntry>,
+    entries: IndexMap<PeerAddr, AddrEntry>,
     /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
     /// node that handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
@@ -125,7 +128,7 @@ impl AddrBook {
         true
     }
 
-    /// Idle addresses due for a dial, in address order.
+    /// Idle addresses due for a dial, in the order they were learnt.
     pub fn due(&self, now: Time) -> Vec<PeerAddr> {
         self.entries
             .values()
@@ -158,7 +161,8 @@ impl AddrBook {
         }
         e.failures += 1;
         if !e.pinned && e.failures >= policy.forget_after {
-            self.entries.remove(addr);
+            // Keeps the others in the order they were learnt.
+            self.entries.shift_remove(addr);
             return true;
         }
         e.state = AddrState::Backoff;

@@ -5,8 +5,6 @@
 //! keep-alive, failure) is decided inside the core. In-process transports also share
 //! [`Pairs`], which remembers which end of a link is which.
 
-use std::collections::HashMap;
-
 use crate::event::Event;
 use crate::input::CommandId;
 use crate::node::Node;
@@ -78,19 +76,36 @@ pub struct LinkUpNotice {
 
 /// Both ends of in-process links between numbered nodes: which node and link number the
 /// other end of `(node, link)` is.
+///
+/// Looked up for every message a simulator carries, so it is a direct index rather than a
+/// map: a node's links are numbered 1, 2, 3, ... in the order they open and never reused.
 #[derive(Debug, Default, Clone)]
 pub struct Pairs {
-    ends: HashMap<(usize, PeerId), (usize, PeerId)>,
-    ids: HashMap<usize, PeerIds>,
+    /// By slot (see [`Pairs::slot`]), then by link number − 1: the other end.
+    ends: Vec<Vec<(usize, PeerId)>>,
 }
 
 impl Pairs {
+    /// Where node `n`'s links are kept: node numbers shifted by one, so that the test
+    /// network's external peer (`usize::MAX`) takes slot 0 instead of a huge index.
+    fn slot(n: usize) -> usize {
+        n.wrapping_add(1)
+    }
+
+    fn ends_mut(&mut self, n: usize) -> &mut Vec<(usize, PeerId)> {
+        let slot = Self::slot(n);
+        if self.ends.len() <= slot {
+            self.ends.resize_with(slot + 1, Vec::new);
+        }
+        &mut self.ends[slot]
+    }
+
     /// Opens a link from node `a` to node `b`: returns the link's number at `a` and at `b`.
     pub fn open(&mut self, a: usize, b: usize) -> (PeerId, PeerId) {
-        let at_a = self.ids.entry(a).or_default().next_id();
-        let at_b = self.ids.entry(b).or_default().next_id();
-        self.ends.insert((a, at_a), (b, at_b));
-        self.ends.insert((b, at_b), (a, at_a));
+        let at_a = PeerId(self.ends_mut(a).len() as u64 + 1);
+        let at_b = PeerId(self.ends_mut(b).len() as u64 + 1 + u64::from(a == b));
+        self.ends_mut(a).push((b, at_b));
+        self.ends_mut(b).push((a, at_a));
         (at_a, at_b)
     }
     /// Dials from node `a` to node `b` (listening at `addr`): opens the link and returns
@@ -117,12 +132,12 @@ impl Pairs {
 
     /// The other end of `(node, link)`.
     pub fn other(&self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
-        self.ends.get(&(node, link)).copied()
+        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
+        self.ends.get(Self::slot(node))?.get(i).copied()
     }
     /// Every link end at `node`.
     pub fn links_of(&self, node: usize) -> Vec<PeerId> {
-        let mut v: Vec<PeerId> = self.ends.keys().filter(|(n, _)| *n == node).map(|(_, l)| *l).collect();
-        v.sort();
-        v
+        let count = self.ends.get(Self::slot(node)).map_or(0, Vec::len);
+        (1..=count as u64).map(PeerId).collect()
     }
 }

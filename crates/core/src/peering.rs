@@ -9,7 +9,7 @@
 //! (both dialled at once) carry the same hello token; the one dialled by the node with the
 //! smaller address stays, on both sides, and the other closes without blame.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Work, sha256};
@@ -542,22 +542,22 @@ impl Peering {
     /// Addresses worth sharing with `asker`: ready peers first, then others known good.
     pub fn shareable_addrs(&self, asker: PeerId) -> Vec<PeerAddr> {
         let except = self.addr_of(asker);
+        // The book holds each address once; only ready links need a set to skip in it.
+        let mut ready: HashSet<&PeerAddr> = HashSet::new();
         let mut out: Vec<PeerAddr> = Vec::new();
-        let mut seen = BTreeSet::new();
-        let ready = self.links.ready().filter_map(|l| l.addr.as_ref());
+        for addr in self.links.ready().filter_map(|l| l.addr.as_ref()) {
+            if Some(addr) != except && ready.insert(addr) {
+                out.push(addr.clone());
+            }
+        }
         let good = self
             .book
             .iter()
             .filter(|e| matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0)
-            .map(|e| &e.addr);
-        for addr in ready.chain(good) {
-            if out.len() >= MAX_ADDRS_PER_MESSAGE {
-                break;
-            }
-            if Some(addr) != except && seen.insert(addr) {
-                out.push(addr.clone());
-            }
-        }
+            .map(|e| &e.addr)
+            .filter(|a| Some(*a) != except && !ready.contains(a));
+        out.extend(good.take(MAX_ADDRS_PER_MESSAGE.saturating_sub(out.len())).cloned());
+        out.truncate(MAX_ADDRS_PER_MESSAGE);
         out
     }
 
