@@ -68,6 +68,8 @@ enum Ev {
     LinkChange { change: usize, on: bool },
     /// A synthetic transaction is submitted to `node`.
     Tx { node: usize },
+    /// `node` leaves the network (`away`) or rejoins it.
+    Churn { node: usize, away: bool },
 }
 
 /// One simulated node: its core and the deadline it asked for.
@@ -95,6 +97,8 @@ struct World {
     partition: Option<usize>,
     /// Link conditions changed at given times.
     changes: LinkChanges,
+    /// Nodes that have left the network (churn): nothing reaches them or leaves them.
+    away: HashSet<usize>,
     /// Size of the block being mined, for the recorder.
     mined_bytes: u64,
     messages: u64,
@@ -154,7 +158,20 @@ impl World {
 
     /// Whether a partition or a cut link now keeps `a` and `b` apart.
     fn apart(&self, a: usize, b: usize) -> bool {
-        self.partition.is_some_and(|split| (a < split) != (b < split)) || self.changes.cut(a, b, &self.net)
+        self.partition.is_some_and(|split| (a < split) != (b < split))
+            || self.changes.cut(a, b, &self.net)
+            || (!self.away.is_empty() && (self.away.contains(&a) || self.away.contains(&b)))
+    }
+
+    /// `node` leaves: every link it has breaks (both ends notice after the connect
+    /// timeout), and until it rejoins nothing reaches it or leaves it.
+    fn leave(&mut self, node: usize) {
+        self.away.insert(node);
+        for link in self.pairs.links_of(node) {
+            if self.open.contains(&(node, link)) {
+                self.break_link(node, link);
+            }
+        }
     }
 
     fn dial(&mut self, from: usize, addr: PeerAddr) {
@@ -321,6 +338,7 @@ impl Simulation {
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
             partition: None,
             changes: LinkChanges::new(&scenario.link_changes, &scenario.network.regions, sub_seed(seed, 5)),
+            away: HashSet::new(),
             mined_bytes: 0,
             messages: 0,
             bytes: 0,
@@ -436,6 +454,8 @@ impl Simulation {
             Ev::Heal => self.world.partition = None,
             Ev::LinkChange { change, on } => self.world.changes.set(change, on),
             Ev::Tx { node } => self.submit_tx(node),
+            Ev::Churn { node, away: true } => self.world.leave(node),
+            Ev::Churn { node, away: false } => _ = self.world.away.remove(&node),
             Ev::Timer { node } => {
                 if self.nodes[node].deadline == Some(at) {
                     self.nodes[node].deadline = None;
@@ -479,7 +499,7 @@ impl Simulation {
         }
     }
 
-    /// Puts the scenario's link changes and the first synthetic transaction on the queue.
+    /// Puts the scenario's link changes, churn and first synthetic transaction on the queue.
     fn schedule_changes_and_load(&mut self) {
         let now = self.world.now;
         for (change, c) in self.scenario.link_changes.iter().enumerate() {
@@ -488,6 +508,18 @@ impl Simulation {
             if let Some(until) = c.until_s {
                 let off = Ev::LinkChange { change, on: false };
                 self.world.queue.push(now + seconds(until), off);
+            }
+        }
+        for c in &self.scenario.churn {
+            for &node in &c.nodes {
+                self.world
+                    .queue
+                    .push(now + seconds(c.leave_s), Ev::Churn { node, away: true });
+                if let Some(back) = c.return_s {
+                    self.world
+                        .queue
+                        .push(now + seconds(back), Ev::Churn { node, away: false });
+                }
             }
         }
         if let Some(load) = &mut self.txs {

@@ -90,6 +90,9 @@ pub struct Scenario {
     /// Changes to some links' conditions at given times (none by default).
     #[serde(default)]
     pub link_changes: Vec<LinkChangeSpec>,
+    /// Nodes leaving and rejoining at given times (none by default).
+    #[serde(default)]
+    pub churn: Vec<ChurnSpec>,
     /// Synthetic transaction load (none by default: blocks hold only their coinbase).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transactions: Option<TxSpec>,
@@ -128,6 +131,23 @@ pub struct LinkChangeSpec {
     /// Nothing crosses the link.
     #[serde(default)]
     pub cut: bool,
+}
+
+/// Nodes that leave the network at a given time and, optionally, rejoin later. A node that
+/// leaves loses every link (both ends notice after 2 s, as with a broken connection) and
+/// can neither reach nor be reached — its process keeps running, keeps its chain and keeps
+/// mining, as a node whose connection dropped. When it rejoins, it and its peers redial by
+/// their own rules and it catches up through the core's sync.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSpec {
+    /// The nodes that leave.
+    pub nodes: Vec<usize>,
+    /// When they leave, virtual seconds after mining starts.
+    pub leave_s: f64,
+    /// When they rejoin, virtual seconds after mining starts (never when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_s: Option<f64>,
 }
 
 /// Synthetic transactions: submitted to random nodes as a Poisson process, each through the
@@ -397,6 +417,16 @@ impl Scenario {
             c.validate(self.nodes, &self.network.regions)
                 .map_err(|m| self.invalid(format!("link_changes[{k}]: {m}")))?;
         }
+        for (k, c) in self.churn.iter().enumerate() {
+            let back_after = c.return_s.is_none_or(|r| r.is_finite() && r > c.leave_s);
+            if !(non_negative(c.leave_s) && back_after) {
+                return Err(self.invalid(format!("churn[{k}]: needs 0 <= leave_s < return_s")));
+            }
+            if c.nodes.is_empty() || c.nodes.iter().any(|&n| n >= self.nodes) {
+                let n = self.nodes;
+                return Err(self.invalid(format!("churn[{k}]: nodes must list nodes below {n}")));
+            }
+        }
         if let Some(t) = &self.transactions
             && !positive(t.rate_per_s)
         {
@@ -626,6 +656,24 @@ mod tests {
             ("at_s = 0.0\nnodes = [0, 1]\njitter_ms = 5", "unknown field"),
         ] {
             let e = with_change(extra).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains('\n'), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn churn_is_checked_with_one_line() {
+        let base = include_str!("../../../scenarios/classroom.toml");
+        let ok = format!("{base}\n[[churn]]\nnodes = [3, 4]\nleave_s = 10.0\nreturn_s = 20.0\n");
+        assert_eq!(Scenario::parse("c", &ok).unwrap().churn[0].nodes, vec![3, 4]);
+        for (extra, says) in [
+            ("nodes = [3]\nleave_s = 10.0\nreturn_s = 5.0", "leave_s < return_s"),
+            ("nodes = [30]\nleave_s = 1.0", "nodes below 30"),
+            ("nodes = []\nleave_s = 1.0", "nodes below 30"),
+            ("nodes = [1]\nleave_s = -1.0", "churn[0]"),
+        ] {
+            let e = Scenario::parse("c", &format!("{base}\n[[churn]]\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says) && !e.contains('\n'), "{extra}: {e}");
         }
     }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chainsim_sim::results::Results;
-use chainsim_sim::scenario::{LinkChangeSpec, TxSpec};
+use chainsim_sim::scenario::{ChurnSpec, LinkChangeSpec, TxSpec};
 use chainsim_sim::{Scenario, Simulation};
 
 /// A one-region scenario: `latency` ms between any two nodes (no spread), the given
@@ -422,4 +422,46 @@ fn without_load_the_results_have_no_transactions_field() {
     let r = Simulation::new(s).run();
     assert!(r.transactions.is_none());
     assert!(!json(&r).contains("transactions"));
+}
+
+/// A node at the end of a line leaves for the first 60 s of mining: it receives nothing
+/// meanwhile, and when it rejoins it redials its peer (it is the one that dials: a node
+/// that was only dialled may find its peer has filled the slot with another address) and
+/// catches up through the cores' sync, ending on the same tip with every block.
+#[test]
+fn a_node_that_leaves_and_returns_catches_up() {
+    let edges = [(0, 1), (1, 2), (3, 2)];
+    let net = Net {
+        nodes: 4,
+        edges: &edges,
+        relay: "push",
+        interval_s: 10.0,
+        blocks: 15,
+        block_bytes: 1000,
+        ..BASE
+    };
+    let mut s = net.scenario();
+    s.churn = vec![ChurnSpec {
+        nodes: vec![3],
+        leave_s: 0.0,
+        return_s: Some(60.0),
+    }];
+    let mut sim = Simulation::new(s);
+    let res = sim.run();
+    let back = sim.mining_start() + 60_000_000;
+    let mut during = 0;
+    for b in &sim.recorder().blocks {
+        let mut r = b.receptions.clone();
+        r.sort_unstable();
+        assert_eq!(r.len(), 3, "every node got block {}", b.height);
+        if b.mined_at < back {
+            during += 1;
+            assert_eq!(&r[..2], &[100_000, 200_000], "nodes 1 and 2 as usual");
+            assert!(b.mined_at + r[2] >= back, "node 3 only after it rejoined: {r:?}");
+        }
+    }
+    assert!(during >= 2, "{during} blocks mined while node 3 was away");
+    assert_eq!(res.tips_at_end, 1);
+    let tips: Vec<_> = sim.nodes().map(|n| n.tree().tip().hash).collect();
+    assert!(tips.windows(2).all(|w| w[0] == w[1]));
 }
