@@ -156,7 +156,7 @@ impl World {
         self.queue.push(at.max(self.now), ev);
     }
 
-    /// Whether a partition or a cut link now keeps `a` and `b` apart.
+    /// Whether a partition, a cut link or a node that has left now keeps `a` and `b` apart.
     fn apart(&self, a: usize, b: usize) -> bool {
         self.partition.is_some_and(|split| (a < split) != (b < split))
             || self.changes.cut(a, b, &self.net)
