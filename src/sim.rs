@@ -39,6 +39,13 @@ pub struct SimArgs {
     /// Seed of every random choice.
     #[arg(long)]
     seed: Option<u64>,
+    /// The peer graph from a file: one `a b` pair of node numbers a line (a dials b), `#`
+    /// comments.
+    #[arg(long, value_name = "FILE")]
+    edges: Option<PathBuf>,
+    /// Synthetic transactions submitted per second to random nodes (0: none).
+    #[arg(long, value_name = "PER_S", allow_negative_numbers = true)]
+    tx_rate: Option<f64>,
     /// Run once per value of a parameter (nodes, blocks, interval, block-size, relay), in
     /// parallel, e.g. `--sweep interval=600,60,10,1`.
     #[arg(long, value_name = "PARAM=V1,V2,...")]
@@ -77,6 +84,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
             RelayArg::Push => Relay::Push,
         }),
         seed: args.seed,
+        edges_file: args.edges.clone(),
+        tx_rate: args.tx_rate,
     };
     scenario.apply(&overrides)?;
     if args.sweep.is_some() || args.seeds > 1 {
@@ -156,6 +165,15 @@ fn print_table(s: &Summary) {
             r.reach_50_ms.p50, r.reach_90_ms.p50
         ),
     );
+    if let Some(t) = &r.transactions {
+        row(
+            "transactions",
+            format!(
+                "{} submitted, {} confirmed (median {} ms to a block), {} pending, {} lost",
+                t.submitted, t.confirmed, t.confirmation_ms.p50, t.pending, t.lost
+            ),
+        );
+    }
     row("tips at the end", r.tips_at_end.to_string());
     row(
         "events simulated",

@@ -79,11 +79,27 @@ fn json_is_one_object_with_the_promised_fields_and_out_writes_files() {
 fn bad_input_fails_with_one_line() {
     let file = std::env::temp_dir().join(format!("chainsim-bad-{}.toml", std::process::id()));
     std::fs::write(&file, "name = \"x\"\nnodes = \"many\"\n").unwrap();
+    let edges = std::env::temp_dir().join(format!("chainsim-bad-edges-{}.txt", std::process::id()));
+    std::fs::write(&edges, "0 1\n1 two\n").unwrap();
+    let classroom = include_str!("../scenarios/classroom.toml");
+    let change = std::env::temp_dir().join(format!("chainsim-bad-change-{}.toml", std::process::id()));
+    let bad_change = "\n[[link_changes]]\nat_s = 5.0\nregions = [\"mars\"]\ncut = true\n";
+    std::fs::write(&change, format!("{classroom}{bad_change}")).unwrap();
     for (args, says) in [
         (vec!["--scenario", "no-such-network"], "unknown scenario"),
         (vec!["--scenario", file.to_str().unwrap()], "line 2"),
         (vec!["--nodes", "1"], "at least 2 nodes"),
         (vec!["--relay", "shout"], "invalid value"),
+        (
+            vec!["--edges", edges.to_str().unwrap()],
+            "line 2: expected two node numbers",
+        ),
+        (vec!["--edges", "/no/such/edges.txt"], "edges file /no/such/edges.txt"),
+        (
+            vec!["--scenario", change.to_str().unwrap()],
+            "link_changes[0]: unknown region \"mars\"",
+        ),
+        (vec!["--tx-rate", "-1"], "rate_per_s must be a positive number"),
     ] {
         let (ok, stdout, stderr) = sim(&args);
         assert!(!ok, "{args:?} succeeded");
@@ -93,7 +109,38 @@ fn bad_input_fails_with_one_line() {
             assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         }
     }
-    let _ = std::fs::remove_file(&file);
+    for f in [&file, &edges, &change] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[test]
+fn an_edges_file_gives_the_graph_and_a_tx_rate_reports_transactions() {
+    let edges = std::env::temp_dir().join(format!("chainsim-edges-{}.txt", std::process::id()));
+    std::fs::write(&edges, "# a line of four\n0 1\n1 2\n2 3\n").unwrap();
+    let args = [
+        "--nodes",
+        "4",
+        "--blocks",
+        "3",
+        "--json",
+        "--edges",
+        edges.to_str().unwrap(),
+    ];
+    let (ok, stdout, stderr) = sim(&args);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["links"], 3, "the file's three links");
+    assert!(v.get("transactions").is_none(), "no load by default");
+    let _ = std::fs::remove_file(&edges);
+
+    let (ok, stdout, stderr) = sim(&["--blocks", "5", "--tx-rate", "2", "--json"]);
+    assert!(ok, "{stderr}");
+    let t = &serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["transactions"];
+    assert!(t["submitted"].as_u64().unwrap() > 0, "{t}");
+    assert!(t["confirmed"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["lost"], 0);
+    assert!(t["confirmation_ms"]["p50"].as_f64().unwrap() > 0.0, "{t}");
 }
 
 #[test]

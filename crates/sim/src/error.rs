@@ -37,6 +37,14 @@ pub enum SimError {
         /// What is wrong.
         message: String,
     },
+    /// An edge-list file could not be read or has a bad line.
+    #[error("edges file {path}: {message}")]
+    Edges {
+        /// The file.
+        path: String,
+        /// What is wrong (with the line number).
+        message: String,
+    },
     /// A results file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {

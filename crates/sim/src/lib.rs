@@ -8,7 +8,9 @@
 //! - [`queue`]: the event queue, ordered by (virtual time, sequence number);
 //! - [`network`]: regions, latency, bandwidth, processing delay, loss;
 //! - [`size`]: how many bytes each message costs on the simulated wire;
-//! - [`topology`]: who dials whom;
+//! - [`topology`]: who dials whom; [`edges`]: an explicit graph read from a file;
+//! - [`changes`]: link conditions changed at given times;
+//! - [`txload`]: synthetic transactions submitted to the nodes, and what became of them;
 //! - [`mining`]: who finds the next block, and when;
 //! - [`run`]: the loop that ties them to the nodes;
 //! - [`results`]: what a run measured (stale rate, reception times, traffic);
@@ -20,6 +22,8 @@
 //! for byte. Nothing here reads a clock except [`run::simulate`]'s wall-time measurement,
 //! which is reported apart from the deterministic results.
 
+pub mod changes;
+pub mod edges;
 pub mod error;
 pub mod mining;
 pub mod network;
@@ -31,6 +35,7 @@ pub mod scenario;
 pub mod size;
 pub mod sweep;
 pub mod topology;
+pub mod txload;
 
 pub use error::SimError;
 pub use results::{Results, Summary};

@@ -123,6 +123,15 @@ impl Network {
         done + self.latency(from, to)
     }
 
+    /// [`Network::transmit`], taking at least `min_us` to transmit (a link whose bandwidth
+    /// a link change caps below the nodes' own).
+    pub fn transmit_at_least(&mut self, now: Micros, from: usize, to: usize, bytes: u64, min_us: Micros) -> Micros {
+        let start = now.max(self.up_free[from]);
+        let done = start + self.transmission(from, to, bytes).max(min_us);
+        self.up_free[from] = done;
+        done + self.latency(from, to)
+    }
+
     /// A message carrying `blocks` block bodies arrived at `node` at `now`: `None` when the
     /// node takes it at once, or the time it is done validating it (after what it is busy
     /// with).

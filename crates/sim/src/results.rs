@@ -169,6 +169,9 @@ pub struct Results {
     pub virtual_s: f64,
     /// Distinct tips held by the nodes at the end (1 when all agree).
     pub tips_at_end: usize,
+    /// What became of the synthetic transactions (absent without a load).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<crate::txload::TxResults>,
 }
 
 /// What the recorder, the nodes and the counters give at the end of a run.

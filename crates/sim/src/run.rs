@@ -24,6 +24,7 @@ use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr,
 use chainsim_primitives::CompactTarget;
 use chainsim_primitives::pow::search_nonce;
 
+use crate::changes::LinkChanges;
 use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
 use crate::queue::{EventQueue, Micros};
@@ -31,6 +32,7 @@ use crate::results::{Recorder, Results, Summary, Tally};
 use crate::scenario::Scenario;
 use crate::size::message_bytes;
 use crate::topology;
+use crate::txload::TxLoad;
 
 /// The simulation network's target: Bitcoin regtest's `0x207fffff`, the largest a compact
 /// target can express, met by about half of all hashes (so a nonce takes ~2 tries).
@@ -62,6 +64,12 @@ enum Ev {
     Partition { split: usize },
     /// The partition ends.
     Heal,
+    /// Link change `change` comes into force (`on`) or its links are restored.
+    LinkChange { change: usize, on: bool },
+    /// A synthetic transaction is submitted to `node`.
+    Tx { node: usize },
+    /// `node` leaves the network (`away`) or rejoins it.
+    Churn { node: usize, away: bool },
 }
 
 /// One simulated node: its core and the deadline it asked for.
@@ -87,6 +95,10 @@ struct World {
     sizes: BlockSizes,
     /// While a partition lasts: nodes below this number are cut off from the others.
     partition: Option<usize>,
+    /// Link conditions changed at given times.
+    changes: LinkChanges,
+    /// Nodes that have left the network (churn): nothing reaches them or leaves them.
+    away: HashSet<usize>,
     /// Size of the block being mined, for the recorder.
     mined_bytes: u64,
     messages: u64,
@@ -144,9 +156,22 @@ impl World {
         self.queue.push(at.max(self.now), ev);
     }
 
-    /// Whether a partition now keeps `a` and `b` apart.
+    /// Whether a partition, a cut link or a node that has left now keeps `a` and `b` apart.
     fn apart(&self, a: usize, b: usize) -> bool {
         self.partition.is_some_and(|split| (a < split) != (b < split))
+            || self.changes.cut(a, b, &self.net)
+            || (!self.away.is_empty() && (self.away.contains(&a) || self.away.contains(&b)))
+    }
+
+    /// `node` leaves: every link it has breaks (both ends notice after the connect
+    /// timeout), and until it rejoins nothing reaches it or leaves it.
+    fn leave(&mut self, node: usize) {
+        self.away.insert(node);
+        for link in self.pairs.links_of(node) {
+            if self.open.contains(&(node, link)) {
+                self.break_link(node, link);
+            }
+        }
     }
 
     fn dial(&mut self, from: usize, addr: PeerAddr) {
@@ -155,7 +180,7 @@ impl World {
             self.schedule(self.now + FAIL_AFTER_MS * 1000, Ev::DialFailed { node: from, addr });
             return;
         };
-        let d = self.net.latency(from, to);
+        let d = self.net.latency(from, to) + self.changes.extra_delay(from, to, &self.net);
         for up in self.pairs.dial(from, to, addr) {
             let (node, link, addr) = (up.node, up.link, up.addr);
             self.schedule(self.now + d * Micros::from(up.delays), Ev::Up { node, link, addr });
@@ -181,7 +206,14 @@ impl World {
             self.break_link(from, link);
             return;
         }
-        let at = self.net.transmit(self.now, from, to, bytes);
+        let at = if self.changes.idle(self.now) {
+            self.net.transmit(self.now, from, to, bytes)
+        } else {
+            match self.changes.transmit(&mut self.net, self.now, from, to, bytes) {
+                Some(at) => at,
+                None => return self.break_link(from, link),
+            }
+        };
         self.schedule(
             at,
             Ev::Arrive {
@@ -251,6 +283,10 @@ pub struct Simulation {
     miners: Miners,
     mining: bool,
     links_at_start: u64,
+    /// Virtual time mining started at (link changes and partitions count from it).
+    mining_start: Micros,
+    /// The synthetic transaction load, when the scenario has one.
+    txs: Option<TxLoad>,
 }
 
 /// Seeds of the run's independent random streams, derived from the scenario's seed.
@@ -301,6 +337,8 @@ impl Simulation {
             recorder: Recorder::default(),
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
             partition: None,
+            changes: LinkChanges::new(&scenario.link_changes, &scenario.network.regions, sub_seed(seed, 5)),
+            away: HashSet::new(),
             mined_bytes: 0,
             messages: 0,
             bytes: 0,
@@ -308,6 +346,10 @@ impl Simulation {
             dropped: 0,
             reply: None,
         };
+        let txs = scenario
+            .transactions
+            .as_ref()
+            .map(|t| TxLoad::new(t, n, sub_seed(seed, 6)));
         let mut sim = Self {
             scenario,
             nodes,
@@ -315,6 +357,8 @@ impl Simulation {
             miners,
             mining: false,
             links_at_start: 0,
+            mining_start: 0,
+            txs,
         };
         for (i, peers) in graph.into_iter().enumerate() {
             if !peers.is_empty() {
@@ -354,6 +398,8 @@ impl Simulation {
             self.world.queue.push(now + seconds(p.at_s), Ev::Partition { split });
             self.world.queue.push(now + seconds(p.heal_s), Ev::Heal);
         }
+        self.mining_start = now;
+        self.schedule_changes_and_load();
         let mut seen = 0;
         while self.mining && self.step() {
             let mined = self.world.recorder.blocks.len();
@@ -406,6 +452,10 @@ impl Simulation {
             }
             Ev::Partition { split } => self.world.partition = Some(split),
             Ev::Heal => self.world.partition = None,
+            Ev::LinkChange { change, on } => self.world.changes.set(change, on),
+            Ev::Tx { node } => self.submit_tx(node),
+            Ev::Churn { node, away: true } => self.world.leave(node),
+            Ev::Churn { node, away: false } => _ = self.world.away.remove(&node),
             Ev::Timer { node } => {
                 if self.nodes[node].deadline == Some(at) {
                     self.nodes[node].deadline = None;
@@ -447,6 +497,53 @@ impl Simulation {
         if self.mining {
             self.schedule_next_block();
         }
+    }
+
+    /// Puts the scenario's link changes, churn and first synthetic transaction on the queue.
+    fn schedule_changes_and_load(&mut self) {
+        let now = self.world.now;
+        for (change, c) in self.scenario.link_changes.iter().enumerate() {
+            let on = Ev::LinkChange { change, on: true };
+            self.world.queue.push(now + seconds(c.at_s), on);
+            if let Some(until) = c.until_s {
+                let off = Ev::LinkChange { change, on: false };
+                self.world.queue.push(now + seconds(until), off);
+            }
+        }
+        for c in &self.scenario.churn {
+            for &node in &c.nodes {
+                self.world
+                    .queue
+                    .push(now + seconds(c.leave_s), Ev::Churn { node, away: true });
+                if let Some(back) = c.return_s {
+                    self.world
+                        .queue
+                        .push(now + seconds(back), Ev::Churn { node, away: false });
+                }
+            }
+        }
+        if let Some(load) = &mut self.txs {
+            let (at, node) = load.next(now);
+            self.world.schedule(at, Ev::Tx { node });
+        }
+    }
+
+    /// A user submits a new transaction to `node`, through its local submission command;
+    /// the next one is scheduled while blocks are mined.
+    fn submit_tx(&mut self, node: usize) {
+        let Some(load) = &mut self.txs else { return };
+        if !self.mining {
+            return;
+        }
+        let tx = load.make(core_time(self.world.now).as_millis());
+        let reply = self.command(node, Command::SubmitTx(tx));
+        let Some(load) = &mut self.txs else { return };
+        match reply {
+            Reply::Tx(Ok(outcome)) => load.accepted(outcome.txid, self.world.now),
+            _ => load.refused(),
+        }
+        let (at, next) = load.next(self.world.now);
+        self.world.schedule(at, Ev::Tx { node: next });
     }
 
     fn schedule_next_block(&mut self) {
@@ -517,6 +614,16 @@ impl Simulation {
         &self.scenario
     }
 
+    /// Virtual time mining started at (0 before it has).
+    pub fn mining_start(&self) -> Micros {
+        self.mining_start
+    }
+
+    /// The synthetic transaction load, when the scenario has one.
+    pub fn tx_load(&self) -> Option<&TxLoad> {
+        self.txs.as_ref()
+    }
+
     /// How many distinct tips the nodes hold, and the first node on the most common one.
     fn tips(&self) -> (usize, usize) {
         let mut tips: BTreeMap<_, (usize, usize)> = BTreeMap::new();
@@ -554,14 +661,29 @@ impl Simulation {
             inputs: self.world.inputs,
             virtual_s: self.world.now as f64 / 1e6,
             tips_at_end: tips,
+            transactions: None,
         };
+        let transactions = self.txs.as_ref().map(|load| {
+            let mined_at = self
+                .world
+                .recorder
+                .blocks
+                .iter()
+                .map(|b| (b.hash, b.mined_at))
+                .collect();
+            let nodes = self.nodes.iter().map(|n| &n.node);
+            load.tally(self.nodes[best_node].node.tree(), &mined_at, nodes)
+        });
         let tally = Tally {
             recorder: &mut self.world.recorder,
             best: self.nodes[best_node].node.tree(),
             nodes: s.nodes,
             tips,
         };
-        Results::compute(tally, base)
+        Results {
+            transactions,
+            ..Results::compute(tally, base)
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! measurement it comes from (see `docs/SIMULATION.md`). Unknown fields are refused, so a
 //! misspelt field is an error rather than a silently ignored setting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use chainsim_core::LinkConditions;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
@@ -86,6 +87,76 @@ pub struct Scenario {
     /// Partitions at given times (none by default).
     #[serde(default)]
     pub partitions: Vec<PartitionSpec>,
+    /// Changes to some links' conditions at given times (none by default).
+    #[serde(default)]
+    pub link_changes: Vec<LinkChangeSpec>,
+    /// Nodes leaving and rejoining at given times (none by default).
+    #[serde(default)]
+    pub churn: Vec<ChurnSpec>,
+    /// Synthetic transaction load (none by default: blocks hold only their coinbase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<TxSpec>,
+}
+
+/// A change to the conditions of some links from a given time, optionally until a later
+/// one. It applies to the link between two nodes (`nodes = [a, b]`), to every link touching
+/// a region (`regions = ["asia"]`) or to every link between two regions (`regions = ["asia",
+/// "europe"]`). Its effects add to the network model's: `latency_ms` more one-way delay,
+/// `loss` a further chance that a message is lost (breaking its link, as network loss
+/// does), `bandwidth_mbps` a cap on what the link carries, `cut` nothing crossing at all (as
+/// in a partition: messages are lost, dials fail, links stay up).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkChangeSpec {
+    /// When it starts, virtual seconds after mining starts.
+    pub at_s: f64,
+    /// When the links are restored, virtual seconds after mining starts (never when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_s: Option<f64>,
+    /// The two ends of one link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<usize>,
+    /// One region (every link touching it) or two (every link between them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// One-way delay added to every message, milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Probability that a message is lost (its link breaks).
+    #[serde(default)]
+    pub loss: f64,
+    /// Most the link carries, Mbit/s, when below the nodes' own bandwidth; 0: no cap.
+    #[serde(default)]
+    pub bandwidth_mbps: f64,
+    /// Nothing crosses the link.
+    #[serde(default)]
+    pub cut: bool,
+}
+
+/// Nodes that leave the network at a given time and, optionally, rejoin later. A node that
+/// leaves loses every link (both ends notice after 2 s, as with a broken connection) and
+/// can neither reach nor be reached — its process keeps running, keeps its chain and keeps
+/// mining, as a node whose connection dropped. When it rejoins, it and its peers redial by
+/// their own rules and it catches up through the core's sync.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSpec {
+    /// The nodes that leave.
+    pub nodes: Vec<usize>,
+    /// When they leave, virtual seconds after mining starts.
+    pub leave_s: f64,
+    /// When they rejoin, virtual seconds after mining starts (never when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_s: Option<f64>,
+}
+
+/// Synthetic transactions: submitted to random nodes as a Poisson process, each through the
+/// node's local submission (`Command::SubmitTx`), as a user of a live node submits one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxSpec {
+    /// Transactions submitted per virtual second, network-wide, while blocks are mined.
+    pub rate_per_s: f64,
 }
 
 /// A partition at a given time: the nodes split in two and nothing crosses between the
@@ -153,6 +224,10 @@ pub struct TopologySpec {
     /// An explicit graph instead of a random one: (dialler, dialled) node indices.
     #[serde(default)]
     pub edges: Vec<(usize, usize)>,
+    /// The explicit graph read from a file instead (one `a b` pair a line, `#` comments),
+    /// its path relative to the scenario file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges_file: Option<String>,
 }
 
 /// Block production.
@@ -219,6 +294,10 @@ pub struct Overrides {
     pub relay: Option<Relay>,
     /// `--seed`.
     pub seed: Option<u64>,
+    /// `--edges FILE`: the explicit graph from this file (relative to the working folder).
+    pub edges_file: Option<PathBuf>,
+    /// `--tx-rate` (transactions per second; 0 turns the load off).
+    pub tx_rate: Option<f64>,
 }
 
 impl Scenario {
@@ -238,7 +317,7 @@ impl Scenario {
             path: name_or_path.to_string(),
             source,
         })?;
-        Self::parse(name_or_path, &text)
+        Self::parse_in(name_or_path, &text, path.parent())
     }
 
     /// The names of the built-in scenarios.
@@ -246,12 +325,26 @@ impl Scenario {
         BUILTIN.iter().map(|(n, _)| *n).collect()
     }
 
-    /// Parses and checks TOML text; `origin` names it in errors.
+    /// Parses and checks TOML text; `origin` names it in errors. An `edges_file` is read
+    /// relative to the working folder.
     pub fn parse(origin: &str, text: &str) -> Result<Self, SimError> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| SimError::Parse {
+        Self::parse_in(origin, text, None)
+    }
+
+    /// [`Scenario::parse`], reading an `edges_file` relative to `folder` (the scenario
+    /// file's) when given.
+    pub fn parse_in(origin: &str, text: &str, folder: Option<&Path>) -> Result<Self, SimError> {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|e| SimError::Parse {
             name: origin.to_string(),
             message: one_line_toml_error(&e, text),
         })?;
+        if let Some(file) = scenario.topology.edges_file.take() {
+            if !scenario.topology.edges.is_empty() {
+                return Err(scenario.invalid("topology: give edges or edges_file, not both"));
+            }
+            let path = folder.map_or_else(|| PathBuf::from(&file), |f| f.join(&file));
+            scenario.topology.edges = crate::edges::read(&path)?;
+        }
         scenario.validate()?;
         Ok(scenario)
     }
@@ -278,6 +371,12 @@ impl Scenario {
         }
         if let Some(v) = o.seed {
             self.seed = v;
+        }
+        if let Some(path) = &o.edges_file {
+            self.topology.edges = crate::edges::read(path)?;
+        }
+        if let Some(rate) = o.tx_rate {
+            self.transactions = (rate != 0.0).then_some(TxSpec { rate_per_s: rate });
         }
         self.validate()
     }
@@ -314,9 +413,70 @@ impl Scenario {
                 return Err(self.invalid("a partition needs 0 <= at_s < heal_s and 0 < share < 1"));
             }
         }
+        for (k, c) in self.link_changes.iter().enumerate() {
+            c.validate(self.nodes, &self.network.regions)
+                .map_err(|m| self.invalid(format!("link_changes[{k}]: {m}")))?;
+        }
+        for (k, c) in self.churn.iter().enumerate() {
+            let back_after = c.return_s.is_none_or(|r| r.is_finite() && r > c.leave_s);
+            if !(non_negative(c.leave_s) && back_after) {
+                return Err(self.invalid(format!("churn[{k}]: needs 0 <= leave_s < return_s")));
+            }
+            if c.nodes.is_empty() || c.nodes.iter().any(|&n| n >= self.nodes) {
+                let n = self.nodes;
+                return Err(self.invalid(format!("churn[{k}]: nodes must list nodes below {n}")));
+            }
+        }
+        if let Some(t) = &self.transactions
+            && !positive(t.rate_per_s)
+        {
+            return Err(self.invalid("transactions.rate_per_s must be a positive number"));
+        }
         self.network.validate().map_err(|m| self.invalid(m))?;
         self.topology.validate(self.nodes).map_err(|m| self.invalid(m))?;
         self.mining.validate(self.nodes).map_err(|m| self.invalid(m))
+    }
+}
+
+impl LinkChangeSpec {
+    fn validate(&self, nodes: usize, regions: &[String]) -> Result<(), String> {
+        let restored_after = self.until_s.is_none_or(|u| u.is_finite() && u > self.at_s);
+        if !(self.at_s.is_finite() && self.at_s >= 0.0 && restored_after) {
+            return Err("needs 0 <= at_s < until_s".into());
+        }
+        match (self.nodes.as_slice(), self.regions.len()) {
+            ([a, b], 0) if a != b && *a < nodes && *b < nodes => {}
+            ([_, _], 0) => return Err(format!("nodes must be two different nodes below {nodes}")),
+            ([], 1 | 2) => {
+                if let Some(r) = self.regions.iter().find(|r| !regions.contains(r)) {
+                    return Err(format!("unknown region {r:?} (known: {})", regions.join(", ")));
+                }
+            }
+            _ => return Err("give either nodes = [a, b] or regions = [one] or [one, two]".into()),
+        }
+        let c = self.conditions();
+        if !(self.bandwidth_mbps.is_finite() && self.bandwidth_mbps >= 0.0)
+            || (self.bandwidth_mbps > 0.0 && c.bandwidth_bps == 0)
+        {
+            return Err("bandwidth_mbps must be 0 (no cap) or at least 0.000008".into());
+        }
+        c.validate().map_err(|e| e.to_string())?;
+        if c.is_perfect() {
+            return Err("changes nothing: give latency_ms, loss, bandwidth_mbps or cut".into());
+        }
+        Ok(())
+    }
+
+    /// The change as the live node's link conditions (no jitter: a simulated link keeps
+    /// one delay, so that it delivers in order); the bandwidth cap in bytes per second.
+    pub fn conditions(&self) -> LinkConditions {
+        LinkConditions {
+            latency_ms: self.latency_ms,
+            jitter_ms: 0,
+            loss: self.loss,
+            bandwidth_bps: (self.bandwidth_mbps * 125_000.0).round() as u64,
+            cut: self.cut,
+        }
     }
 }
 
@@ -359,8 +519,10 @@ impl NetworkSpec {
 
 impl TopologySpec {
     fn validate(&self, nodes: usize) -> Result<(), String> {
-        if self.edges.iter().any(|&(a, b)| a >= nodes || b >= nodes || a == b) {
-            return Err(format!("topology.edges must join two different nodes below {nodes}"));
+        if let Some((a, b)) = self.edges.iter().find(|&&(a, b)| a >= nodes || b >= nodes || a == b) {
+            return Err(format!(
+                "topology.edges: ({a}, {b}) does not join two different nodes below {nodes}"
+            ));
         }
         if self.edges.is_empty() && self.degree_cdf.is_empty() && self.outbound == 0 {
             return Err("topology.outbound must be at least 1".into());
@@ -455,5 +617,88 @@ mod tests {
             let e = s.validate().unwrap_err().to_string();
             assert!(e.contains("partition") && !e.contains('\n'), "{e}");
         }
+    }
+
+    fn with_change(extra: &str) -> Result<Scenario, SimError> {
+        let base = include_str!("../../../scenarios/classroom.toml");
+        Scenario::parse("c", &format!("{base}\n[[link_changes]]\n{extra}\n"))
+    }
+
+    #[test]
+    fn link_changes_are_checked_with_one_line_each() {
+        let ok = with_change("at_s = 1.0\nuntil_s = 2.0\nnodes = [0, 29]\nlatency_ms = 100").unwrap();
+        assert_eq!(ok.link_changes[0].conditions().latency_ms, 100);
+        let capped = with_change("at_s = 0.0\nregions = [\"campus\"]\nbandwidth_mbps = 8.0").unwrap();
+        assert_eq!(capped.link_changes[0].conditions().bandwidth_bps, 1_000_000);
+        for (extra, says) in [
+            (
+                "at_s = 5.0\nuntil_s = 1.0\nnodes = [0, 1]\ncut = true",
+                "at_s < until_s",
+            ),
+            (
+                "at_s = 0.0\nnodes = [0, 30]\ncut = true",
+                "two different nodes below 30",
+            ),
+            ("at_s = 0.0\nnodes = [3, 3]\ncut = true", "two different nodes"),
+            ("at_s = 0.0\nnodes = [0]\ncut = true", "either nodes = [a, b]"),
+            (
+                "at_s = 0.0\nnodes = [0, 1]\nregions = [\"campus\"]\ncut = true",
+                "either",
+            ),
+            (
+                "at_s = 0.0\nregions = [\"moon\"]\ncut = true",
+                "unknown region \"moon\"",
+            ),
+            ("at_s = 0.0\nnodes = [0, 1]", "changes nothing"),
+            ("at_s = 0.0\nnodes = [0, 1]\nloss = 1.5", "loss must be a fraction"),
+            ("at_s = 0.0\nnodes = [0, 1]\nlatency_ms = 90000", "at most 60000 ms"),
+            ("at_s = 0.0\nnodes = [0, 1]\nbandwidth_mbps = -1.0", "bandwidth_mbps"),
+            ("at_s = 0.0\nnodes = [0, 1]\njitter_ms = 5", "unknown field"),
+        ] {
+            let e = with_change(extra).unwrap_err().to_string();
+            assert!(e.contains(says) && !e.contains('\n'), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn churn_is_checked_with_one_line() {
+        let base = include_str!("../../../scenarios/classroom.toml");
+        let ok = format!("{base}\n[[churn]]\nnodes = [3, 4]\nleave_s = 10.0\nreturn_s = 20.0\n");
+        assert_eq!(Scenario::parse("c", &ok).unwrap().churn[0].nodes, vec![3, 4]);
+        for (extra, says) in [
+            ("nodes = [3]\nleave_s = 10.0\nreturn_s = 5.0", "leave_s < return_s"),
+            ("nodes = [30]\nleave_s = 1.0", "nodes below 30"),
+            ("nodes = []\nleave_s = 1.0", "nodes below 30"),
+            ("nodes = [1]\nleave_s = -1.0", "churn[0]"),
+        ] {
+            let e = Scenario::parse("c", &format!("{base}\n[[churn]]\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says) && !e.contains('\n'), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn edges_come_from_a_list_or_a_file_not_both_and_tx_rate_zero_turns_load_off() {
+        let base = include_str!("../../../scenarios/classroom.toml");
+        let both = base.replace("\n[topology]", "\n[topology]\nedges = [[0, 1]]\nedges_file = \"e.txt\"");
+        let e = Scenario::parse("c", &both).unwrap_err().to_string();
+        assert!(e.contains("not both"), "{e}");
+        let missing = base.replace("\n[topology]", "\n[topology]\nedges_file = \"no-such-edges.txt\"");
+        let e = Scenario::parse("c", &missing).unwrap_err().to_string();
+        assert!(e.starts_with("edges file no-such-edges.txt:"), "{e}");
+        let mut s = Scenario::load("classroom").unwrap();
+        s.apply(&Overrides {
+            tx_rate: Some(3.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.transactions.as_ref().map(|t| t.rate_per_s), Some(3.0));
+        s.apply(&Overrides {
+            tx_rate: Some(0.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(s.transactions.is_none());
     }
 }

@@ -96,6 +96,7 @@ mod tests {
             max_inbound: 125,
             pool_outbound: 60,
             edges: vec![],
+            edges_file: None,
         };
         let mut rng = fastrand::Rng::with_seed(9);
         let g = build(&spec, 300, &[3, 7], &mut rng);

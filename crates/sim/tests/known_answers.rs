@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use chainsim_sim::results::Results;
+use chainsim_sim::scenario::{ChurnSpec, LinkChangeSpec, TxSpec};
 use chainsim_sim::{Scenario, Simulation};
 
 /// A one-region scenario: `latency` ms between any two nodes (no spread), the given
@@ -25,6 +26,11 @@ struct Net<'a> {
 
 impl Net<'_> {
     fn scenario(&self) -> Scenario {
+        Scenario::parse("test", &self.text()).unwrap()
+    }
+
+    /// The scenario file's text.
+    fn text(&self) -> String {
         let bw = self
             .mbps
             .map_or(String::new(), |m| format!("upload_mbps = [{m}]\ndownload_mbps = [{m}]"));
@@ -64,7 +70,7 @@ pool_nodes = [{miners}]
             shares = shares.join(", "),
             miners = miners.join(", "),
         );
-        Scenario::parse("test", &text).unwrap()
+        text
     }
 }
 
@@ -249,4 +255,213 @@ fn a_partition_forks_the_network_and_healing_joins_it_again() {
         whole.reorg_depths
     );
     assert_eq!(r.tips_at_end, 1, "healed: one tip");
+}
+
+fn change(at_s: f64, until_s: Option<f64>, nodes: [usize; 2]) -> LinkChangeSpec {
+    LinkChangeSpec {
+        at_s,
+        until_s,
+        nodes: nodes.to_vec(),
+        regions: vec![],
+        latency_ms: 0,
+        loss: 0.0,
+        bandwidth_mbps: 0.0,
+        cut: false,
+    }
+}
+
+/// 500 ms more on the link between nodes 2 and 3 of a pushed line: nodes 3, 4 and 5
+/// receive the block exactly 500 ms later, nodes 1 and 2 as before.
+#[test]
+fn added_latency_on_one_link_delays_the_nodes_behind_it_by_exactly_that() {
+    let edges = line(6);
+    let net = Net {
+        nodes: 6,
+        edges: &edges,
+        relay: "push",
+        ..BASE
+    };
+    let mut s = net.scenario();
+    s.link_changes = vec![LinkChangeSpec {
+        latency_ms: 500,
+        ..change(0.0, None, [2, 3])
+    }];
+    let mut sim = Simulation::new(s);
+    sim.run();
+    let mut r = sim.recorder().blocks[0].receptions.clone();
+    r.sort_unstable();
+    assert_eq!(r, vec![100_000, 200_000, 800_000, 900_000, 1_000_000]);
+}
+
+/// A cut in the middle of a line: the far end gets nothing until the link is restored,
+/// then catches up through the cores' own sync, and all end on one tip.
+#[test]
+fn a_cut_link_delays_the_far_end_until_it_is_restored() {
+    let edges = line(4);
+    let net = Net {
+        nodes: 4,
+        edges: &edges,
+        relay: "push",
+        interval_s: 10.0,
+        blocks: 15,
+        block_bytes: 1000,
+        ..BASE
+    };
+    let mut s = net.scenario();
+    s.link_changes = vec![LinkChangeSpec {
+        cut: true,
+        ..change(0.0, Some(60.0), [1, 2])
+    }];
+    let mut sim = Simulation::new(s);
+    let res = sim.run();
+    let restored = sim.mining_start() + 60_000_000;
+    let mut during = 0;
+    for b in &sim.recorder().blocks {
+        let mut r = b.receptions.clone();
+        r.sort_unstable();
+        assert_eq!(r.len(), 3, "every node got block {}", b.height);
+        if b.mined_at < restored {
+            during += 1;
+            assert_eq!(r[0], 100_000, "node 1 is on the miner's side");
+            assert!(
+                r[1..].iter().all(|&d| b.mined_at + d >= restored),
+                "nodes 2 and 3 only after the restore: {r:?}"
+            );
+        }
+    }
+    assert!(during >= 2, "{during} blocks mined during the cut");
+    assert_eq!(res.stale_blocks, 0);
+    assert_eq!(res.tips_at_end, 1);
+}
+
+/// The same line read from an edge-list file next to the scenario file.
+#[test]
+fn an_edges_file_beside_the_scenario_gives_the_same_line() {
+    let dir = std::env::temp_dir().join(format!("chainsim-edges-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("line.txt"),
+        "# a line of six\n0 1\n1 2\n2 3\n3 4\n4 5 # the far end\n",
+    )
+    .unwrap();
+    let edges = line(6);
+    let net = Net {
+        nodes: 6,
+        edges: &edges,
+        ..BASE
+    };
+    let text = net.text().replace(
+        "edges = [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]",
+        "edges_file = \"line.txt\"",
+    );
+    let file = dir.join("line.toml");
+    std::fs::write(&file, text).unwrap();
+    let s = Scenario::load(file.to_str().unwrap()).unwrap();
+    assert_eq!(s.topology.edges, edges);
+    let mut sim = Simulation::new(s);
+    sim.run();
+    let mut r = sim.recorder().blocks[0].receptions.clone();
+    r.sort_unstable();
+    assert_eq!(r, (1..6).map(|k| k * 300_000).collect::<Vec<u64>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Checks the invariant of a run with transaction load: every transaction a node took is
+/// in the final best chain or in some node's mempool.
+fn assert_no_transaction_lost(sim: &Simulation) {
+    let load = sim.tx_load().unwrap();
+    let best_tip = sim.nodes().next().unwrap().tree().tip().hash;
+    let best = sim.nodes().find(|n| n.tree().tip().hash == best_tip).unwrap().tree();
+    for (txid, _) in load.submitted() {
+        let kept = best.find_tx(txid).is_some() || sim.nodes().any(|n| n.mempool().contains(txid));
+        assert!(kept, "transaction {txid:?} lost");
+    }
+}
+
+#[test]
+fn synthetic_transactions_are_relayed_mined_and_none_is_lost() {
+    let mut s = Scenario::load("classroom").unwrap();
+    s.blocks = 10;
+    s.transactions = Some(TxSpec { rate_per_s: 2.0 });
+    let mut sim = Simulation::new(s.clone());
+    let r = sim.run();
+    let t = r.transactions.clone().unwrap();
+    assert!(t.submitted > 50, "{t:?}");
+    assert!(t.confirmed > t.submitted / 2, "most are mined: {t:?}");
+    assert_eq!(t.lost, 0);
+    assert_eq!(t.submitted, t.confirmed + t.pending);
+    assert!(t.confirmation_ms.p50 > 0.0);
+    assert_no_transaction_lost(&sim);
+    // Blocks hold them: every confirmed one is in every node's best chain at the end.
+    assert_eq!(r.tips_at_end, 1);
+    assert_eq!(json(&Simulation::new(s).run()), json(&r), "deterministic with load");
+}
+
+#[test]
+fn transactions_survive_a_partition_and_its_reorganisations() {
+    let mut s = Scenario::load("classroom").unwrap();
+    s.blocks = 30;
+    s.transactions = Some(TxSpec { rate_per_s: 1.0 });
+    s.partitions = vec![chainsim_sim::scenario::PartitionSpec {
+        at_s: 50.0,
+        heal_s: 150.0,
+        share: 0.5,
+    }];
+    let mut sim = Simulation::new(s);
+    let r = sim.run();
+    assert!(r.stale_blocks > 0 && !r.reorg_depths.is_empty(), "{r:?}");
+    let t = r.transactions.clone().unwrap();
+    assert_eq!(t.lost, 0, "{t:?}");
+    assert_no_transaction_lost(&sim);
+}
+
+#[test]
+fn without_load_the_results_have_no_transactions_field() {
+    let mut s = Scenario::load("classroom").unwrap();
+    s.blocks = 3;
+    let r = Simulation::new(s).run();
+    assert!(r.transactions.is_none());
+    assert!(!json(&r).contains("transactions"));
+}
+
+/// A node at the end of a line leaves for the first 60 s of mining: it receives nothing
+/// meanwhile, and when it rejoins it redials its peer (it is the one that dials: a node
+/// that was only dialled may find its peer has filled the slot with another address) and
+/// catches up through the cores' sync, ending on the same tip with every block.
+#[test]
+fn a_node_that_leaves_and_returns_catches_up() {
+    let edges = [(0, 1), (1, 2), (3, 2)];
+    let net = Net {
+        nodes: 4,
+        edges: &edges,
+        relay: "push",
+        interval_s: 10.0,
+        blocks: 15,
+        block_bytes: 1000,
+        ..BASE
+    };
+    let mut s = net.scenario();
+    s.churn = vec![ChurnSpec {
+        nodes: vec![3],
+        leave_s: 0.0,
+        return_s: Some(60.0),
+    }];
+    let mut sim = Simulation::new(s);
+    let res = sim.run();
+    let back = sim.mining_start() + 60_000_000;
+    let mut during = 0;
+    for b in &sim.recorder().blocks {
+        let mut r = b.receptions.clone();
+        r.sort_unstable();
+        assert_eq!(r.len(), 3, "every node got block {}", b.height);
+        if b.mined_at < back {
+            during += 1;
+            assert_eq!(&r[..2], &[100_000, 200_000], "nodes 1 and 2 as usual");
+            assert!(b.mined_at + r[2] >= back, "node 3 only after it rejoined: {r:?}");
+        }
+    }
+    assert!(during >= 2, "{during} blocks mined while node 3 was away");
+    assert_eq!(res.tips_at_end, 1);
+    let tips: Vec<_> = sim.nodes().map(|n| n.tree().tip().hash).collect();
+    assert!(tips.windows(2).all(|w| w[0] == w[1]));
 }
