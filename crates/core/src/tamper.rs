@@ -37,16 +37,12 @@ pub fn tamper(params: &ChainParams, block: &Block, max_tries: u64) -> Option<Tam
     let index = copy.transactions.len().checked_sub(1)?;
     let tx = copy.transactions.get_mut(index)?;
     let amount_before = tx.amount;
+    // Always a different amount: ten times as much, or one less at the top of the range.
     let amount_after = amount_before
         .checked_mul(10)
         .unwrap_or(amount_before.saturating_sub(1))
         .max(1);
-    tx.amount = if amount_after == amount_before {
-        amount_before + 1
-    } else {
-        amount_after
-    };
-    let amount_after = tx.amount;
+    tx.amount = amount_after;
     let start = copy.header.nonce.wrapping_add(1);
     let (nonce, _) = search_nonce(&copy.header, &params.bits.to_target(), start, max_tries)?;
     copy.header.nonce = nonce;
