@@ -259,6 +259,36 @@ async fn bad_transactions_answer_400_json() {
     }
 }
 
+/// `/api/tamper` checks its input before asking any node: a missing or unknown node, a
+/// malformed hash or an unknown field answer 4xx JSON.
+#[tokio::test]
+async fn bad_tamper_requests_answer_4xx_json() {
+    let st = state();
+    st.monitor().watch(&dead_node(), Origin::Seed);
+    let hash = "ab".repeat(32);
+    let cases = [
+        (format!(r#"{{"hash":"{hash}"}}"#), StatusCode::BAD_REQUEST),
+        (
+            format!(r#"{{"node":"127.0.0.1:5999","hash":"{hash}"}}"#),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!(r#"{{"node":"{}","hash":"xyz"}}"#, dead_node()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(r#"{{"node":"{}","hash":"{hash}","amount":1}}"#, dead_node()),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("[]".to_owned(), StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in cases {
+        let a = send(&st, page_post(&st, "/api/tamper", &body)).await;
+        assert_eq!(a.status, want, "{body}");
+        assert!(!a.error().is_empty(), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_node_answers_404_json() {
     let st = state();
