@@ -334,3 +334,83 @@ async fn the_control_room_sets_links_partitions_and_mining_on_both_ends() {
         "a heal keeps the other conditions"
     );
 }
+
+/// Reads `GET /events` of `node` until a `block_rejected` event names `hash`; returns its data.
+async fn wait_rejection(events: &mut reqwest::Response, node: &TestNode, hash: &str) -> Value {
+    let mut text = String::new();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        for message in text.split("\n\n") {
+            if message.contains("event: block_rejected") && message.contains(hash) {
+                let data = message.lines().find_map(|l| l.strip_prefix("data:")).unwrap();
+                return serde_json::from_str(data.trim()).unwrap();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, events.chunk()).await;
+        let Ok(Ok(Some(bytes))) = chunk else {
+            panic!("{}: no block_rejected for {hash}; events so far:\n{text}", node.name);
+        };
+        text.push_str(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+/// The tamper lesson on real processes: A offers its peers a copy of a block with one
+/// amount changed (and a fresh nonce); B and C each refuse it on their own, naming the
+/// broken rule (`merkle-root`) and A on their event streams, and nobody's chain moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_block_is_refused_by_every_peer_with_the_rule_it_broke() {
+    let a = TestNode::start("A", &[]).await;
+    let b = TestNode::start("B", &[&a]).await;
+    let c = TestNode::start("C", &[&a]).await;
+    a.wait_connected(&b.addr()).await;
+    a.wait_connected(&c.addr()).await;
+    let txid = a.send_tx("Alice", "Bob", 10).await;
+    let block = a.mine().await;
+    assert!(block.to_string().contains(&txid), "{block}");
+    let hash = block["hash"].as_str().unwrap().to_string();
+    b.wait_tip(&hash).await;
+    c.wait_tip(&hash).await;
+
+    let open = |n: &TestNode| common::client().get(n.url("/events")).send();
+    let (mut b_events, mut c_events) = (open(&b).await.unwrap(), open(&c).await.unwrap());
+
+    let (status, v) = a.post("/lab/tamper", &json!({"hash": hash})).await;
+    assert_eq!(status.as_u16(), 200, "{v}");
+    assert_eq!(
+        (v["amount_before"].as_u64(), v["amount_after"].as_u64()),
+        (Some(10), Some(100)),
+        "{v}"
+    );
+    let tampered = v["tampered"].as_str().unwrap().to_string();
+    assert_ne!(tampered, hash);
+    let mut sent_to: Vec<&str> = v["sent_to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    sent_to.sort();
+    let mut want = vec![b.addr(), c.addr()];
+    want.sort();
+    assert_eq!(sent_to, want, "{v}");
+
+    for (node, events) in [(&b, &mut b_events), (&c, &mut c_events)] {
+        let rejected = wait_rejection(events, node, &tampered).await;
+        assert_eq!(rejected["rule"], "merkle-root", "{}: {rejected}", node.name);
+        assert_eq!(rejected["from_peer"], a.addr().as_str(), "{}: {rejected}", node.name);
+        assert_eq!(tip(node).await, hash, "{} kept its chain", node.name);
+    }
+    assert_eq!(tip(&a).await, hash, "the tamperer's own chain is untouched");
+    assert_eq!(a.chain_hashes().await.last().map(String::as_str), Some(hash.as_str()));
+
+    // Bad requests answer 4xx with a JSON error.
+    let (status, v) = a.post("/lab/tamper", &json!({"hash": "00".repeat(32)})).await;
+    assert_eq!(status.as_u16(), 404, "{v}");
+    let (status, v) = a.post("/lab/tamper", &json!({"hash": "nope"})).await;
+    assert_eq!(status.as_u16(), 400, "{v}");
+    assert!(v["error"].is_string(), "{v}");
+    let genesis = a.chain_hashes().await[0].clone();
+    let (status, v) = a.post("/lab/tamper", &json!({"hash": genesis})).await;
+    assert_eq!(status.as_u16(), 400, "{v}");
+}

@@ -64,6 +64,19 @@ pub struct ReorgEvent {
     pub returned: Vec<Txid>,
 }
 
+/// `event: block_rejected`: a block broke a consensus rule and was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRejectedEvent {
+    /// The peer that sent it; none for a block handed in locally.
+    pub from_peer: Option<PeerAddr>,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// The explanation, for people.
+    pub reason: String,
+    /// The short name of the broken rule, such as `merkle-root` or `proof-of-work`.
+    pub rule: String,
+}
+
 /// `event: peer`: a peer link changed state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerEvent {
@@ -106,5 +119,13 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(r.disconnected.len(), 1);
+        let x: BlockRejectedEvent = serde_json::from_str(&format!(
+            r#"{{"kind":"block_rejected","hash":"{h}","rule":"merkle-root","reason":"bad root","from_peer":"127.0.0.1:5000"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            (x.rule.as_str(), x.from_peer.unwrap().as_str()),
+            ("merkle-root", "127.0.0.1:5000")
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! `GET /status`). Ranges are checked by the node (the core owns the rules); these are
 //! only the JSON.
 
-use chainsim_primitives::PeerAddr;
+use chainsim_primitives::{BlockHash, PeerAddr};
 use serde::{Deserialize, Serialize};
 
 /// How this node treats what it sends on one link.
@@ -86,6 +86,33 @@ pub struct MiningView {
     pub share: Option<f64>,
 }
 
+/// `POST /lab/tamper`: the block to alter and offer to the peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TamperRequest {
+    /// The block's hash (64 hex digits).
+    pub hash: BlockHash,
+}
+
+/// The answer to `POST /lab/tamper`: what was changed and who was offered the result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TamperAnswer {
+    /// The altered transaction's amount in the offered copy.
+    pub amount_after: u64,
+    /// Its amount in the real block.
+    pub amount_before: u64,
+    /// What happened, for people.
+    pub message: String,
+    /// The block that was copied; this node's chain still holds it unchanged.
+    pub original: BlockHash,
+    /// The peers the altered copy was sent to.
+    pub sent_to: Vec<PeerAddr>,
+    /// The altered copy's hash: the peers' `block_rejected` events name it.
+    pub tampered: BlockHash,
+    /// Which transaction was changed (0 is the coinbase).
+    pub tx_index: u64,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 mod tests {
@@ -99,6 +126,15 @@ mod tests {
         let m: MiningRequest = serde_json::from_str(r#"{"mode": "auto", "block_time_s": 10, "share": 0.2}"#).unwrap();
         assert_eq!(m.mode, MiningModeName::Auto);
         assert!(serde_json::from_str::<MiningRequest>(r#"{"mode": "sometimes"}"#).is_err());
+    }
+
+    #[test]
+    fn tamper_request_takes_a_hash_only() {
+        let h = "ab".repeat(32);
+        let r: TamperRequest = serde_json::from_str(&format!(r#"{{"hash": "{h}"}}"#)).unwrap();
+        assert_eq!(r.hash.to_hex(), h);
+        assert!(serde_json::from_str::<TamperRequest>(r#"{"hash": "xyz"}"#).is_err());
+        assert!(serde_json::from_str::<TamperRequest>(&format!(r#"{{"hash": "{h}", "amount": 1}}"#)).is_err());
     }
 
     #[test]

@@ -22,8 +22,10 @@ pub use chain::{
     BlockView, BlocksPage, ChainAnswer, Confirmation, MineAnswer, NewTxAnswer, NewTxRequest, PendingAnswer, ProofView,
     TxLookup, TxStatus, TxView,
 };
-pub use events::{BlockEvent, MiningEvent, PeerEvent, ReorgEvent, TipEvent, TxEvent};
-pub use lab::{LinkAnswer, LinkConditionsView, LinkRequest, MiningModeName, MiningRequest, MiningView};
+pub use events::{BlockEvent, BlockRejectedEvent, MiningEvent, PeerEvent, ReorgEvent, TipEvent, TxEvent};
+pub use lab::{
+    LinkAnswer, LinkConditionsView, LinkRequest, MiningModeName, MiningRequest, MiningView, TamperAnswer, TamperRequest,
+};
 pub use node::{ErrorAnswer, PeerDirection, PeerState, PeerView, PeersAnswer, ResolveAnswer, StatusView};
 
 /// Port of the first node, as in the original (`chainsim node`, `chainsim demo`).

@@ -83,4 +83,8 @@ pub enum Command {
     /// Decide when to mine by this mode from now on (validate it first with
     /// [`crate::MiningMode::validate`]; an invalid one is refused with [`crate::Reply::Refused`]).
     SetMining(crate::MiningMode),
+    /// Send this block to every ready peer as a `Block` message, neither checked nor kept:
+    /// the lab's tamper lesson ([`crate::tamper`]). Answered with [`crate::Reply::Peers`],
+    /// the peers it went to.
+    Offer(Block),
 }

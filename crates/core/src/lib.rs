@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod relay;
 pub mod store;
 pub mod sync;
+pub mod tamper;
 pub mod testnet;
 pub mod time;
 

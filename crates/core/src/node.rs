@@ -31,6 +31,7 @@ use crate::output::{Outbox, Output, Reply};
 use crate::params::ChainParams;
 use crate::peering::{Peering, PeeringConfig, TipInfo};
 use crate::peers::{PeerAddr, PeerList};
+use crate::protocol::{Message, WireBlock};
 use crate::relay::{Relay, RelayMode};
 use crate::store::{BlockSource, ChainStore, StoredState};
 use crate::sync::{Stalled, Sync};
@@ -418,7 +419,22 @@ impl Node {
                 }
                 Err(e) => Reply::Refused(e.to_string()),
             },
+            Command::Offer(block) => Reply::Peers(self.offer(block, now)),
         }
+    }
+
+    /// Sends `block` to every ready peer without checking or storing it; returns their addresses.
+    fn offer(&mut self, block: Block, now: Time) -> Vec<PeerAddr> {
+        let block = Arc::new(block);
+        let mut sent_to = Vec::new();
+        for id in self.peering.ready_ids() {
+            let msg = Message::Block {
+                block: WireBlock(block.clone()),
+            };
+            self.peering.send(id, msg, now, &mut self.out);
+            sent_to.extend(self.peering.addr_of(id).cloned());
+        }
+        sent_to
     }
 
     fn on_timeout(&mut self, now: Time) {

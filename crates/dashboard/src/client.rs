@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chainsim_api::{
     BlockView, BlocksPage, ErrorAnswer, LinkAnswer, LinkRequest, MineAnswer, MiningRequest, MiningView, NewTxAnswer,
-    NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, StatusView, TxLookup,
+    NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, StatusView, TamperAnswer, TamperRequest, TxLookup,
 };
 use chainsim_primitives::PeerAddr;
 use serde::de::DeserializeOwned;
@@ -182,6 +182,12 @@ impl NodeClient {
     /// `POST /mining`: when `node` mines by itself.
     pub async fn set_mining(&self, node: &PeerAddr, mode: &MiningRequest) -> Result<MiningView, NodeError> {
         let req = self.http.post(Self::url(node, "/mining")).json(mode);
+        self.json(node, req, SUBMIT_TIMEOUT).await
+    }
+
+    /// `POST /lab/tamper`: `node` offers its peers an altered copy of a block.
+    pub async fn tamper(&self, node: &PeerAddr, request: &TamperRequest) -> Result<TamperAnswer, NodeError> {
+        let req = self.http.post(Self::url(node, "/lab/tamper")).json(request);
         self.json(node, req, SUBMIT_TIMEOUT).await
     }
 

@@ -19,7 +19,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chainsim_api::{LinkRequest, MiningRequest, NewTxRequest};
+use chainsim_api::{LinkRequest, MiningRequest, NewTxRequest, TamperRequest};
 use chainsim_primitives::PeerAddr;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -33,7 +33,25 @@ use crate::monitor::{Monitor, Origin};
 use crate::{DashboardError, validate};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
+/// The page's script: native ES modules (`main.js` imports the others), no build step.
+/// Each is served at `/assets/{name}` as `text/javascript`, which module scripts require.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("main.js", include_str!("../assets/main.js")),
+    ("state.js", include_str!("../assets/state.js")),
+    ("i18n.js", include_str!("../assets/i18n.js")),
+    ("dom.js", include_str!("../assets/dom.js")),
+    ("api.js", include_str!("../assets/api.js")),
+    ("nodes.js", include_str!("../assets/nodes.js")),
+    ("txform.js", include_str!("../assets/txform.js")),
+    ("graph.js", include_str!("../assets/graph.js")),
+    ("heights.js", include_str!("../assets/heights.js")),
+    ("activity.js", include_str!("../assets/activity.js")),
+    ("forktree.js", include_str!("../assets/forktree.js")),
+    ("explorer.js", include_str!("../assets/explorer.js")),
+    ("feed.js", include_str!("../assets/feed.js")),
+    ("lab.js", include_str!("../assets/lab.js")),
+    ("figures.js", include_str!("../assets/figures.js")),
+];
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON: &str = include_str!("../assets/favicon.svg");
 /// The header that carries the page's token on every state-changing request.
@@ -240,9 +258,7 @@ type ApiResult = Result<Json<Value>, ApiError>;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/assets/app.js", get(app_js))
-        .route("/assets/app.css", get(app_css))
-        .route("/assets/favicon.svg", get(favicon))
+        .route("/assets/{name}", get(asset))
         .route("/api/events", get(page_events))
         .route("/api/state", get(api_state))
         .route("/api/tx", post(api_tx))
@@ -253,6 +269,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/link", post(api_link))
         .route("/api/partition", post(api_partition))
         .route("/api/mining", post(api_mining))
+        .route("/api/tamper", post(api_tamper))
         .route("/mine/{port}", get(compat_mine))
         .route("/resolve/{port}", get(compat_resolve))
         .route("/add_transaction", post(compat_add_tx))
@@ -300,16 +317,20 @@ async fn index(State(st): State<AppState>) -> Response {
     (page_headers("text/html; charset=utf-8"), st.0.index.clone()).into_response()
 }
 
-async fn app_js() -> Response {
-    (page_headers("text/javascript; charset=utf-8"), APP_JS).into_response()
-}
-
-async fn app_css() -> Response {
-    (page_headers("text/css; charset=utf-8"), APP_CSS).into_response()
-}
-
-async fn favicon() -> Response {
-    (page_headers("image/svg+xml"), FAVICON).into_response()
+/// `GET /assets/{name}`: a script module, the style sheet or the icon, all built in.
+async fn asset(Path(name): Path<String>) -> Response {
+    let found = match name.as_str() {
+        "app.css" => Some(("text/css; charset=utf-8", APP_CSS)),
+        "favicon.svg" => Some(("image/svg+xml", FAVICON)),
+        _ => SCRIPTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, body)| ("text/javascript; charset=utf-8", *body)),
+    };
+    match found {
+        Some((content_type, body)) => (page_headers(content_type), body).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such asset").into_response(),
+    }
 }
 
 async fn api_state(State(st): State<AppState>) -> Json<Value> {
@@ -552,6 +573,16 @@ async fn api_mining(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let view = st.monitor().client().set_mining(&node, &request).await?;
     st.monitor().poke(&node);
     Ok(Json(json!({ "ok": true, "node": node, "mining": view })))
+}
+
+/// `POST /api/tamper {"node", "hash"}`: the node's `POST /lab/tamper`; its peers' refusals
+/// come back as `block_rejected` events on the live feed.
+async fn api_tamper(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let obj = body_object(&body)?;
+    let node = known_node(&st, text_field(&obj, "node")?)?;
+    let request: TamperRequest = node_request(obj, &["node"])?;
+    let answer = st.monitor().client().tamper(&node, &request).await?;
+    Ok(Json(json!({ "ok": true, "node": node, "tamper": answer })))
 }
 
 /// `POST /api/nodes`: in the demo, starts one more node.

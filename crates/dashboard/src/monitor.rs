@@ -103,6 +103,8 @@ struct TreeBlock {
     previous_hash: BlockHash,
     timestamp: u64,
     txs: usize,
+    /// Who the coinbase pays: the page counts each node's share of the best chain by it.
+    miner: Option<String>,
 }
 
 #[derive(Default)]
@@ -413,6 +415,11 @@ impl Monitor {
                 previous_hash: b.previous_hash,
                 timestamp: b.timestamp,
                 txs: b.transactions.len(),
+                miner: b
+                    .transactions
+                    .first()
+                    .filter(|t| t.sender == "0")
+                    .map(|t| t.recipient.clone()),
             };
             inner.tree.insert(b.hash, summary);
         }

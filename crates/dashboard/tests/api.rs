@@ -92,6 +92,48 @@ async fn index_embeds_the_token_and_forbids_foreign_scripts() {
     assert!(csp.contains("script-src 'self'"));
 }
 
+/// The page loads `main.js` as a module; every module any script imports is served, as
+/// `text/javascript` (browsers refuse a module of another type), and unknown names are 404.
+#[tokio::test]
+async fn every_imported_module_is_served_as_javascript() {
+    let st = state();
+    let get = |path: String| {
+        Request::get(path)
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let html = String::from_utf8(send(&st, get("/".into())).await.body).expect("utf8");
+    assert!(html.contains(r#"<script type="module" src="/assets/main.js">"#));
+    let mut todo = vec!["main.js".to_owned()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let a = send(&st, get(format!("/assets/{name}"))).await;
+        assert_eq!(a.status, StatusCode::OK, "{name}");
+        let ct = a
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(ct.starts_with("text/javascript"), "{name}: {ct}");
+        let text = String::from_utf8(a.body).expect("utf8");
+        for part in text.split("from './").skip(1).chain(text.split("import './").skip(1)) {
+            if let Some(end) = part.find('\'') {
+                todo.push(part[..end].to_owned());
+            }
+        }
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
+    assert_eq!(
+        send(&st, get("/assets/nope.js".into())).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(send(&st, get("/assets/app.css".into())).await.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn tokens_differ_between_processes_states() {
     assert_ne!(state().token(), state().token());
@@ -214,6 +256,36 @@ async fn bad_transactions_answer_400_json() {
         let a = send(&st, page_post(&st, "/api/tx", &body)).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}");
         assert!(!a.error().is_empty(), "{what}");
+    }
+}
+
+/// `/api/tamper` checks its input before asking any node: a missing or unknown node, a
+/// malformed hash or an unknown field answer 4xx JSON.
+#[tokio::test]
+async fn bad_tamper_requests_answer_4xx_json() {
+    let st = state();
+    st.monitor().watch(&dead_node(), Origin::Seed);
+    let hash = "ab".repeat(32);
+    let cases = [
+        (format!(r#"{{"hash":"{hash}"}}"#), StatusCode::BAD_REQUEST),
+        (
+            format!(r#"{{"node":"127.0.0.1:5999","hash":"{hash}"}}"#),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!(r#"{{"node":"{}","hash":"xyz"}}"#, dead_node()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!(r#"{{"node":"{}","hash":"{hash}","amount":1}}"#, dead_node()),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("[]".to_owned(), StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in cases {
+        let a = send(&st, page_post(&st, "/api/tamper", &body)).await;
+        assert_eq!(a.status, want, "{body}");
+        assert!(!a.error().is_empty(), "{body}");
     }
 }
 

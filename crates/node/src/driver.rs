@@ -136,6 +136,13 @@ pub enum Command {
         /// Done, or why the mode was refused.
         reply: Reply<Result<(), String>>,
     },
+    /// Send a block to every ready peer, neither checked nor kept (the tamper lesson).
+    Offer {
+        /// The block.
+        block: Block,
+        /// The peers it went to.
+        reply: Reply<Vec<PeerAddr>>,
+    },
     /// Ask every peer for what we lack, now.
     Resync {
         /// Done sending.
@@ -503,6 +510,7 @@ impl<S: ChainStore> Driver<S> {
             }
             Command::SetMining { mode, reply } => self.command(C::SetMining(mode), Pending::Setting(reply)),
             Command::Resync { reply } => self.command(C::Resync, Pending::Done(reply)),
+            Command::Offer { block, reply } => self.command(C::Offer(block), Pending::Peers(reply)),
             Command::Read(f) => f(&self.node),
         }
     }

@@ -79,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/peers/unblock", post(explorer::unblock_peer))
         .route("/peers/{addr}/link", put(lab::set_link))
         .route("/mining", post(lab::set_mining))
+        .route("/lab/tamper", post(lab::tamper))
         .route("/events", get(events::events))
         .route("/metrics", get(events::metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
