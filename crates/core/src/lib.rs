@@ -11,6 +11,7 @@ pub mod event;
 pub mod event_queue;
 pub mod eviction;
 pub mod input;
+pub mod keyed_hash;
 pub mod link;
 pub mod mempool;
 mod messages;

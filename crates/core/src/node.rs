@@ -13,7 +13,6 @@
 //! for a parent. This file composes them; [`crate::messages`] dispatches peer messages and
 //! [`crate::accept`] is where transactions and blocks enter.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,7 @@ use thiserror::Error;
 pub use crate::accept::Origin;
 use crate::chain::{BlockTree, InsertError, TipChange, ValidationError, validate_in_chain};
 use crate::input::{Command, Input};
+use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::mempool::{DEFAULT_MEMPOOL_CAPACITY, Mempool, MempoolError};
 use crate::metrics::ChainMetrics;
 use crate::mining_schedule::MiningSchedule;
@@ -205,7 +205,7 @@ pub struct Node {
     pub(crate) relay: Relay,
     pub(crate) orphans: Orphans,
     /// Recently refused blocks and the rule they broke, so they are not checked again.
-    pub(crate) rejected: HashMap<BlockHash, &'static str>,
+    pub(crate) rejected: KeyedMap<BlockHash, &'static str>,
     pub(crate) out: Outbox,
     pub(crate) stats: Stats,
     /// Stale blocks, reorganisations, propagation.
@@ -227,6 +227,7 @@ impl Node {
         let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
         tree.seed_index(rng.u64(..));
         let mining = MiningSchedule::new(config.mining, rng.u64(..));
+        let keyed = KeyedHash::new(rng.u64(..));
         Self {
             metrics: ChainMetrics::default(),
             mining,
@@ -234,9 +235,9 @@ impl Node {
             mempool: Mempool::new(config.mempool_capacity),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
             sync: Sync::new(config.sync_timeout, config.sync_stall),
-            relay: Relay::new(config.relay, config.fetch_timeout),
+            relay: Relay::new(config.relay, config.fetch_timeout, keyed),
             orphans: Orphans::new(config.max_orphans),
-            rejected: HashMap::new(),
+            rejected: KeyedMap::with_hasher(keyed),
             out: Outbox::default(),
             stats: Stats::default(),
             params,

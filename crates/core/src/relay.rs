@@ -4,11 +4,12 @@
 //! at most once in the common case. [`RelayMode::Push`] sends bodies to every peer at once,
 //! for comparison. This part owns what each link is known to have and what we asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Txid};
 
+use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::output::Outbox;
 use crate::peers::PeerId;
 
@@ -40,17 +41,21 @@ struct Known {
 }
 
 impl Known {
+    /// Whether `k` is in the ring. Scans every slot without stopping early, which the
+    /// compiler turns into wide compares: most lookups are for an id that is absent (a new
+    /// block), so an early exit would save nothing and costs the vectorised loop.
     fn contains(&self, k: u64) -> bool {
-        self.ids.contains(&k)
+        self.ids.iter().fold(false, |found, x| found | (*x == k))
     }
     fn remove(&mut self, k: u64) {
         if let Some(i) = self.ids.iter().position(|x| *x == k) {
             self.ids[i] = 0;
         }
     }
-    fn insert(&mut self, k: u64) {
+    /// Adds `k`; returns whether it was new.
+    fn insert(&mut self, k: u64) -> bool {
         if self.contains(k) {
-            return;
+            return false;
         }
         if self.ids.len() < KNOWN_PER_LINK {
             self.ids.push(k);
@@ -58,6 +63,7 @@ impl Known {
             self.ids[self.next] = k;
             self.next = (self.next + 1) % KNOWN_PER_LINK;
         }
+        true
     }
 }
 
@@ -75,7 +81,7 @@ struct Fetch {
 pub struct Relay {
     mode: RelayMode,
     fetch_timeout: Duration,
-    known: HashMap<PeerId, Known>,
+    known: KeyedMap<PeerId, Known>,
     blocks: BTreeMap<BlockHash, Fetch>,
     txs: BTreeMap<Txid, Fetch>,
     /// Transactions accepted since the last flush, with the link they came from.
@@ -100,12 +106,12 @@ impl Wanted {
 
 impl Relay {
     /// Relay in `mode`, asking another announcer when one does not deliver within
-    /// `fetch_timeout`.
-    pub fn new(mode: RelayMode, fetch_timeout: Duration) -> Self {
+    /// `fetch_timeout`; `keyed` hashes the per-link tables (see [`KeyedHash`]).
+    pub fn new(mode: RelayMode, fetch_timeout: Duration, keyed: KeyedHash) -> Self {
         Self {
             mode,
             fetch_timeout,
-            known: HashMap::new(),
+            known: KeyedMap::with_hasher(keyed),
             blocks: BTreeMap::new(),
             txs: BTreeMap::new(),
             pending_txs: Vec::new(),
@@ -130,10 +136,7 @@ impl Relay {
 
     /// Whether `peer` is not yet known to have item `id`; it is marked as having it.
     fn first_time(&mut self, peer: PeerId, id: &[u8; 32]) -> bool {
-        let (known, k) = (self.known.entry(peer).or_default(), key(id));
-        let fresh = !known.contains(k);
-        known.insert(k);
-        fresh
+        self.known.entry(peer).or_default().insert(key(id))
     }
 
     /// Forgets who has an item: it came back (a reorganisation returned it to the

@@ -8,7 +8,7 @@
 //! still reorganises. Bodies live in [`Bodies`] (the store, for a live node) and the best
 //! chain's transactions in a compact [`TxIndex`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chainsim_primitives::{Block, BlockHash, Header, Txid, Work};
@@ -17,6 +17,7 @@ use thiserror::Error;
 use super::bodies::Bodies;
 use super::txindex::TxIndex;
 use super::validation::{CheckedBlock, ParentInfo};
+use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::store::BlockSource;
 
 /// A block in the tree with what fork choice needs (its body is in the store).
@@ -84,7 +85,7 @@ pub enum InsertError {
 /// All known blocks and the best chain through them.
 #[derive(Debug)]
 pub struct BlockTree {
-    entries: HashMap<BlockHash, BlockEntry>,
+    entries: KeyedMap<BlockHash, BlockEntry>,
     /// The best chain, indexed by height.
     active: Vec<BlockHash>,
     /// Where each transaction of the best chain is (by height).
@@ -105,7 +106,7 @@ impl BlockTree {
     pub fn with_source(genesis: Arc<Block>, max_side_blocks: usize, source: Option<Arc<dyn BlockSource>>) -> Self {
         let hash = genesis.compute_hash();
         let mut tree = Self {
-            entries: HashMap::new(),
+            entries: KeyedMap::default(),
             active: vec![hash],
             tx_index: TxIndex::default(),
             bodies: Bodies::new(source),
@@ -219,8 +220,12 @@ impl BlockTree {
     }
 
     /// Keys the transaction index's hashing with a secret seed (see [`TxIndex`]).
+    /// Its block map is keyed too, rebuilt with the new seed.
     pub fn seed_index(&mut self, seed: u64) {
         self.tx_index.reseed(seed);
+        let mut entries = KeyedMap::with_capacity_and_hasher(self.entries.len(), KeyedHash::new(seed));
+        entries.extend(self.entries.drain());
+        self.entries = entries;
     }
 
     /// Drops the bodies held only until the store had them.

@@ -6,46 +6,14 @@
 //! rare extra read.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 
 use chainsim_primitives::Txid;
+
+use crate::keyed_hash::KeyedHash;
 
 /// Buckets of the base's directory: keys are uniform (hash prefixes), so the top bits of a
 /// key say where in the sorted base to look, about `len / 65,536` entries at most to scan.
 const DIRECTORY_BITS: u32 = 16;
-
-/// Hashes an already random 8-byte prefix with one multiply, keyed by a secret seed so that
-/// no one can craft transactions that pile into one bucket.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SeededPrefix(u64);
-
-/// The hasher of [`SeededPrefix`].
-#[derive(Debug, Default)]
-pub struct PrefixHasher {
-    seed: u64,
-    state: u64,
-}
-
-impl BuildHasher for SeededPrefix {
-    type Hasher = PrefixHasher;
-    fn build_hasher(&self) -> PrefixHasher {
-        PrefixHasher { seed: self.0, state: 0 }
-    }
-}
-
-impl Hasher for PrefixHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.state = (self.state.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, k: u64) {
-        self.state = (k ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) ^ self.seed.rotate_left(7);
-    }
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
 
 /// Recent changes held before they are merged into the sorted base: at least this many,
 /// and at least an eighth of the base, so that merging costs a constant per insertion.
@@ -61,8 +29,8 @@ pub struct TxIndex {
     /// Where each top-bits bucket starts in `keys` (one more entry than buckets).
     directory: Vec<u32>,
     /// Recent insertions: one height per prefix here, any further ones in `recent_more`.
-    recent: HashMap<u64, u32, SeededPrefix>,
-    recent_more: HashMap<u64, Vec<u32>, SeededPrefix>,
+    recent: HashMap<u64, u32, KeyedHash>,
+    recent_more: HashMap<u64, Vec<u32>, KeyedHash>,
     recent_len: usize,
     removed: usize,
 }
@@ -77,8 +45,8 @@ impl TxIndex {
     /// An empty index whose hashing is keyed by `seed`.
     pub fn with_seed(seed: u64) -> Self {
         Self {
-            recent: HashMap::with_hasher(SeededPrefix(seed)),
-            recent_more: HashMap::with_hasher(SeededPrefix(seed)),
+            recent: HashMap::with_hasher(KeyedHash::new(seed)),
+            recent_more: HashMap::with_hasher(KeyedHash::new(seed)),
             ..Self::default()
         }
     }
