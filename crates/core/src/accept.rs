@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
-use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain};
+use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain_with};
 use crate::event::Event;
 use crate::mempool::Source;
 use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
@@ -52,6 +52,7 @@ impl Node {
         if self.mempool.contains(&txid) || self.tree.find_tx(&txid).is_some() {
             return Ok(TxOutcome { txid, is_new: false });
         }
+        self.ledger_admits(&tx)?;
         let source = match from {
             None => Source::Local,
             Some(id) => Source::Peer {
@@ -107,7 +108,10 @@ impl Node {
         if !self.tree.contains(&prev) {
             return Err(BlockRejected::UnknownParent(prev));
         }
-        let checked = match validate_in_chain(&self.params, block, &self.tree, Some(now.as_millis())) {
+        // Pending transactions had their signatures checked when they arrived.
+        let known_good = |txid: &Txid| self.mempool.contains(txid);
+        let checked = match validate_in_chain_with(&self.params, block, &self.tree, Some(now.as_millis()), &known_good)
+        {
             Ok(c) => c,
             Err(e) => {
                 self.stats.blocks_rejected += 1;
@@ -244,6 +248,7 @@ impl Node {
                 from_peer: from_peer.clone(),
             });
         }
+        self.evict_stale_pending();
         let tip = self.tree.tip().hash;
         self.out.store(StoreOp::SetTip(tip));
         if change.is_reorg() {
@@ -262,5 +267,25 @@ impl Node {
             tip,
             pending: self.mempool.len(),
         });
+    }
+}
+
+impl Node {
+    /// On an accounts network, after the best chain changed: drops the pending transfers
+    /// that no longer fit the ledger (the loser of two conflicting transfers, once the
+    /// other is confirmed; one whose funds went elsewhere), so every mempool holds only
+    /// what can still be mined.
+    fn evict_stale_pending(&mut self) {
+        let Some(ledger) = self.tree.ledger() else { return };
+        for (txid, error) in crate::ledger::stale_pending(ledger, &self.mempool) {
+            if self.mempool.remove(&txid).is_some() {
+                self.out.store(StoreOp::DeleteTx(txid));
+                self.out.emit(Event::TxDropped {
+                    txid,
+                    rule: error.rule(),
+                    reason: error.to_string(),
+                });
+            }
+        }
     }
 }
