@@ -91,8 +91,12 @@ pub async fn new_transaction(
 ) -> Result<impl IntoResponse, ApiError> {
     let req: NewTx = parse_json(&body?)?;
     let (sender, recipient) = (name("sender", req.sender)?, name("recipient", req.recipient)?);
-    let tx = Transaction::transfer(&sender, &recipient, amount(req.amount)?, timestamp(req.time)?)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (amount, time) = (amount(req.amount)?, timestamp(req.time)?);
+    let tx =
+        Transaction::transfer(&sender, &recipient, amount, time).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if s.info.ledger == chainsim_core::LedgerKind::Accounts {
+        return super::accounts::demo_transfer(&s, &tx.sender, &tx.recipient, amount, time).await;
+    }
     submit(&s, tx).await
 }
 
