@@ -40,19 +40,21 @@ impl Node {
         peer.and_then(|p| self.peering.addr_of(p).cloned())
     }
 
-    /// Takes a transaction into the mempool (or finds it known), queueing it for relay.
+    /// Takes a transaction into the mempool (or finds it known), queueing it for relay;
+    /// `verified` when its signature was checked before it came in.
     pub(crate) fn accept_tx(
         &mut self,
         tx: Transaction,
         from: Option<PeerId>,
         now: Time,
+        verified: bool,
     ) -> Result<TxOutcome, TxRejected> {
         tx.check_well_formed(false)?;
         let txid = tx.compute_txid();
         if self.mempool.contains(&txid) || self.tree.find_tx(&txid).is_some() {
             return Ok(TxOutcome { txid, is_new: false });
         }
-        self.ledger_admits(&tx)?;
+        self.ledger_admits(&tx, verified)?;
         let source = match from {
             None => Source::Local,
             Some(id) => Source::Peer {

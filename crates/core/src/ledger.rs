@@ -19,6 +19,24 @@ use thiserror::Error;
 
 use crate::mempool::Mempool;
 
+/// A signed transaction whose signature was checked, by whoever made this value: the way
+/// to check signatures off the thread that owns the node ([`crate::Command::SubmitVerifiedTx`]),
+/// so that the node does not check them again.
+#[derive(Debug, Clone)]
+pub struct VerifiedTx(Transaction);
+
+impl VerifiedTx {
+    /// Checks the signature; `None` when it does not verify (or the transaction is unsigned).
+    pub fn verify(tx: Transaction) -> Option<Self> {
+        tx.verify_signature().then_some(Self(tx))
+    }
+
+    /// The transaction.
+    pub fn into_inner(self) -> Transaction {
+        self.0
+    }
+}
+
 /// Which rules a network's transactions follow: part of the chain parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]

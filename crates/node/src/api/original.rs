@@ -104,7 +104,16 @@ pub async fn new_transaction(
 /// known; refusals as `{"error": ...}` (409 for a conflict with a pending or confirmed
 /// transaction, 400 for other rules, 503 when the mempool is full).
 pub(crate) async fn submit(s: &AppState, tx: Transaction) -> Result<(StatusCode, Json<NewTxAnswer>), ApiError> {
-    let outcome = s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?;
+    // A signature is checked here, on the server's threads, not on the node's one thread.
+    let outcome = if tx.signed.is_some() {
+        let tx = chainsim_core::ledger::VerifiedTx::verify(tx)
+            .ok_or_else(|| ApiError::bad_request("refused (bad-signature): the signature does not verify"))?;
+        s.handle
+            .request(|reply| Command::SubmitVerifiedTx { tx, reply })
+            .await?
+    } else {
+        s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?
+    };
     match outcome {
         Ok(o) if o.is_new => Ok((
             StatusCode::CREATED,
