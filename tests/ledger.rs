@@ -64,7 +64,7 @@ fn wallet(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn funds_sent_and_confirmed_show_on_every_node() {
-    let a = accounts_node("A", &[]).await;
+    let mut a = accounts_node("A", &[]).await;
     let b = accounts_node("B", &[&a]).await;
     let c = accounts_node("C", &[&b]).await;
     b.wait_connected(&a.addr()).await;
@@ -127,6 +127,12 @@ async fn funds_sent_and_confirmed_show_on_every_node() {
     let all = a.get("/accounts").await;
     assert_eq!(all["ledger"], "accounts");
     assert_eq!(all["accounts"][0]["name"], "alice");
+
+    // A restart replays the stored chain through the ledger: the same balances.
+    a.stop().await;
+    a.restart().await;
+    assert_eq!(balance(&a, "bob").await, DEMO_BALANCE + 15);
+    assert_eq!(a.get("/accounts/carol").await["nonce"], 1);
 
     // A fresh key owns nothing: refused, one readable line, non-zero exit.
     let key_file = a.data_dir().join("fresh.key");
@@ -269,4 +275,71 @@ async fn open_and_accounts_nodes_refuse_each_other_at_the_handshake() {
     let (status, v) = open.call(reqwest::Method::GET, "/accounts", None).await;
     assert_eq!(status.as_u16(), 404, "{v}");
     assert!(v["error"].as_str().unwrap().contains("open ledger"), "{v}");
+}
+
+#[test]
+fn bad_wallet_and_ledger_input_fails_with_one_line() {
+    let dir = common::TempDir::new("ledger-cli");
+    let data = dir.path().join("data");
+    let key_file = dir.path().join("my.key");
+    std::fs::write(&key_file, "not a key\n").unwrap();
+    let (d, k) = (data.display().to_string(), key_file.display().to_string());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "node",
+                "--ledger",
+                "accounts",
+                "--port",
+                "0",
+                "--data-dir",
+                &d,
+                "--miner",
+                "Bobby",
+            ],
+            "accounts network",
+        ),
+        (
+            vec!["wallet", "send", "--key", "alice", "--to", "cs1nope", "--amount", "1"],
+            "not an address",
+        ),
+        (
+            vec!["wallet", "send", "--key", &k, "--to", "bob", "--amount", "1"],
+            "is not a key file",
+        ),
+        (
+            vec![
+                "wallet",
+                "send",
+                "--key",
+                "/no/such/key",
+                "--to",
+                "bob",
+                "--amount",
+                "1",
+            ],
+            "cannot read key file",
+        ),
+        (
+            vec!["wallet", "send", "--key", "alice", "--to", "bob", "--amount", "0"],
+            "at least 1",
+        ),
+        (
+            vec!["wallet", "balance", "alice", "--node", "127.0.0.1:1"],
+            "cannot reach",
+        ),
+        (vec!["wallet", "new", "--out", &k], "exists already"),
+    ];
+    for (args, says) in cases {
+        let out = Command::new(EXE).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!data.exists(), "a refused node created its data directory");
 }

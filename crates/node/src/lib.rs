@@ -176,6 +176,7 @@ pub async fn run(
     opts.mining.validate().map_err(|e| NodeError::Setting(e.to_string()))?;
     if let Some(name) = &opts.miner {
         chainsim_primitives::transaction::check_name("--miner", name).map_err(|e| NodeError::Miner(e.to_string()))?;
+        miner_for_ledger(opts.ledger, true, name.clone()).map_err(NodeError::Miner)?;
     }
     let listener = tokio::net::TcpListener::bind((opts.host.as_str(), opts.port))
         .await
