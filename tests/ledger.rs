@@ -241,6 +241,12 @@ async fn a_partition_confirming_both_sides_heals_to_one() {
         assert_eq!(balance(node, "erin").await, DEMO_BALANCE - 400);
     }
     assert!(a.pending().await.contains(&to_heidi.compute_txid().to_hex()));
+    assert!(
+        a.log()
+            .contains(&format!("dropped pending transaction {lost} (nonce-conflict-chain)")),
+        "{}",
+        a.log_tail()
+    );
     assert!(a.log().contains("reorganisation"), "{}", a.log_tail());
 }
 

@@ -99,4 +99,19 @@ mod tests {
         let back: SignedTxRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back.into_transaction(), tx);
     }
+
+    #[test]
+    fn tx_views_of_both_versions_round_trip() {
+        let key = SecretKey::from_seed([1; 32]);
+        for tx in [
+            Transaction::new("Alice", "Bob", 10, 7),
+            Transaction::signed(&key, &key.address(), 3, 0, 5),
+        ] {
+            let view = crate::TxView::new(tx.compute_txid(), &tx);
+            let json = serde_json::to_value(&view).unwrap();
+            assert_eq!(json.get("nonce").is_some(), tx.signed.is_some(), "{json}");
+            let back: crate::TxView = serde_json::from_value(json).unwrap();
+            assert_eq!(back, view);
+        }
+    }
 }

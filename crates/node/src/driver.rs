@@ -722,6 +722,9 @@ impl<S: ChainStore> Driver<S> {
                 connected.len(),
                 returned.len()
             ),
+            Event::TxDropped { txid, rule, reason } => {
+                tracing::info!("[{port}] dropped pending transaction {txid} ({rule}): {reason}")
+            }
             Event::Peer { address, state, reason } => match reason {
                 Some(r) => tracing::info!("[{port}] peer {address}: {state:?} ({r})"),
                 None => tracing::info!("[{port}] peer {address}: {state:?}"),
