@@ -12,7 +12,7 @@
 //!   arriving while it is busy waits behind (in order), so a link still delivers in order.
 //! - **Loss.** With probability `loss` a message is lost and its link breaks.
 
-use std::collections::HashMap;
+use chainsim_core::keyed_hash::{KeyedHash, KeyedMap};
 
 use crate::queue::Micros;
 use crate::scenario::NetworkSpec;
@@ -30,7 +30,8 @@ pub struct Network {
     loss: f64,
     up_free: Vec<Micros>,
     busy_until: Vec<Micros>,
-    pair_latency: HashMap<(u32, u32), Micros>,
+    /// Looked up for every message: hashed with one multiply, not SipHash.
+    pair_latency: KeyedMap<(u32, u32), Micros>,
     rng: fastrand::Rng,
 }
 
@@ -66,7 +67,7 @@ impl Network {
             loss: spec.loss,
             up_free: vec![0; n],
             busy_until: vec![0; n],
-            pair_latency: HashMap::new(),
+            pair_latency: KeyedMap::with_hasher(KeyedHash::new(seed)),
             rng,
         }
     }

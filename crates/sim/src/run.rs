@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chainsim_core::input::CommandId;
+use chainsim_core::keyed_hash::KeyedHash;
 use chainsim_core::link::{Effects, Pairs, drain};
 use chainsim_core::store::StoreOp;
 use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, addr, config};
@@ -33,6 +34,9 @@ use crate::scenario::Scenario;
 use crate::size::message_bytes;
 use crate::topology;
 use crate::txload::TxLoad;
+
+/// A set of link ends, looked up for every message: hashed with one multiply, not SipHash.
+type KeyedSet<T> = HashSet<T, KeyedHash>;
 
 /// The simulation network's target: Bitcoin regtest's `0x207fffff`, the largest a compact
 /// target can express, met by about half of all hashes (so a nonce takes ~2 tries).
@@ -87,9 +91,9 @@ struct World {
     net: Network,
     pairs: Pairs,
     /// Link ends that are up: (node, link).
-    open: HashSet<(usize, PeerId)>,
+    open: KeyedSet<(usize, PeerId)>,
     /// Link ends whose connection broke (loss): nothing more gets through.
-    broken: HashSet<(usize, PeerId)>,
+    broken: KeyedSet<(usize, PeerId)>,
     index: HashMap<PeerAddr, usize>,
     recorder: Recorder,
     sizes: BlockSizes,
@@ -331,8 +335,8 @@ impl Simulation {
             queue: EventQueue::default(),
             net: Network::new(&scenario.network, n, sub_seed(seed, 2)),
             pairs: Pairs::default(),
-            open: HashSet::new(),
-            broken: HashSet::new(),
+            open: KeyedSet::default(),
+            broken: KeyedSet::default(),
             index,
             recorder: Recorder::default(),
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
