@@ -2,6 +2,7 @@
 
 mod bench;
 mod sim;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,28 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Simulate thousands of nodes on one virtual clock (see docs/SIMULATION.md).
     Sim(sim::SimArgs),
+    /// Keys, signed transfers and balances on an accounts network.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+}
+
+/// Which ledger a node keeps (`--ledger`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum LedgerArg {
+    /// The original's rules: unsigned transfers between any names.
+    #[default]
+    Open,
+    /// Signed transfers between addresses, with balances and nonces.
+    Accounts,
+}
+
+impl LedgerArg {
+    fn kind(self) -> chainsim_core::LedgerKind {
+        match self {
+            Self::Open => chainsim_core::LedgerKind::Open,
+            Self::Accounts => chainsim_core::LedgerKind::Accounts,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +95,10 @@ struct NodeArgs {
     /// Join the easy test network (its own genesis; about 256 hashes a block).
     #[arg(long, hide = true)]
     test_network: bool,
+    /// The ledger: `open` (the original's unsigned transfers) or `accounts` (signed
+    /// transfers, balances; its own genesis funding the demo accounts).
+    #[arg(long, value_enum, default_value_t = LedgerArg::Open)]
+    ledger: LedgerArg,
     /// Ping a quiet peer link after this many seconds (and drop one silent three times as long).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     keepalive_secs: u64,
@@ -250,6 +277,9 @@ struct DemoArgs {
     /// Explicit --mine, --block-time and --latency flags win.
     #[arg(long)]
     lab: bool,
+    /// The nodes' ledger; `accounts` prints the demo accounts and their (public) keys.
+    #[arg(long, value_enum, default_value_t = LedgerArg::Open)]
+    ledger: LedgerArg,
     #[command(flatten)]
     link: LinkArgs,
     #[command(flatten)]
@@ -270,6 +300,9 @@ impl DemoArgs {
         }
         let mut args = link.to_args();
         args.extend(mining.to_args(self.nodes));
+        if self.ledger == LedgerArg::Accounts {
+            args.extend(["--ledger".to_owned(), "accounts".to_owned()]);
+        }
         args
     }
 }
@@ -321,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 mempool_capacity: a.mempool_capacity,
                 sync_patience: chainsim_node::NodeOptions::default().sync_patience,
                 test_network: a.test_network,
+                ledger: a.ledger.kind(),
                 keepalive: Duration::from_secs(a.keepalive_secs.max(1)),
                 allow_hosts: a.allow_hosts,
                 http: ServeLimits {
@@ -357,12 +391,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(a) => {
             let node_args = a.node_args();
+            let mut data_dir = a.data_dir.clone();
+            if a.ledger == LedgerArg::Accounts {
+                print_demo_accounts();
+                // Apart from open-ledger demo data, which an accounts node would refuse.
+                data_dir = data_dir.join("accounts");
+            }
             let cfg = chainsim_dashboard::DemoConfig {
                 node_args,
                 nodes: usize::from(a.nodes),
                 base_port: a.base_port,
                 dashboard_port: a.dashboard_port,
-                data_dir: a.data_dir,
+                data_dir,
                 node_exe: std::env::current_exe()?,
                 ..Default::default()
             };
@@ -371,7 +411,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(a) => bench::run(a).await,
         Command::Sim(a) => sim::run(a),
+        Command::Wallet(c) => wallet::run(c).await,
     }
+}
+
+/// Like a local test chain's banner: the demo accounts with their keys and balances, and
+/// a plain warning that those keys are public.
+fn print_demo_accounts() {
+    use chainsim_primitives::keys::{DEMO_BALANCE, DEMO_NAMES, demo_key};
+    println!("Demo accounts (funded with {DEMO_BALANCE} each in the accounts genesis):");
+    println!();
+    for (i, name) in DEMO_NAMES.iter().enumerate() {
+        let Some(key) = demo_key(name) else { continue };
+        println!("({i}) {name:<6} {}  balance {DEMO_BALANCE}", key.address());
+        println!("    private key {}", key.to_hex());
+    }
+    println!();
+    println!("WARNING: these private keys are public (SHA-256 of \"chainsim demo <name>\").");
+    println!("They are for demos only: never send anything of value to these addresses.");
+    println!();
 }
 
 /// Resolves on Ctrl+C or SIGTERM.

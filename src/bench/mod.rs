@@ -5,6 +5,7 @@
 //! over seconds, not single iterations.
 
 mod http;
+mod ledger;
 mod memory;
 mod micro;
 mod network;
@@ -60,6 +61,9 @@ pub enum Which {
     /// Speed and memory of 1,000 (`--nodes`) core nodes in one process, in the in-memory
     /// test network: connect, then mine `--net-blocks` blocks.
     Nodes,
+    /// The accounts ledger: validation of blocks of 1,000 signed transfers, and signed
+    /// ingest with 64 keep-alive clients against the open ledger's in the same run.
+    Ledger,
     /// Everything above, one after the other.
     All,
 }
@@ -76,6 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Memory => memory::run(args.blocks).await,
         Which::Relay => relay::run(args.rounds.unwrap_or(20)),
         Which::Nodes => nodes::run(args.nodes, args.net_blocks),
+        Which::Ledger => ledger::run(secs).await,
         Which::All => {
             micro::mining(secs)?;
             micro::validation(secs)?;
@@ -85,6 +90,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             network::catchup(args.blocks).await?;
             memory::run(args.blocks).await?;
             relay::run(args.rounds.unwrap_or(20))?;
+            ledger::run(secs).await?;
             nodes::run(args.nodes, args.net_blocks)
         }
     }

@@ -82,6 +82,7 @@ pub fn block_from_json(v: &Value) -> Block {
             recipient: t["recipient"].as_str().unwrap().to_string(),
             amount: t["amount"].as_u64().unwrap(),
             timestamp: t["timestamp"].as_u64().unwrap(),
+            signed: serde_json::from_value(t.clone()).ok(),
         })
         .collect();
     let block = Block {

@@ -1,7 +1,7 @@
 //! Transactions and blocks: the original's routes (`/transactions/*`, `/mine`, `/chain`)
 //! and chainsim's block explorer (`/blocks`, `/transactions/{txid}`).
 
-use chainsim_primitives::{Block, BlockHash, Hash256, MerkleProof, MerkleRoot, Transaction, Txid};
+use chainsim_primitives::{Block, BlockHash, Hash256, MerkleProof, MerkleRoot, Signed, Transaction, Txid};
 use serde::{Deserialize, Serialize};
 
 /// A transaction as the API shows it (docs/API.md, "Tx").
@@ -19,6 +19,9 @@ pub struct TxView {
     pub txid: Txid,
     /// Encoding version.
     pub version: u8,
+    /// Version 2 (accounts ledger) only: `nonce`, `public_key`, `signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none", flatten)]
+    pub signed: Option<Signed>,
 }
 
 impl TxView {
@@ -31,6 +34,7 @@ impl TxView {
             timestamp: tx.timestamp,
             txid,
             version: tx.version,
+            signed: tx.signed.clone(),
         }
     }
 }

@@ -13,11 +13,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod accounts;
 pub mod chain;
 pub mod events;
 pub mod lab;
 pub mod node;
 
+pub use accounts::{AccountView, AccountsAnswer, SignedTxRequest};
 pub use chain::{
     BlockView, BlocksPage, ChainAnswer, Confirmation, MineAnswer, NewTxAnswer, NewTxRequest, PendingAnswer, ProofView,
     TxLookup, TxStatus, TxView,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
-use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain};
+use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain_with};
 use crate::event::Event;
 use crate::mempool::Source;
 use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
@@ -40,18 +40,21 @@ impl Node {
         peer.and_then(|p| self.peering.addr_of(p).cloned())
     }
 
-    /// Takes a transaction into the mempool (or finds it known), queueing it for relay.
+    /// Takes a transaction into the mempool (or finds it known), queueing it for relay;
+    /// `verified` when its signature was checked before it came in.
     pub(crate) fn accept_tx(
         &mut self,
         tx: Transaction,
         from: Option<PeerId>,
         now: Time,
+        verified: bool,
     ) -> Result<TxOutcome, TxRejected> {
         tx.check_well_formed(false)?;
         let txid = tx.compute_txid();
         if self.mempool.contains(&txid) || self.tree.find_tx(&txid).is_some() {
             return Ok(TxOutcome { txid, is_new: false });
         }
+        self.ledger_admits(&tx, verified)?;
         let source = match from {
             None => Source::Local,
             Some(id) => Source::Peer {
@@ -107,7 +110,10 @@ impl Node {
         if !self.tree.contains(&prev) {
             return Err(BlockRejected::UnknownParent(prev));
         }
-        let checked = match validate_in_chain(&self.params, block, &self.tree, Some(now.as_millis())) {
+        // Pending transactions had their signatures checked when they arrived.
+        let known_good = |txid: &Txid| self.mempool.contains(txid);
+        let checked = match validate_in_chain_with(&self.params, block, &self.tree, Some(now.as_millis()), &known_good)
+        {
             Ok(c) => c,
             Err(e) => {
                 self.stats.blocks_rejected += 1;
@@ -244,6 +250,7 @@ impl Node {
                 from_peer: from_peer.clone(),
             });
         }
+        self.evict_stale_pending();
         let tip = self.tree.tip().hash;
         self.out.store(StoreOp::SetTip(tip));
         if change.is_reorg() {
@@ -262,5 +269,25 @@ impl Node {
             tip,
             pending: self.mempool.len(),
         });
+    }
+}
+
+impl Node {
+    /// On an accounts network, after the best chain changed: drops the pending transfers
+    /// that no longer fit the ledger (the loser of two conflicting transfers, once the
+    /// other is confirmed; one whose funds went elsewhere), so every mempool holds only
+    /// what can still be mined.
+    fn evict_stale_pending(&mut self) {
+        let Some(ledger) = self.tree.ledger() else { return };
+        for (txid, error) in crate::ledger::stale_pending(ledger, &self.mempool) {
+            if self.mempool.remove(&txid).is_some() {
+                self.out.store(StoreOp::DeleteTx(txid));
+                self.out.emit(Event::TxDropped {
+                    txid,
+                    rule: error.rule(),
+                    reason: error.to_string(),
+                });
+            }
+        }
     }
 }

@@ -22,6 +22,16 @@ pub enum Event {
         /// The peer that sent it, or none when submitted here.
         from_peer: Option<PeerAddr>,
     },
+    /// A pending transaction left the mempool unmined: on an accounts network, a new best
+    /// chain confirmed a conflicting one or spent its funds.
+    TxDropped {
+        /// Its id.
+        txid: Txid,
+        /// The ledger rule it now breaks.
+        rule: &'static str,
+        /// Why, in words.
+        reason: String,
+    },
     /// A block joined the best chain.
     Block {
         /// Its hash.
@@ -95,6 +105,7 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Tx { .. } => "tx",
+            Self::TxDropped { .. } => "tx_dropped",
             Self::Block { .. } => "block",
             Self::Tip { .. } => "tip",
             Self::Reorg { .. } => "reorg",

@@ -68,6 +68,8 @@ pub enum Input {
 pub enum Command {
     /// Take a transaction submitted here.
     SubmitTx(Transaction),
+    /// Take a signed transaction submitted here whose signature the caller checked.
+    SubmitVerifiedTx(crate::ledger::VerifiedTx),
     /// Take a block handed in by a user (`POST /blocks/receive`).
     SubmitBlock(Block),
     /// Take a block our miner found.

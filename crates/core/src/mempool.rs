@@ -3,7 +3,7 @@
 //! for local submissions, and one peer at most its share of that (docs/SECURITY.md), so a
 //! peer flooding the pool leaves room for local users and for other peers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chainsim_primitives::{Transaction, Txid};
 use thiserror::Error;
@@ -55,6 +55,8 @@ pub struct Mempool {
     relayed_by: HashMap<Txid, PeerId>,
     /// Pending transactions per relaying link.
     per_peer: HashMap<PeerId, usize>,
+    /// Signed transfers by sender and nonce (the accounts ledger's conflicts and nonces).
+    by_sender: HashMap<String, BTreeMap<u64, Txid>>,
 }
 
 impl Mempool {
@@ -66,6 +68,7 @@ impl Mempool {
             capacity,
             relayed_by: HashMap::new(),
             per_peer: HashMap::new(),
+            by_sender: HashMap::new(),
         }
     }
 
@@ -136,6 +139,9 @@ impl Mempool {
             return false;
         }
         self.order.insert((tx.timestamp, txid));
+        if let Some(nonce) = tx.nonce() {
+            self.by_sender.entry(tx.sender.clone()).or_default().insert(nonce, txid);
+        }
         self.txs.insert(txid, tx);
         true
     }
@@ -144,6 +150,16 @@ impl Mempool {
     pub fn remove(&mut self, txid: &Txid) -> Option<Transaction> {
         let tx = self.txs.remove(txid)?;
         self.order.remove(&(tx.timestamp, *txid));
+        if let Some(nonce) = tx.nonce()
+            && let Some(nonces) = self.by_sender.get_mut(&tx.sender)
+        {
+            if nonces.get(&nonce) == Some(txid) {
+                nonces.remove(&nonce);
+            }
+            if nonces.is_empty() {
+                self.by_sender.remove(&tx.sender);
+            }
+        }
         if let Some(peer) = self.relayed_by.remove(txid)
             && let Some(held) = self.per_peer.get_mut(&peer)
         {
@@ -153,6 +169,33 @@ impl Mempool {
             }
         }
         Some(tx)
+    }
+
+    /// The pending signed transfer of `sender` with `nonce`, if any.
+    pub fn pending_nonce(&self, sender: &str, nonce: u64) -> Option<Txid> {
+        self.by_sender.get(sender)?.get(&nonce).copied()
+    }
+
+    /// How many signed transfers `sender` has pending, and what they spend together.
+    pub fn pending_of(&self, sender: &str) -> (usize, u64) {
+        let Some(nonces) = self.by_sender.get(sender) else {
+            return (0, 0);
+        };
+        let spend = nonces
+            .values()
+            .filter_map(|id| self.txs.get(id))
+            .fold(0u64, |sum, tx| sum.saturating_add(tx.amount));
+        (nonces.len(), spend)
+    }
+
+    /// The lowest pending nonce of `sender`.
+    pub fn pending_by_sender_of(&self, sender: &str) -> Option<u64> {
+        self.by_sender.get(sender)?.keys().next().copied()
+    }
+
+    /// Pending signed transfers per sender, by nonce.
+    pub fn pending_by_sender(&self) -> impl Iterator<Item = (&String, &BTreeMap<u64, Txid>)> {
+        self.by_sender.iter()
     }
 
     /// Pending transactions, oldest first.

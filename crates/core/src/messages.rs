@@ -241,9 +241,12 @@ impl Node {
             let txid = tx.compute_txid();
             self.relay.tx_arrived(&txid);
             self.relay.mark_known(from, txid.as_bytes());
-            match self.accept_tx(tx, Some(from), now) {
-                Ok(_) | Err(TxRejected::MempoolFull(_)) => {}
+            match self.accept_tx(tx, Some(from), now, false) {
                 Err(TxRejected::Malformed(_)) => malformed += 1,
+                // A forged signature or a transaction of the other ledger is the sender's
+                // fault; a conflict or a spent balance can happen to any honest relay.
+                Err(TxRejected::Ledger(e)) if matches!(e.rule(), "bad-signature" | "wrong-ledger") => malformed += 1,
+                Ok(_) | Err(TxRejected::MempoolFull(_) | TxRejected::Ledger(_)) => {}
             }
         }
         if malformed > 0 {

@@ -106,6 +106,9 @@ pub enum TxRejected {
     /// The mempool is full.
     #[error(transparent)]
     MempoolFull(#[from] MempoolError),
+    /// It breaks a rule of the ledger (a bad signature, a conflict, funds it lacks).
+    #[error("refused ({rule}): {0}", rule = .0.rule())]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// A block the node took.
@@ -226,6 +229,10 @@ impl Node {
         let secret: [u8; 16] = std::array::from_fn(|_| rng.u8(..));
         let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
         tree.seed_index(rng.u64(..));
+        if params.ledger == crate::ledger::LedgerKind::Accounts {
+            // Only fails for a genesis rewarding a non-address; ours are compiled in.
+            let _ = tree.enable_ledger();
+        }
         let mining = MiningSchedule::new(config.mining, rng.u64(..));
         Self {
             metrics: ChainMetrics::default(),
@@ -318,13 +325,34 @@ impl Node {
         }
     }
 
-    fn restore_mempool(&mut self, txs: Vec<Transaction>) {
+    fn restore_mempool(&mut self, mut txs: Vec<Transaction>) {
+        // Nonce order, so each sender's transfers follow one another again.
+        txs.sort_by_key(|t| t.nonce());
         for tx in txs {
             let txid = tx.compute_txid();
-            if tx.check_well_formed(false).is_ok() && self.tree.find_tx(&txid).is_none() {
+            if tx.check_well_formed(false).is_ok()
+                && self.tree.find_tx(&txid).is_none()
+                && self.ledger_admits(&tx, false).is_ok()
+            {
                 self.mempool.insert_unbounded(txid, tx);
             }
         }
+    }
+
+    /// The ledger's rules for a transaction joining the mempool: its kind, then on an
+    /// accounts network its nonce and funds against the tip and what is pending, and last
+    /// (the costly part, done once per transaction) its signature.
+    /// `verified`: the signature was checked already (see [`crate::ledger::VerifiedTx`]).
+    pub(crate) fn ledger_admits(&self, tx: &Transaction, verified: bool) -> Result<(), crate::ledger::LedgerError> {
+        crate::ledger::check_kind(self.params.ledger, tx)?;
+        let Some(ledger) = self.tree.ledger() else {
+            return Ok(());
+        };
+        crate::ledger::check_pending(ledger, &self.mempool, tx)?;
+        if !verified && !tx.verify_signature() {
+            return Err(crate::ledger::LedgerError::BadSignature);
+        }
+        Ok(())
     }
 
     /// Everything restored is stored already: nothing to persist or announce.
@@ -396,7 +424,8 @@ impl Node {
 
     fn on_command(&mut self, command: Command, now: Time) -> Reply {
         match command {
-            Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None, now)),
+            Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None, now, false)),
+            Command::SubmitVerifiedTx(v) => Reply::Tx(self.accept_tx(v.into_inner(), None, now, true)),
             Command::SubmitBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Local, true, now)),
             Command::MinedBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Mined, true, now)),
             Command::AddPeers(addrs) => {
@@ -536,13 +565,33 @@ impl Node {
         let coinbase = Transaction::coinbase(self.config.miner.clone(), self.params.reward, timestamp);
         let mut size = Header::SIZE + 4 + coinbase.encoded_len();
         let mut transactions = vec![coinbase];
-        for (_, tx) in self.mempool.iter_oldest() {
-            let len = tx.encoded_len();
-            if transactions.len() >= self.params.max_block_txs || size + len > self.params.max_block_bytes {
-                break;
+        let fits = |txs: &Vec<Transaction>, size: usize, len: usize| {
+            txs.len() < self.params.max_block_txs && size + len <= self.params.max_block_bytes
+        };
+        match self.tree.ledger() {
+            None => {
+                for (_, tx) in self.mempool.iter_oldest() {
+                    let len = tx.encoded_len();
+                    if !fits(&transactions, size, len) {
+                        break;
+                    }
+                    size += len;
+                    transactions.push(tx.clone());
+                }
             }
-            size += len;
-            transactions.push(tx.clone());
+            Some(ledger) => {
+                let mut view = crate::ledger::View::new(ledger);
+                for tx in crate::ledger::template_order(&self.mempool) {
+                    let len = tx.encoded_len();
+                    if !fits(&transactions, size, len) {
+                        break;
+                    }
+                    if view.apply_tx(tx).is_ok() {
+                        size += len;
+                        transactions.push(tx.clone());
+                    }
+                }
+            }
         }
         let txids: Vec<Txid> = transactions.iter().map(Transaction::compute_txid).collect();
         Block {

@@ -444,9 +444,13 @@ impl Peering {
             ));
         }
         if hello.genesis != self.genesis {
+            let name = |g| crate::params::ChainParams::known_network(g).map_or(String::new(), |n| format!(" ({n})"));
             return Some(format!(
-                "peer is on another network: genesis {}, ours {}",
-                hello.genesis, self.genesis
+                "peer is on another network: genesis {}{}, ours {}{}",
+                hello.genesis,
+                name(&hello.genesis),
+                self.genesis,
+                name(&self.genesis)
             ));
         }
         if hello.listen == self.config.listen || hello.token == self.token_for(Some(&self.config.listen)) {

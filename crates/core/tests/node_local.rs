@@ -128,10 +128,18 @@ fn malformed_transactions_are_refused() {
         ),
         (
             Transaction {
+                version: 3,
+                ..ok.clone()
+            },
+            TxError::UnknownVersion(3),
+        ),
+        // Version 2 is a signed transfer: without its signed part it is not one.
+        (
+            Transaction {
                 version: 2,
                 ..ok.clone()
             },
-            TxError::UnknownVersion(2),
+            TxError::SignedPart(2, "need"),
         ),
     ];
     for (t, reason) in cases {

@@ -66,6 +66,14 @@ pub enum Command {
         /// Where the outcome goes.
         reply: Reply<Result<TxOutcome, TxRejected>>,
     },
+    /// A signed transaction from the API, its signature checked by the handler (off this
+    /// thread).
+    SubmitVerifiedTx {
+        /// The transaction.
+        tx: chainsim_core::ledger::VerifiedTx,
+        /// Where the outcome goes.
+        reply: Reply<Result<TxOutcome, TxRejected>>,
+    },
     /// Mine one block; the reply comes when it is mined and stored.
     Mine {
         /// Where the block goes.
@@ -472,6 +480,7 @@ impl<S: ChainStore> Driver<S> {
         use chainsim_core::Command as C;
         match cmd {
             Command::SubmitTx { tx, reply } => self.command(C::SubmitTx(tx), Pending::Tx(reply)),
+            Command::SubmitVerifiedTx { tx, reply } => self.command(C::SubmitVerifiedTx(tx), Pending::Tx(reply)),
             Command::Mine { reply } => self.mine_queue.push_back(MineRequest::Api(reply)),
             Command::SubmitBlock { block, reply } => self.command(C::SubmitBlock(block), Pending::Block(reply)),
             Command::Frame { from, frame } => {

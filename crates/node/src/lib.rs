@@ -64,6 +64,8 @@ pub struct NodeOptions {
     pub sync_patience: Duration,
     /// Which network: the default one, or the easy test network (benchmarks, experiments).
     pub test_network: bool,
+    /// Which ledger: the original's open one, or signed accounts (`--ledger`).
+    pub ledger: chainsim_core::LedgerKind,
     /// Ping a quiet peer link this often (and drop one silent three times as long).
     pub keepalive: Duration,
     /// How new blocks and transactions travel: announced then fetched, or pushed whole.
@@ -94,6 +96,7 @@ impl Default for NodeOptions {
             mempool_capacity: chainsim_core::mempool::DEFAULT_MEMPOOL_CAPACITY,
             sync_patience: Duration::from_secs(30),
             test_network: false,
+            ledger: chainsim_core::LedgerKind::Open,
             keepalive: Duration::from_secs(30),
             relay: chainsim_core::RelayMode::Announce,
             allow_hosts: Vec::new(),
@@ -184,10 +187,15 @@ pub async fn run(
     let port = local.port();
     let p = port;
     let listen: PeerAddr = format!("{}:{port}", opts.host).parse()?;
+    // An accounts node keeps its own store: the two ledgers' chains never mix.
+    let suffix = match opts.ledger {
+        chainsim_core::LedgerKind::Open => "",
+        chainsim_core::LedgerKind::Accounts => "-accounts",
+    };
     let data_dir = opts
         .data_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("./data/node-{port}")));
+        .unwrap_or_else(|| PathBuf::from(format!("./data/node-{port}{suffix}")));
     if opts.resync {
         chainsim_store::wipe(&data_dir)?;
         tracing::info!("[{p}] --resync: moved the old store aside; rebuilding from peers");
@@ -206,6 +214,7 @@ pub async fn run(
                 .and_then(|v| String::from_utf8(v.clone()).ok())
         })
         .unwrap_or_else(|| format!("miner-{:08x}", fastrand::u32(..)));
+    let miner = miner_for_ledger(opts.ledger, opts.miner.is_some(), miner).map_err(NodeError::Miner)?;
     store.commit(&[StoreOp::PutMeta(MINER_KEY.into(), miner.clone().into_bytes())])?;
     let mut config = NodeConfig::new(listen.clone(), miner.clone());
     config.seed = fastrand::u64(..);
@@ -218,10 +227,10 @@ pub async fn run(
     config.relay = opts.relay;
     config.mempool_capacity = opts.mempool_capacity;
     config.mining = opts.mining;
-    let params = Arc::new(if opts.test_network {
-        ChainParams::testnet()
-    } else {
-        ChainParams::default_network()
+    let params = Arc::new(match (opts.test_network, opts.ledger) {
+        (true, chainsim_core::LedgerKind::Open) => ChainParams::testnet(),
+        (true, chainsim_core::LedgerKind::Accounts) => ChainParams::testnet_accounts(),
+        (false, kind) => ChainParams::network_of(kind),
     });
     // Stored blocks stream through validation one at a time; afterwards bodies are read
     // back from the store on demand instead of living in memory.
@@ -264,7 +273,10 @@ pub async fn run(
     );
     let state = AppState {
         handle: handle.clone(),
-        info: Arc::new(NodeInfo::new(&opts.host, port, &opts.allow_hosts)),
+        info: Arc::new(NodeInfo {
+            ledger: opts.ledger,
+            ..NodeInfo::new(&opts.host, port, &opts.allow_hosts)
+        }),
     };
     let app = api::app(state);
     let server = tokio::spawn(serve::serve(listener, app, opts.http, stop_tx.subscribe()));
@@ -366,4 +378,26 @@ async fn initial_sync(handle: &NodeHandle, port: u16, patience: Duration, mut st
             return;
         }
     }
+}
+
+/// The miner on an accounts network must be an address (a block reward to a name breaks
+/// the `bad-address` rule): a demo account's name stands for its address; an address is
+/// kept; a name given with `--miner` is refused; a stored or made-up name is replaced by a
+/// demo account's address, drawn at random.
+fn miner_for_ledger(ledger: chainsim_core::LedgerKind, given: bool, miner: String) -> Result<String, String> {
+    use chainsim_primitives::keys::{DEMO_NAMES, demo_key};
+    if ledger == chainsim_core::LedgerKind::Open || chainsim_primitives::Address::parse(&miner).is_ok() {
+        return Ok(miner);
+    }
+    if let Some(key) = demo_key(&miner) {
+        return Ok(key.address().to_text());
+    }
+    if given {
+        return Err(format!(
+            "{miner:?}: on an accounts network --miner must be an address (cs1...) or a demo account ({})",
+            DEMO_NAMES.join(", ")
+        ));
+    }
+    let name = DEMO_NAMES[fastrand::usize(..DEMO_NAMES.len())];
+    Ok(demo_key(name).map_or(miner, |k| k.address().to_text()))
 }

@@ -97,7 +97,8 @@ impl<'a> Reader<'a> {
         self.buf = tail;
         Ok(head)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    /// Reads N raw bytes.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)

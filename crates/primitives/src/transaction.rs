@@ -1,23 +1,45 @@
 //! Transactions: a transfer of an amount from a sender name to a recipient name.
 //!
-//! chainsim keeps the original's account-less model (no balances, no signatures); the
-//! leading version byte lets fees, nonces and signatures be added later without making
-//! stored data unreadable.
+//! Version 1 is the original's account-less model (no balances, no signatures), used by
+//! the open ledger and by every coinbase. Version 2 is a signed transfer of the accounts
+//! ledger: the sender is the address of the signing key, and a nonce, the public key and
+//! an Ed25519 signature follow the version-1 fields. Version-1 bytes are unchanged.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::encode::{DecodeError, Reader, Writer};
 use crate::hash::{Txid, sha256};
+use crate::keys::{Address, PublicKey, SecretKey, SignatureBytes};
 
-/// The only transaction version this code writes and accepts.
+/// The version of an unsigned transaction (the open ledger, and every coinbase).
 pub const TX_VERSION: u8 = 1;
+/// The version of a signed transfer (the accounts ledger).
+pub const TX_VERSION_SIGNED: u8 = 2;
+/// What a signature covers before the transaction's bytes, so a signature made for
+/// something else can never pass as a transaction's.
+pub const SIGNING_DOMAIN: &[u8] = b"chainsim signed transaction\n";
 /// Longest sender or recipient name, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 64;
 /// The sender name of a coinbase transaction, as in the original.
 pub const COINBASE_SENDER: &str = "0";
 /// Most bytes a transaction can take once encoded.
-pub const MAX_TX_SIZE: usize = 1 + 2 * (2 + MAX_NAME_LEN) + 8 + 8;
+pub const MAX_TX_SIZE: usize = 1 + 2 * (2 + MAX_NAME_LEN) + 8 + 8 + SIGNED_PART_SIZE;
+/// Bytes of the signed part of a version-2 transaction: nonce, public key, signature.
+pub const SIGNED_PART_SIZE: usize = 8 + 32 + 64;
+
+/// What a version-2 transaction adds: who signs, which of the signer's transactions it is,
+/// and the signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signed {
+    /// The signer's count of earlier transactions: 0 for the first, then 1, 2, ...
+    pub nonce: u64,
+    /// The signer's public key; the sender must be its address.
+    pub public_key: PublicKey,
+    /// Ed25519 signature of [`SIGNING_DOMAIN`] followed by the transaction's bytes up to
+    /// and including the public key.
+    pub signature: SignatureBytes,
+}
 
 /// A transfer of `amount` from `sender` to `recipient`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -32,6 +54,9 @@ pub struct Transaction {
     pub amount: u64,
     /// When it was made, in milliseconds since the Unix epoch.
     pub timestamp: u64,
+    /// Version 2 only: the nonce, key and signature (absent from version 1's JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none", flatten)]
+    pub signed: Option<Signed>,
 }
 
 /// Why a transaction is not well formed.
@@ -63,6 +88,15 @@ pub enum TxError {
     /// A non-coinbase transaction uses the coinbase sender.
     #[error("sender \"0\" is reserved for the block reward")]
     ReservedSender,
+    /// The version and the signed part disagree: version 2 needs one, version 1 has none.
+    #[error("version {0} transactions {1} a nonce, public key and signature")]
+    SignedPart(u8, &'static str),
+    /// A signed transaction's sender is not the address of its public key.
+    #[error("sender is not the address of the signing key")]
+    SenderNotSigner,
+    /// A signed transaction's recipient is not an address.
+    #[error("recipient is not an address: {0}")]
+    BadRecipient(crate::keys::KeyError),
 }
 
 impl Transaction {
@@ -74,7 +108,53 @@ impl Transaction {
             recipient: recipient.into(),
             amount,
             timestamp,
+            signed: None,
         }
+    }
+
+    /// A signed transfer of `amount` from `key`'s address to `to`, as its `nonce`-th
+    /// transaction.
+    pub fn signed(key: &SecretKey, to: &Address, amount: u64, nonce: u64, timestamp: u64) -> Self {
+        let public_key = key.public();
+        let mut tx = Self {
+            version: TX_VERSION_SIGNED,
+            sender: key.address().to_text(),
+            recipient: to.to_text(),
+            amount,
+            timestamp,
+            signed: Some(Signed {
+                nonce,
+                public_key,
+                signature: SignatureBytes([0; 64]),
+            }),
+        };
+        let signature = key.sign(&tx.signing_message());
+        if let Some(s) = tx.signed.as_mut() {
+            s.signature = signature;
+        }
+        tx
+    }
+
+    /// What the signature covers: [`SIGNING_DOMAIN`], then the encoding without the
+    /// signature.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(SIGNING_DOMAIN.len() + self.encoded_len());
+        w.bytes(SIGNING_DOMAIN);
+        self.encode_unsigned_to(&mut w);
+        w.into_inner()
+    }
+
+    /// Whether the signature is valid (false for an unsigned transaction). Costly: callers
+    /// remember what they verified.
+    pub fn verify_signature(&self) -> bool {
+        self.signed
+            .as_ref()
+            .is_some_and(|s| crate::keys::verify(&s.public_key, &self.signing_message(), &s.signature))
+    }
+
+    /// The nonce of a signed transaction.
+    pub fn nonce(&self) -> Option<u64> {
+        self.signed.as_ref().map(|s| s.nonce)
     }
 
     /// The block reward paid to `miner`; its timestamp is the block's, which makes each
@@ -106,8 +186,11 @@ impl Transaction {
     /// Checks the rules any transaction must meet on its own (the coinbase rules are the
     /// block's business, so a coinbase passes here when `allow_coinbase`).
     pub fn check_well_formed(&self, allow_coinbase: bool) -> Result<(), TxError> {
-        if self.version != TX_VERSION {
-            return Err(TxError::UnknownVersion(self.version));
+        match (self.version, &self.signed) {
+            (TX_VERSION, None) | (TX_VERSION_SIGNED, Some(_)) => {}
+            (TX_VERSION, Some(_)) => return Err(TxError::SignedPart(TX_VERSION, "have no")),
+            (TX_VERSION_SIGNED, None) => return Err(TxError::SignedPart(TX_VERSION_SIGNED, "need")),
+            (v, _) => return Err(TxError::UnknownVersion(v)),
         }
         check_name("sender", &self.sender)?;
         check_name("recipient", &self.recipient)?;
@@ -117,16 +200,38 @@ impl Transaction {
         if self.is_coinbase() && !allow_coinbase {
             return Err(TxError::ReservedSender);
         }
+        self.check_signed_part()
+    }
+
+    /// A signed transaction's sender is its key's address and its recipient an address.
+    fn check_signed_part(&self) -> Result<(), TxError> {
+        let Some(signed) = &self.signed else { return Ok(()) };
+        if self.sender != Address::of(&signed.public_key).to_text() {
+            return Err(TxError::SenderNotSigner);
+        }
+        Address::parse(&self.recipient).map_err(TxError::BadRecipient)?;
         Ok(())
     }
 
     /// Appends the canonical encoding.
     pub fn encode_to(&self, w: &mut Writer) {
+        self.encode_unsigned_to(w);
+        if let Some(s) = &self.signed {
+            w.bytes(&s.signature.0);
+        }
+    }
+
+    /// The encoding without the signature (for version 1, the whole encoding).
+    fn encode_unsigned_to(&self, w: &mut Writer) {
         w.u8(self.version);
         w.str(&self.sender);
         w.str(&self.recipient);
         w.u64(self.amount);
         w.u64(self.timestamp);
+        if let Some(s) = &self.signed {
+            w.u64(s.nonce);
+            w.bytes(&s.public_key.0);
+        }
     }
 
     /// The canonical encoding.
@@ -138,18 +243,34 @@ impl Transaction {
 
     /// Length of the canonical encoding in bytes.
     pub fn encoded_len(&self) -> usize {
-        1 + 2 + self.sender.len() + 2 + self.recipient.len() + 8 + 8
+        let signed = if self.signed.is_some() { SIGNED_PART_SIZE } else { 0 };
+        1 + 2 + self.sender.len() + 2 + self.recipient.len() + 8 + 8 + signed
     }
 
     /// Reads one transaction; the names' length limit is enforced while decoding.
+    /// Version 2 reads the signed part too; any other version is read as version 1's
+    /// fields (and refused later as an unknown version).
     pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
-            version: r.u8()?,
+        let version = r.u8()?;
+        let mut tx = Self {
+            version,
             sender: r.str("sender", MAX_NAME_LEN)?,
             recipient: r.str("recipient", MAX_NAME_LEN)?,
             amount: r.u64()?,
             timestamp: r.u64()?,
-        })
+            signed: None,
+        };
+        if version == TX_VERSION_SIGNED {
+            let nonce = r.u64()?;
+            let public_key = PublicKey(r.array::<32>()?);
+            let signature = SignatureBytes(r.array::<64>()?);
+            tx.signed = Some(Signed {
+                nonce,
+                public_key,
+                signature,
+            });
+        }
+        Ok(tx)
     }
 
     /// Decodes exactly one transaction from `bytes`.
@@ -179,6 +300,11 @@ impl Transaction {
         }
         put(&self.amount.to_le_bytes());
         put(&self.timestamp.to_le_bytes());
+        if let Some(s) = &self.signed {
+            put(&s.nonce.to_le_bytes());
+            put(&s.public_key.0);
+            put(&s.signature.0);
+        }
         if self.sender.len() > MAX_NAME_LEN || self.recipient.len() > MAX_NAME_LEN {
             // Not well formed, never valid; hash the real encoding so the id is still honest.
             return Txid(sha256(&self.encode()));
@@ -281,8 +407,11 @@ mod tests {
         t.sender = "a\nb".into();
         assert_eq!(t.check_well_formed(false), Err(TxError::ControlCharacter("sender")));
         let mut t = ok.clone();
+        t.version = 3;
+        assert_eq!(t.check_well_formed(false), Err(TxError::UnknownVersion(3)));
+        let mut t = ok.clone();
         t.version = 2;
-        assert_eq!(t.check_well_formed(false), Err(TxError::UnknownVersion(2)));
+        assert_eq!(t.check_well_formed(false), Err(TxError::SignedPart(2, "need")));
         let cb = Transaction::coinbase("miner", 50, 0);
         assert_eq!(cb.check_well_formed(false), Err(TxError::ReservedSender));
         assert_eq!(cb.check_well_formed(true), Ok(()));
@@ -351,6 +480,41 @@ mod tests {
             Transaction::decode(&bytes[..bytes.len() - 1]),
             Err(DecodeError::UnexpectedEnd)
         );
+    }
+
+    #[test]
+    fn signed_transactions_round_trip_and_verify() {
+        let key = SecretKey::from_seed([3; 32]);
+        let to = SecretKey::from_seed([4; 32]).address();
+        let tx = Transaction::signed(&key, &to, 5, 7, 1_000);
+        assert_eq!(tx.check_well_formed(false), Ok(()));
+        assert!(tx.verify_signature());
+        let bytes = tx.encode();
+        assert_eq!(bytes.len(), tx.encoded_len());
+        assert_eq!(Transaction::decode(&bytes), Ok(tx.clone()));
+        assert_eq!(tx.compute_txid(), Txid(sha256(&bytes)));
+        // Any changed field breaks the signature.
+        let mut t = tx.clone();
+        t.amount = 6;
+        assert!(!t.verify_signature());
+        let mut t = tx.clone();
+        if let Some(s) = t.signed.as_mut() {
+            s.nonce = 8;
+        }
+        assert!(!t.verify_signature());
+        // The sender must be the key's address, the recipient an address.
+        let mut t = tx.clone();
+        t.sender = to.to_text();
+        assert_eq!(t.check_well_formed(false), Err(TxError::SenderNotSigner));
+        let mut t = tx.clone();
+        t.recipient = "Bob".into();
+        assert!(matches!(t.check_well_formed(false), Err(TxError::BadRecipient(_))));
+        // JSON: version 1 keeps its shape; version 2 adds the signed part.
+        let json = serde_json::to_value(&tx).unwrap();
+        assert_eq!(json["nonce"], 7);
+        assert_eq!(serde_json::from_value::<Transaction>(json).unwrap(), tx);
+        let v1 = serde_json::to_value(Transaction::new("a", "b", 1, 2)).unwrap();
+        assert_eq!(v1.as_object().unwrap().len(), 5);
     }
 
     proptest! {

@@ -7,5 +7,6 @@ pub mod validation;
 
 pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};
 pub use validation::{
-    CheckedBlock, ParentInfo, ValidationError, check_proof_of_work, check_standalone, validate_block, validate_in_chain,
+    CheckedBlock, ParentInfo, ValidationError, check_proof_of_work, check_standalone, validate_block,
+    validate_in_chain, validate_in_chain_with,
 };

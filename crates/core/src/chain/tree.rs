@@ -17,6 +17,7 @@ use thiserror::Error;
 use super::bodies::Bodies;
 use super::txindex::TxIndex;
 use super::validation::{CheckedBlock, ParentInfo};
+use crate::ledger::{Ledger, View};
 use crate::store::BlockSource;
 
 /// A block in the tree with what fork choice needs (its body is in the store).
@@ -92,6 +93,8 @@ pub struct BlockTree {
     bodies: Bodies,
     next_seq: u64,
     max_side_blocks: usize,
+    /// The accounts ledger at the best tip, on an accounts network.
+    ledger: Option<Ledger>,
 }
 
 impl BlockTree {
@@ -111,6 +114,7 @@ impl BlockTree {
             bodies: Bodies::new(source),
             next_seq: 1,
             max_side_blocks,
+            ledger: None,
         };
         for txid in genesis.compute_txids() {
             tree.tx_index.insert(&txid, 0);
@@ -129,6 +133,73 @@ impl BlockTree {
         // Genesis is compiled in and never stored: always held.
         tree.bodies.pin(hash, genesis);
         tree
+    }
+
+    /// Keeps the accounts ledger from now on (call before any block is inserted). Fails
+    /// when genesis cannot fund its accounts (a reward to something not an address).
+    pub fn enable_ledger(&mut self) -> Result<(), crate::ledger::LedgerError> {
+        let genesis = self.active.first().and_then(|h| self.bodies.get(h));
+        let ledger = match genesis {
+            Some(g) => Ledger::from_genesis(&g)?,
+            None => return Err(crate::ledger::LedgerError::Unavailable),
+        };
+        self.ledger = Some(ledger);
+        Ok(())
+    }
+
+    /// The accounts ledger at the best tip, on an accounts network.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.ledger.as_ref()
+    }
+
+    /// The ledger as it stands after the block `parent` (on any branch): the tip's state
+    /// with the best chain undone down to the fork and `parent`'s branch replayed. `None`
+    /// without a ledger, or when a body could not be read.
+    pub fn ledger_at(&self, parent: &BlockHash) -> Option<View<'_>> {
+        let mut view = View::new(self.ledger.as_ref()?);
+        let mut side = Vec::new();
+        let mut cursor = *parent;
+        while !self.is_active(&cursor) {
+            side.push(cursor);
+            cursor = self.entries.get(&cursor)?.header.prev_hash;
+        }
+        let fork_height = self.entries.get(&cursor)?.height() as usize;
+        for hash in self.active[fork_height + 1..].iter().rev() {
+            let block = self.bodies.get(hash)?;
+            view.undo_block(&block);
+        }
+        for hash in side.iter().rev() {
+            let block = self.bodies.get(hash)?;
+            view.apply_block(&block).ok()?;
+        }
+        Some(view)
+    }
+
+    /// Moves the ledger along a change of the best chain. Every block in the tree applied
+    /// on its parent's state when it was checked, so this cannot fail but for a body that
+    /// cannot be read, which leaves the ledger where it was.
+    fn move_ledger(&mut self, change: &TipChange) {
+        let Some(ledger) = self.ledger.take() else { return };
+        let mut view = View::new(&ledger);
+        let mut ok = true;
+        for hash in &change.disconnected {
+            match self.bodies.get(hash) {
+                Some(block) => view.undo_block(&block),
+                None => ok = false,
+            }
+        }
+        for hash in &change.connected {
+            match self.bodies.get(hash) {
+                Some(block) => ok &= view.apply_block(&block).is_ok(),
+                None => ok = false,
+            }
+        }
+        let changes = ok.then(|| view.into_changes());
+        let mut ledger = ledger;
+        if let Some(changes) = changes {
+            ledger.commit(changes);
+        }
+        self.ledger = Some(ledger);
     }
 
     /// The best tip.
@@ -306,10 +377,12 @@ impl BlockTree {
                 self.tx_index.insert(&txid, height);
             }
         }
-        TipChange {
+        let change = TipChange {
             disconnected,
             connected: path,
-        }
+        };
+        self.move_ledger(&change);
+        change
     }
 
     /// Drops the lightest side leaves until the side branches fit the bound again (down to

@@ -9,6 +9,7 @@ use chainsim_primitives::header::HEADER_VERSION;
 use chainsim_primitives::{Block, BlockHash, Transaction, TxError, Txid, Work, compute_merkle_root};
 use thiserror::Error;
 
+use crate::ledger::{LedgerError, LedgerKind, check_kind};
 use crate::params::ChainParams;
 
 /// A rule a block breaks.
@@ -115,6 +116,14 @@ pub enum ValidationError {
     /// A transaction was already mined earlier in this block's chain.
     #[error("transaction {0} is already mined in this chain")]
     AlreadyMined(Txid),
+    /// A transaction breaks a rule of the ledger (see [`LedgerError::rule`]).
+    #[error("transaction {index}: {error}")]
+    Ledger {
+        /// Position in the block.
+        index: usize,
+        /// The broken rule.
+        error: LedgerError,
+    },
 }
 
 impl ValidationError {
@@ -138,6 +147,7 @@ impl ValidationError {
             Self::DuplicateTx(_) => "tx-duplicate",
             Self::BadMerkleRoot => "merkle-root",
             Self::AlreadyMined(_) => "tx-already-mined",
+            Self::Ledger { error, .. } => error.rule(),
         }
     }
 }
@@ -305,8 +315,57 @@ fn check_transactions(params: &ChainParams, txs: &[Transaction], block_time: u64
         }
         tx.check_well_formed(false)
             .map_err(|reason| ValidationError::MalformedTx { index, reason })?;
+        check_kind(params.ledger, tx).map_err(|error| ValidationError::Ledger { index, error })?;
     }
     Ok(())
+}
+
+/// Checks the signatures of `block`'s transfers that `known_good` does not vouch for (the
+/// mempool's, verified when they arrived): all together in one batch, and one by one only
+/// when the batch fails, to name the first bad one.
+fn check_signatures(block: &Block, txids: &[Txid], known_good: &dyn Fn(&Txid) -> bool) -> Result<(), ValidationError> {
+    let todo: Vec<(usize, &Transaction)> = block
+        .transactions
+        .iter()
+        .enumerate()
+        .filter(|(i, tx)| tx.signed.is_some() && !txids.get(*i).is_some_and(known_good))
+        .collect();
+    let items: Vec<_> = todo
+        .iter()
+        .filter_map(|(_, tx)| {
+            let s = tx.signed.as_ref()?;
+            Some((s.public_key, tx.signing_message(), s.signature))
+        })
+        .collect();
+    if items.is_empty() || chainsim_primitives::keys::verify_batch(&items) {
+        return Ok(());
+    }
+    let index = todo
+        .iter()
+        .find(|(_, tx)| !tx.verify_signature())
+        .map_or(0, |(i, _)| *i);
+    Err(ValidationError::Ledger {
+        index,
+        error: LedgerError::BadSignature,
+    })
+}
+
+/// On an accounts network: the signatures, then every transaction applied in order on the
+/// ledger as it stands after the parent.
+fn check_ledger(
+    tree: &super::BlockTree,
+    checked: &CheckedBlock,
+    known_good: &dyn Fn(&Txid) -> bool,
+) -> Result<(), ValidationError> {
+    let block = checked.block();
+    check_signatures(block, checked.txids(), known_good)?;
+    let unavailable = ValidationError::Ledger {
+        index: 0,
+        error: LedgerError::Unavailable,
+    };
+    let mut view = tree.ledger_at(&block.header.prev_hash).ok_or(unavailable)?;
+    view.apply_block(block)
+        .map_err(|(index, error)| ValidationError::Ledger { index, error })
 }
 
 /// Checks `block` against every consensus rule in the chain it extends: the rules of
@@ -318,6 +377,19 @@ pub fn validate_in_chain(
     block: Arc<Block>,
     tree: &super::BlockTree,
     now: Option<u64>,
+) -> Result<CheckedBlock, ValidationError> {
+    validate_in_chain_with(params, block, tree, now, &|_| false)
+}
+
+/// [`validate_in_chain`], trusting the signatures of the transactions `known_good` names
+/// (the mempool's, verified once when they arrived), and on an accounts network applying
+/// the block on its parent's ledger.
+pub fn validate_in_chain_with(
+    params: &ChainParams,
+    block: Arc<Block>,
+    tree: &super::BlockTree,
+    now: Option<u64>,
+    known_good: &dyn Fn(&Txid) -> bool,
 ) -> Result<CheckedBlock, ValidationError> {
     let prev = block.header.prev_hash;
     let parent = match tree.get(&prev) {
@@ -332,8 +404,11 @@ pub fn validate_in_chain(
     };
     let checked = validate_block(params, block, &parent, now)?;
     // The coinbase is unique per chain by its timestamp; only the others can repeat.
-    match tree.find_in_ancestry(&prev, &checked.txids()[1..]) {
-        Some(txid) => Err(ValidationError::AlreadyMined(txid)),
-        None => Ok(checked),
+    if let Some(txid) = tree.find_in_ancestry(&prev, &checked.txids()[1..]) {
+        return Err(ValidationError::AlreadyMined(txid));
     }
+    if params.ledger == LedgerKind::Accounts {
+        check_ledger(tree, &checked, known_good)?;
+    }
+    Ok(checked)
 }

@@ -13,6 +13,7 @@ use axum::routing::{get, post, put};
 
 use crate::driver::NodeHandle;
 
+pub mod accounts;
 pub mod error;
 pub mod events;
 pub mod explorer;
@@ -36,6 +37,8 @@ pub struct NodeInfo {
     pub port: u16,
     /// Names a request's `Host` may give (see [`guard`]).
     pub allowed_hosts: Vec<String>,
+    /// The network's ledger: which rules `/transactions/new` follows.
+    pub ledger: chainsim_core::LedgerKind,
 }
 
 impl NodeInfo {
@@ -45,6 +48,7 @@ impl NodeInfo {
             host: host.to_string(),
             port,
             allowed_hosts: guard::allowed_hosts(host, extra),
+            ledger: chainsim_core::LedgerKind::Open,
         }
     }
 }
@@ -65,6 +69,9 @@ pub fn app(state: AppState) -> Router {
     let public = Router::new()
         .route("/transactions/new", post(original::new_transaction))
         .route("/transactions/pending", get(original::pending))
+        .route("/transactions/signed", post(accounts::signed_transaction))
+        .route("/accounts", get(accounts::accounts))
+        .route("/accounts/{id}", get(accounts::account))
         .route("/transactions/{txid}", get(explorer::transaction))
         .route("/mine", get(original::mine).post(original::mine))
         .route("/chain", get(original::chain))

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chainsim_api::{ChainAnswer, MineAnswer, NewTxAnswer, PendingAnswer, ResolveAnswer, TxView, now_ms};
 use chainsim_core::PeerAddr;
 use chainsim_core::node::{BlockRejected, TxRejected};
-use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Transaction};
+use chainsim_primitives::{Block, BlockHash, CompactTarget, Header, MerkleRoot, Signed, Transaction};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
@@ -91,9 +91,29 @@ pub async fn new_transaction(
 ) -> Result<impl IntoResponse, ApiError> {
     let req: NewTx = parse_json(&body?)?;
     let (sender, recipient) = (name("sender", req.sender)?, name("recipient", req.recipient)?);
-    let tx = Transaction::transfer(&sender, &recipient, amount(req.amount)?, timestamp(req.time)?)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let outcome = s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?;
+    let (amount, time) = (amount(req.amount)?, timestamp(req.time)?);
+    let tx =
+        Transaction::transfer(&sender, &recipient, amount, time).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if s.info.ledger == chainsim_core::LedgerKind::Accounts {
+        return super::accounts::demo_transfer(&s, &tx.sender, &tx.recipient, amount, time).await;
+    }
+    submit(&s, tx).await
+}
+
+/// Hands a transaction to the node and answers as the original did: 201 when new, 200 when
+/// known; refusals as `{"error": ...}` (409 for a conflict with a pending or confirmed
+/// transaction, 400 for other rules, 503 when the mempool is full).
+pub(crate) async fn submit(s: &AppState, tx: Transaction) -> Result<(StatusCode, Json<NewTxAnswer>), ApiError> {
+    // A signature is checked here, on the server's threads, not on the node's one thread.
+    let outcome = if tx.signed.is_some() {
+        let tx = chainsim_core::ledger::VerifiedTx::verify(tx)
+            .ok_or_else(|| ApiError::bad_request("refused (bad-signature): the signature does not verify"))?;
+        s.handle
+            .request(|reply| Command::SubmitVerifiedTx { tx, reply })
+            .await?
+    } else {
+        s.handle.request(|reply| Command::SubmitTx { tx, reply }).await?
+    };
     match outcome {
         Ok(o) if o.is_new => Ok((
             StatusCode::CREATED,
@@ -111,6 +131,15 @@ pub async fn new_transaction(
         )),
         Err(TxRejected::Malformed(e)) => Err(ApiError::bad_request(e.to_string())),
         Err(TxRejected::MempoolFull(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        Err(e @ TxRejected::Ledger(_)) => {
+            let conflict = matches!(&e, TxRejected::Ledger(le) if matches!(le.rule(), "conflict-in-mempool" | "nonce-conflict-chain"));
+            let status = if conflict {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(ApiError::new(status, e.to_string()))
+        }
     }
 }
 
@@ -261,6 +290,8 @@ struct TxInput {
     recipient: String,
     amount: u64,
     timestamp: u64,
+    #[serde(default, flatten)]
+    signed: Option<Signed>,
 }
 
 fn one() -> u8 {
@@ -310,6 +341,7 @@ pub async fn receive_block(
                 recipient: t.recipient,
                 amount: t.amount,
                 timestamp: t.timestamp,
+                signed: t.signed,
             })
             .collect(),
     };
