@@ -96,6 +96,7 @@ test('wallets: balances on every node, a transfer through the form, a double spe
     // Before a block, each was refused somewhere with a named rule.
     const answers = (await page.locator('#ds-result').textContent()) || '';
     assert.match(answers, /refused it: (conflict-in-mempool|nonce-conflict-chain)/, answers);
+    assert.match(answers, /conflicts with [0-9a-f]{10}/, answers);
 
     await page.locator('#ds-mine').click();
     await waitFor(async () => (await page.locator('#ds-result > li[data-verdict="kept"]').count()) === 1
@@ -118,6 +119,13 @@ test('wallets: balances on every node, a transfer through the form, a double spe
     }
     const p1 = await nodeGet(a, `/accounts/${payee}`), p2 = await nodeGet(a, `/accounts/${other}`);
     assert.equal(p1.balance + p2.balance, 1010 + 1000 + 100, 'exactly one of them was paid');
+
+    // Coins the payer does not have: every node refuses both, by name, and nothing waits.
+    await page.getByLabel('Coins').fill('100000');
+    await page.locator('#ds-run').click();
+    await waitFor(async () => (await page.locator('#ds-result > li[data-rule="insufficient-funds"][data-verdict="refused"]').count()) === 2,
+      'both transfers refused for insufficient funds');
+    assert.equal(await page.locator('#ds-mine').isVisible(), false);
     assert.deepEqual(page.pageErrors, []);
   } finally {
     if (browser) await browser.close().catch(() => {});

@@ -82,6 +82,7 @@ export const I18N = {
     dsAccepted: '{node} accepted it', dsRefused: '{node} refused it: {rule}', dsConflictsWith: '(conflicts with {txid})',
     dsKept: 'kept: confirmed in block #{height}', dsDropped: 'refused: {rule}; the network kept the other transfer',
     dsWaiting: 'pending: no block holds either transfer yet',
+    dsNowhere: 'refused by every node: {rule}',
     dsTransfer: '{amount} from {sender} to {to} ({txid})',
     // the lab
     lab: 'Lab', labHint: 'Make the network misbehave: partitions, mining by itself, and what it does to the chain.',
@@ -191,6 +192,7 @@ export const I18N = {
     dsAccepted: '{node}가 받아들임', dsRefused: '{node}가 거부함: {rule}', dsConflictsWith: '({txid}와 충돌)',
     dsKept: '유지됨: 블록 #{height}에 확정', dsDropped: '거부됨: {rule}; 네트워크는 다른 송금을 남겼습니다',
     dsWaiting: '대기 중: 아직 어느 블록에도 없습니다',
+    dsNowhere: '모든 노드가 거부함: {rule}',
     dsTransfer: '{sender}에서 {to}에게 {amount} ({txid})',
     // the lab
     lab: '실험실', labHint: '네트워크를 일부러 망가뜨려 봅니다: 분할, 자동 채굴, 그리고 그 결과 체인에 생기는 일.',

@@ -168,7 +168,7 @@ async function checkLesson() {
       }
     }
   }
-  if (kept()) clearInterval(lessonTimer);
+  if (kept() || !lesson.transfers.some((tr) => tr.answers.some((a) => a.accepted))) clearInterval(lessonTimer);
   mark('wallets');
 }
 
@@ -208,7 +208,9 @@ function renderLesson() {
   const list = $('ds-result'), mine = $('ds-mine');
   if (!lesson) { list.replaceChildren(); mine.hidden = true; return; }
   const winner = kept();
-  mine.hidden = !!winner;
+  // Refused by every node (insufficient funds, say): no block will hold either.
+  const nowhere = !lesson.transfers.some((tr) => tr.answers.some((a) => a.accepted));
+  mine.hidden = !!winner || nowhere;
   mine.textContent = t('dsMine', { node: lesson.transfers[0].node });
   list.replaceChildren(...lesson.transfers.map((tr) => {
     const refusal = tr.answers.find((a) => !a.accepted && a.rule);
@@ -219,6 +221,9 @@ function renderLesson() {
     } else if (winner) {
       verdict = 'refused';
       head = t('dsDropped', { rule: refusal ? refusal.rule : '?' });
+    } else if (nowhere) {
+      verdict = 'refused';
+      head = t('dsNowhere', { rule: refusal ? refusal.rule : tr.answers[0].message });
     } else {
       head = t('dsWaiting');
     }
