@@ -53,7 +53,7 @@ export async function freePorts(count) {
  * Starts `chainsim demo` and resolves once it prints its address. The demo runs in its
  * own process group so that stopDemo can end it and all of its nodes together.
  */
-export async function startDemo({ nodes = 2 } = {}) {
+export async function startDemo({ nodes = 2, ledger = null } = {}) {
   if (!fs.existsSync(chainsimBin)) throw new Error(`${chainsimBin} missing: run cargo build --release --bin chainsim`);
   // Room for the demo's nodes plus one added by the page.
   const basePort = await freePorts(nodes + 2);
@@ -62,6 +62,7 @@ export async function startDemo({ nodes = 2 } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chainsim-browser-'));
   const args = ['demo', '--nodes', String(nodes), '--base-port', String(basePort),
     '--dashboard-port', String(dashboardPort), '--data-dir', dataDir];
+  if (ledger) args.push('--ledger', ledger);
   const proc = spawn(chainsimBin, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const demo = { proc, basePort, dashboardPort, dataDir, output: '', exited: false,
     node: (i) => `127.0.0.1:${basePort + i}` };

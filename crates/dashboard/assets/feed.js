@@ -30,7 +30,7 @@ export const HANDLERS = {
   node(v) {
     const isNew = !S.nodes.has(v.address);
     S.nodes.set(v.address, v);
-    mark('table', 'select', 'net', 'tree', 'lab');
+    mark('table', 'select', 'net', 'tree', 'lab', 'walletsFeed');
     if (isNew) mark('prop', 'heights', 'explorer');
   },
   removed(d) {
@@ -48,7 +48,7 @@ export const HANDLERS = {
       S.tree.set(b.hash, { hash: b.hash, height: b.height, previous_hash: b.previous_hash, txs: txs.length, miner });
     }
     if (S.selected && !S.selected.block) { const f = findBlock(S.selected.hash); if (f) S.selected.block = f.block; }
-    mark('explorer', 'tree', 'detail', 'lab');
+    mark('explorer', 'tree', 'detail', 'lab', 'walletsFeed');
   },
   heights(s) {
     S.heights.push(s);

@@ -13,6 +13,7 @@ import './activity.js';
 import './forktree.js';
 import './explorer.js';
 import { initLab } from './lab.js';
+import { initWallets } from './wallets.js';
 
 function applyLang() {
   document.documentElement.lang = lang;
@@ -46,6 +47,7 @@ function init() {
   for (const f of FIELDS) fieldInput(f).addEventListener('input', () => fieldMsg(f, ''));
   $('add-node').addEventListener('click', addNode);
   initLab();
+  initWallets();
   applyLang();
   showFlash();
   connect();

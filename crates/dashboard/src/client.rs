@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use chainsim_api::{
-    BlockView, BlocksPage, ErrorAnswer, LinkAnswer, LinkRequest, MineAnswer, MiningRequest, MiningView, NewTxAnswer,
-    NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, StatusView, TamperAnswer, TamperRequest, TxLookup,
+    AccountView, AccountsAnswer, BlockView, BlocksPage, ErrorAnswer, LinkAnswer, LinkRequest, MineAnswer,
+    MiningRequest, MiningView, NewTxAnswer, NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, SignedTxRequest,
+    StatusView, TamperAnswer, TamperRequest, TxLookup,
 };
 use chainsim_primitives::PeerAddr;
 use serde::de::DeserializeOwned;
@@ -156,6 +157,22 @@ impl NodeClient {
     /// `POST /transactions/new`.
     pub async fn submit(&self, node: &PeerAddr, tx: &NewTxRequest) -> Result<NewTxAnswer, NodeError> {
         let req = self.http.post(Self::url(node, "/transactions/new")).json(tx);
+        self.json(node, req, SUBMIT_TIMEOUT).await
+    }
+
+    /// `GET /accounts`: every account's balances (a 404 when the node runs the open ledger).
+    pub async fn accounts(&self, node: &PeerAddr) -> Result<AccountsAnswer, NodeError> {
+        self.get(node, "/accounts", READ_TIMEOUT).await
+    }
+
+    /// `GET /accounts/{name or address}`: one account's balances and next nonce.
+    pub async fn account(&self, node: &PeerAddr, id: &str) -> Result<AccountView, NodeError> {
+        self.get(node, &format!("/accounts/{id}"), READ_TIMEOUT).await
+    }
+
+    /// `POST /transactions/signed`: a transfer signed elsewhere.
+    pub async fn submit_signed(&self, node: &PeerAddr, tx: &SignedTxRequest) -> Result<NewTxAnswer, NodeError> {
+        let req = self.http.post(Self::url(node, "/transactions/signed")).json(tx);
         self.json(node, req, SUBMIT_TIMEOUT).await
     }
 

@@ -19,8 +19,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chainsim_api::{LinkRequest, MiningRequest, NewTxRequest, TamperRequest};
-use chainsim_primitives::PeerAddr;
+use chainsim_api::{LinkRequest, MiningRequest, NewTxAnswer, NewTxRequest, SignedTxRequest, TamperRequest, now_ms};
+use chainsim_primitives::keys::{DEMO_NAMES, demo_key};
+use chainsim_primitives::{Address, PeerAddr, Transaction};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
@@ -51,6 +52,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("feed.js", include_str!("../assets/feed.js")),
     ("lab.js", include_str!("../assets/lab.js")),
     ("figures.js", include_str!("../assets/figures.js")),
+    ("wallets.js", include_str!("../assets/wallets.js")),
 ];
 const APP_CSS: &str = include_str!("../assets/app.css");
 const FAVICON: &str = include_str!("../assets/favicon.svg");
@@ -270,6 +272,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/partition", post(api_partition))
         .route("/api/mining", post(api_mining))
         .route("/api/tamper", post(api_tamper))
+        .route("/api/accounts", get(api_accounts))
+        .route("/api/double-spend", post(api_double_spend))
         .route("/mine/{port}", get(compat_mine))
         .route("/resolve/{port}", get(compat_resolve))
         .route("/add_transaction", post(compat_add_tx))
@@ -583,6 +587,165 @@ async fn api_tamper(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let request: TamperRequest = node_request(obj, &["node"])?;
     let answer = st.monitor().client().tamper(&node, &request).await?;
     Ok(Json(json!({ "ok": true, "node": node, "tamper": answer })))
+}
+
+/// `GET /api/accounts`: every online node's `GET /accounts`, side by side:
+/// `{"ledger", "nodes": {address: {"accounts", "supply"} or {"error"}}}`. `ledger` is
+/// `accounts` when a node listed its accounts, `open` when the nodes answered 404 (the open
+/// ledger has none), `null` when no node could tell.
+async fn api_accounts(State(st): State<AppState>) -> Json<Value> {
+    let mut asks = tokio::task::JoinSet::new();
+    for node in st.monitor().online_nodes() {
+        let client = st.monitor().client().clone();
+        asks.spawn(async move {
+            let answer = client.accounts(&node).await;
+            (node, answer)
+        });
+    }
+    let mut nodes = serde_json::Map::new();
+    let (mut accounts, mut open) = (0, 0);
+    while let Some(done) = asks.join_next().await {
+        let Ok((node, answer)) = done else { continue };
+        let view = match answer {
+            Ok(a) => {
+                accounts += 1;
+                json!({ "accounts": a.accounts, "supply": a.supply })
+            }
+            Err(NodeError::Refused { status: 404, .. }) => {
+                open += 1;
+                json!({ "error": "this node runs the open ledger" })
+            }
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        nodes.insert(node.to_string(), view);
+    }
+    let ledger = match (accounts, open) {
+        (0, 0) => Value::Null,
+        (0, _) => json!("open"),
+        _ => json!("accounts"),
+    };
+    Json(json!({ "ledger": ledger, "nodes": nodes }))
+}
+
+/// A field that must hold exactly two texts.
+fn two_texts<'a>(obj: &'a serde_json::Map<String, Value>, key: &str) -> Result<[&'a str; 2], ApiError> {
+    let wrong = || ApiError::invalid(format!("{key} must be a list of two texts"));
+    match obj.get(key) {
+        Some(Value::Array(items)) if items.len() == 2 => {
+            let a = items[0].as_str().ok_or_else(wrong)?;
+            let b = items[1].as_str().ok_or_else(wrong)?;
+            Ok([a, b])
+        }
+        _ => Err(wrong()),
+    }
+}
+
+/// A demo account's name or an address, as the address it names.
+fn account_address(id: &str) -> Result<Address, ApiError> {
+    if let Some(key) = demo_key(id) {
+        return Ok(key.address());
+    }
+    Address::parse(id.trim()).map_err(|e| {
+        ApiError::invalid(format!(
+            "{id:?} is neither a demo account ({}) nor an address: {e}",
+            DEMO_NAMES.join(", ")
+        ))
+    })
+}
+
+/// The rule a node named when it refused a transfer: its message reads
+/// `refused (RULE): ...`.
+fn refusal_rule(message: &str) -> Option<&str> {
+    let rest = &message[message.find("refused (")? + "refused (".len()..];
+    let (rule, _) = rest.split_once(')')?;
+    (!rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')).then_some(rule)
+}
+
+/// The first txid (64 hex digits) a node's message names: the transfer it conflicts with.
+fn named_txid(message: &str) -> Option<&str> {
+    message
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|word| is_hex64(word))
+}
+
+/// One node's answer to one transfer of the double spend.
+fn spend_answer(node: &PeerAddr, answer: Result<NewTxAnswer, NodeError>) -> Value {
+    match answer {
+        Ok(a) => json!({ "node": node, "accepted": true, "message": a.message }),
+        Err(NodeError::Refused { message, .. }) => json!({
+            "node": node,
+            "accepted": false,
+            "rule": refusal_rule(&message),
+            "conflicts_with": named_txid(&message),
+            "message": message,
+        }),
+        Err(e) => json!({ "node": node, "accepted": false, "rule": null, "message": e.to_string() }),
+    }
+}
+
+/// `POST /api/double-spend {"sender", "amount", "to": [a, b], "nodes": [n1, n2]}`, on an
+/// accounts network: two transfers of the same coins, signed with the demo account's
+/// (public) key at the same nonce, the first to `a` sent to `n1` and the second to `b` sent
+/// to `n2` at the same moment. Then each is offered to the other node too, as a double
+/// spender would, so that the answer holds every node's verdict on both: accepted, or
+/// refused with the rule's name and the transfer it conflicts with.
+async fn api_double_spend(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let obj = body_object(&body)?;
+    let sender = text_field(&obj, "sender")?;
+    let key = demo_key(sender).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "the sender must be a demo account ({}): only their keys are known",
+            DEMO_NAMES.join(", ")
+        ))
+    })?;
+    let amount = validate::amount(obj.get("amount")).map_err(ApiError::invalid)?;
+    let to = two_texts(&obj, "to")?;
+    let recipients = [account_address(to[0])?, account_address(to[1])?];
+    if recipients[0] == recipients[1] {
+        return Err(ApiError::invalid("the two recipients must be different accounts"));
+    }
+    let named = two_texts(&obj, "nodes")?;
+    let nodes = [known_node(&st, named[0])?, known_node(&st, named[1])?];
+    if nodes[0] == nodes[1] {
+        return Err(ApiError::invalid("the two transfers must go to two different nodes"));
+    }
+    let from = key.address();
+    let client = st.monitor().client();
+    let nonce = client.account(&nodes[0], &from.to_text()).await?.next_nonce;
+    let now = now_ms();
+    let txs = recipients.map(|to| Transaction::signed(&key, &to, amount, nonce, now));
+    let [Some(a), Some(b)] = txs.each_ref().map(SignedTxRequest::of) else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a transfer was not signed",
+        ));
+    };
+    let (a_first, b_first) = tokio::join!(client.submit_signed(&nodes[0], &a), client.submit_signed(&nodes[1], &b));
+    let (a_cross, b_cross) = tokio::join!(client.submit_signed(&nodes[1], &a), client.submit_signed(&nodes[0], &b));
+    for n in &nodes {
+        st.monitor().poke(n);
+    }
+    let transfer = |i: usize, first: Value, cross: Value| {
+        json!({
+            "txid": txs[i].compute_txid(),
+            "to": to[i].trim(),
+            "recipient": recipients[i].to_text(),
+            "node": nodes[i],
+            "answers": [first, cross],
+        })
+    };
+    Ok(Json(json!({
+        "ok": true,
+        "sender": sender.trim().to_lowercase(),
+        "address": from.to_text(),
+        "amount": amount,
+        "nonce": nonce,
+        "transfers": [
+            transfer(0, spend_answer(&nodes[0], a_first), spend_answer(&nodes[1], a_cross)),
+            transfer(1, spend_answer(&nodes[1], b_first), spend_answer(&nodes[0], b_cross)),
+        ],
+    })))
 }
 
 /// `POST /api/nodes`: in the demo, starts one more node.

@@ -6,9 +6,12 @@ use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use axum::{Json, Router};
-use chainsim_api::{PeerDirection, PeerState, PeerView, PeersAnswer, StatusView};
+use chainsim_api::{
+    AccountView, AccountsAnswer, PeerDirection, PeerState, PeerView, PeersAnswer, SignedTxRequest, StatusView,
+};
 use chainsim_dashboard::monitor::Origin;
 use chainsim_dashboard::{AppState, DashboardConfig, TOKEN_HEADER, app, run_dashboard};
+use chainsim_primitives::keys::demo_key;
 use chainsim_primitives::{BlockHash, PeerAddr};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -464,6 +467,11 @@ async fn state_is_json_with_the_watched_nodes() {
 /// A stand-in node answering `GET /status` and `GET /peers` (connected to `peers`) in the
 /// API's shapes; every other route is a 404, which the dashboard survives.
 async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
+    fake_node_with(listener, peers, Router::new()).await;
+}
+
+/// [`fake_node`] plus the routes of `more`.
+async fn fake_node_with(listener: TcpListener, peers: Vec<u16>, more: Router) {
     let port = listener.local_addr().expect("address").port();
     let status = StatusView {
         address: PeerAddr::loopback(port),
@@ -510,7 +518,8 @@ async fn fake_node(listener: TcpListener, peers: Vec<u16>) {
     };
     let app = Router::new()
         .route("/status", get(move || async move { Json(status.clone()) }))
-        .route("/peers", get(move || async move { Json(peers.clone()) }));
+        .route("/peers", get(move || async move { Json(peers.clone()) }))
+        .merge(more);
     tokio::spawn(async move { axum::serve(listener, app).await });
 }
 
@@ -613,4 +622,210 @@ async fn oversized_node_answers_are_not_read() {
     assert!(matches!(streamed, NodeError::TooLarge(_)), "{streamed}");
     assert!(streamed.to_string().contains("limit"), "{streamed}");
     server.abort();
+}
+
+#[tokio::test]
+async fn bad_double_spends_answer_4xx_json() {
+    let st = state();
+    st.monitor().watch(&dead_node(), Origin::Seed);
+    st.monitor().watch(&PeerAddr::loopback(2), Origin::Seed);
+    let nodes = r#"["127.0.0.1:1", "127.0.0.1:2"]"#;
+    let cases = [
+        (
+            format!(r#"{{"amount": 5, "to": ["bob", "carol"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"sender": "mallory", "amount": 5, "to": ["bob", "carol"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"sender": "alice", "amount": 0, "to": ["bob", "carol"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"sender": "alice", "amount": 5, "to": ["bob"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"sender": "alice", "amount": 5, "to": ["bob", "Bob"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            format!(r#"{{"sender": "alice", "amount": 5, "to": ["bob", "cs1nope"], "nodes": {nodes}}}"#),
+            400,
+        ),
+        (
+            r#"{"sender": "alice", "amount": 5, "to": ["bob", "carol"], "nodes": "127.0.0.1:1"}"#.to_owned(),
+            400,
+        ),
+        (
+            r#"{"sender": "alice", "amount": 5, "to": ["bob", "carol"], "nodes": ["127.0.0.1:1", "127.0.0.1:1"]}"#
+                .to_owned(),
+            400,
+        ),
+        (
+            r#"{"sender": "alice", "amount": 5, "to": ["bob", "carol"], "nodes": ["127.0.0.1:1", "127.0.0.1:9"]}"#
+                .to_owned(),
+            404,
+        ),
+        ("[1, 2]".to_owned(), 400),
+    ];
+    for (body, want) in cases {
+        let a = send(&st, page_post(&st, "/api/double-spend", &body)).await;
+        assert_eq!(a.status.as_u16(), want, "{body}: {}", String::from_utf8_lossy(&a.body));
+        a.error();
+    }
+}
+
+/// A stand-in accounts node: alice's next nonce is 3, and of the signed transfers it is
+/// offered the first is taken and every later one refused as a conflict with it.
+fn accounts_routes(seen: std::sync::Arc<std::sync::Mutex<Vec<SignedTxRequest>>>) -> Router {
+    use axum::routing::post;
+    let view = |name: &str| {
+        let key = demo_key(name).expect("demo account");
+        AccountView {
+            address: key.address().to_text(),
+            balance: 1_000,
+            name: Some(name.to_owned()),
+            next_nonce: 3,
+            nonce: 3,
+            pending_balance: 1_000,
+        }
+    };
+    let one = view("alice");
+    let all = AccountsAnswer {
+        accounts: vec![view("alice"), view("bob")],
+        ledger: "accounts".into(),
+        supply: 2_000,
+    };
+    Router::new()
+        .route("/accounts", get(move || async move { Json(all.clone()) }))
+        .route("/accounts/{id}", get(move || async move { Json(one.clone()) }))
+        .route(
+            "/transactions/signed",
+            post(move |Json(req): Json<SignedTxRequest>| async move {
+                let txid = req.clone().into_transaction().compute_txid();
+                let mut seen = seen.lock().expect("lock");
+                let first = seen.first().map(|f| f.clone().into_transaction().compute_txid());
+                seen.push(req);
+                match first {
+                    None => (
+                        StatusCode::CREATED,
+                        Json(json!({ "message": "transaction accepted and sent to the network", "txid": txid })),
+                    ),
+                    Some(existing) => (
+                        StatusCode::CONFLICT,
+                        Json(json!({
+                            "error": format!("refused (conflict-in-mempool): nonce 3 of cs1x is taken by pending transaction {existing}")
+                        })),
+                    ),
+                }
+            }),
+        )
+}
+
+/// The double spend signs two transfers of one sender at one nonce, sends each to its own
+/// node, offers each to the other node too, and reports every verdict with the rule named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_spend_sends_two_transfers_at_one_nonce() {
+    let mut logs = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..2 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("address").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        fake_node_with(l, vec![], accounts_routes(seen.clone())).await;
+        logs.push(seen);
+        addrs.push(PeerAddr::loopback(port));
+    }
+    let st = state();
+    for a in &addrs {
+        st.monitor().watch(a, Origin::Seed);
+    }
+    let body = json!({ "sender": "alice", "amount": 40, "to": ["bob", "carol"], "nodes": [addrs[0], addrs[1]] });
+    let a = send(&st, page_post(&st, "/api/double-spend", &body.to_string())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", String::from_utf8_lossy(&a.body));
+    let v = a.json();
+    assert_eq!(v["nonce"], 3);
+    let alice = demo_key("alice").expect("alice").address().to_text();
+    assert_eq!(v["address"], alice.as_str());
+    let transfers = v["transfers"].as_array().expect("transfers");
+    assert_eq!(transfers.len(), 2);
+    for (i, t) in transfers.iter().enumerate() {
+        let other = &transfers[1 - i];
+        assert_eq!(t["node"], addrs[i].as_str());
+        assert_eq!(t["answers"][0]["accepted"], true, "{t}");
+        assert_eq!(t["answers"][1]["accepted"], false, "{t}");
+        assert_eq!(t["answers"][1]["node"], addrs[1 - i].as_str());
+        assert_eq!(t["answers"][1]["rule"], "conflict-in-mempool");
+        assert_eq!(t["answers"][1]["conflicts_with"], other["txid"]);
+    }
+    // Each node saw its own transfer first, then the other: same sender and nonce, signed.
+    for (i, log) in logs.iter().enumerate() {
+        let seen = log.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0].recipient,
+            transfers[i]["recipient"].as_str().expect("recipient")
+        );
+        for req in seen {
+            assert_eq!(req.sender, alice);
+            assert_eq!(req.nonce, 3);
+            assert_eq!(req.amount, 40);
+            assert!(req.into_transaction().verify_signature());
+        }
+    }
+
+    // GET /api/accounts lists both nodes' accounts once the monitor has seen them online.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the nodes never came online");
+        if st.monitor().online_nodes().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = send(
+        &st,
+        Request::get("/api/accounts")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["ledger"], "accounts");
+    for addr in &addrs {
+        assert_eq!(v["nodes"][addr.as_str()]["accounts"][0]["name"], "alice", "{v}");
+        assert_eq!(v["nodes"][addr.as_str()]["accounts"][0]["balance"], 1_000);
+    }
+}
+
+/// Nodes of the open ledger answer `/accounts` with 404: the page hides its Wallets panel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_of_an_open_network_say_open() {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = PeerAddr::loopback(l.local_addr().expect("address").port());
+    fake_node(l, vec![]).await;
+    let st = state();
+    st.monitor().watch(&addr, Origin::Seed);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while st.monitor().online_nodes().is_empty() {
+        assert!(Instant::now() < deadline, "the node never came online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = send(
+        &st,
+        Request::get("/api/accounts")
+            .header(header::HOST, HOST)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let v = a.json();
+    assert_eq!(v["ledger"], "open", "{v}");
+    assert!(v["nodes"][addr.as_str()]["error"].is_string(), "{v}");
 }
