@@ -173,6 +173,9 @@ async fn conflicting_transfers_sent_at_once_end_with_one_confirmed() {
         v["error"].as_str().unwrap().contains(&ids[0]),
         "the existing one is named: {v}"
     );
+    // The same, for programs: the rule and the transfer that keeps the coins, as fields.
+    assert_eq!(v["rule"], "conflict-in-mempool", "{v}");
+    assert_eq!(v["conflicts_with"], ids[0].as_str(), "{v}");
 
     let tip = a.mine().await["hash"].as_str().unwrap().to_string();
     b.wait_tip(&tip).await;

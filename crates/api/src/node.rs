@@ -1,7 +1,7 @@
 //! The node itself: `GET /status`, `GET /peers`, `GET /nodes/resolve`, and the error body
 //! every route answers with.
 
-use chainsim_primitives::{BlockHash, PeerAddr};
+use chainsim_primitives::{BlockHash, PeerAddr, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::lab::{LinkConditionsView, MiningView};
@@ -114,6 +114,24 @@ pub struct ResolveAnswer {
 pub struct ErrorAnswer {
     /// What went wrong, for people.
     pub error: String,
+    /// For programs: the ledger rule a refused transaction breaks (`conflict-in-mempool`,
+    /// `insufficient-funds`, ...); absent for other errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For the conflict rules: the transaction seen first, which keeps the coins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts_with: Option<Txid>,
+}
+
+impl ErrorAnswer {
+    /// An answer with only a message.
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            rule: None,
+            conflicts_with: None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,15 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
+    /// The transaction this one conflicts with (the first seen), for the conflict rules.
+    pub fn conflicts_with(&self) -> Option<Txid> {
+        match self {
+            Self::ConflictInMempool { existing, .. } => Some(*existing),
+            Self::ConflictInBlock { first, .. } => Some(*first),
+            _ => None,
+        }
+    }
+
     /// Short, stable name of the broken rule.
     pub fn rule(&self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@ use chainsim_api::{
     MiningRequest, MiningView, NewTxAnswer, NewTxRequest, PeerView, PeersAnswer, ResolveAnswer, SignedTxRequest,
     StatusView, TamperAnswer, TamperRequest, TxLookup,
 };
-use chainsim_primitives::PeerAddr;
+use chainsim_primitives::{PeerAddr, Txid};
 use serde::de::DeserializeOwned;
 
 /// How long a status or peer poll may take; the dashboard polls every second and must
@@ -48,6 +48,8 @@ pub enum NodeError {
         status: u16,
         /// The node's `error` field, or the status text.
         message: String,
+        /// The ledger rule the node named, and the transaction a conflict is with.
+        rule: Option<(String, Option<Txid>)>,
     },
     /// The connection broke during the request (the node may be restarting).
     #[error("node {0} dropped the connection")]
@@ -111,13 +113,13 @@ impl NodeClient {
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|_| NodeError::BadAnswer(node.to_string()));
         }
-        let message = serde_json::from_slice::<ErrorAnswer>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| status.canonical_reason().unwrap_or("unknown error").to_owned());
+        let answer = serde_json::from_slice::<ErrorAnswer>(&body)
+            .unwrap_or_else(|_| ErrorAnswer::new(status.canonical_reason().unwrap_or("unknown error")));
         Err(NodeError::Refused {
             node: node.to_string(),
             status: status.as_u16(),
-            message,
+            message: answer.error,
+            rule: answer.rule.map(|r| (r, answer.conflicts_with)),
         })
     }
 
@@ -229,6 +231,7 @@ impl NodeClient {
                 node: node.to_string(),
                 status: resp.status().as_u16(),
                 message: "events stream refused".to_owned(),
+                rule: None,
             })
         }
     }

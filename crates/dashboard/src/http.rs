@@ -653,30 +653,15 @@ fn account_address(id: &str) -> Result<Address, ApiError> {
     })
 }
 
-/// The rule a node named when it refused a transfer: its message reads
-/// `refused (RULE): ...`.
-fn refusal_rule(message: &str) -> Option<&str> {
-    let rest = &message[message.find("refused (")? + "refused (".len()..];
-    let (rule, _) = rest.split_once(')')?;
-    (!rule.is_empty() && rule.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')).then_some(rule)
-}
-
-/// The first txid (64 hex digits) a node's message names: the transfer it conflicts with.
-fn named_txid(message: &str) -> Option<&str> {
-    message
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .find(|word| is_hex64(word))
-}
-
 /// One node's answer to one transfer of the double spend.
 fn spend_answer(node: &PeerAddr, answer: Result<NewTxAnswer, NodeError>) -> Value {
     match answer {
         Ok(a) => json!({ "node": node, "accepted": true, "message": a.message }),
-        Err(NodeError::Refused { message, .. }) => json!({
+        Err(NodeError::Refused { message, rule, .. }) => json!({
             "node": node,
             "accepted": false,
-            "rule": refusal_rule(&message),
-            "conflicts_with": named_txid(&message),
+            "rule": rule.as_ref().map(|(r, _)| r),
+            "conflicts_with": rule.and_then(|(_, txid)| txid),
             "message": message,
         }),
         Err(e) => json!({ "node": node, "accepted": false, "rule": null, "message": e.to_string() }),

@@ -717,7 +717,9 @@ fn accounts_routes(seen: std::sync::Arc<std::sync::Mutex<Vec<SignedTxRequest>>>)
                     Some(existing) => (
                         StatusCode::CONFLICT,
                         Json(json!({
-                            "error": format!("refused (conflict-in-mempool): nonce 3 of cs1x is taken by pending transaction {existing}")
+                            "error": format!("refused (conflict-in-mempool): nonce 3 of cs1x is taken by pending transaction {existing}"),
+                            "rule": "conflict-in-mempool",
+                            "conflicts_with": existing,
                         })),
                     ),
                 }

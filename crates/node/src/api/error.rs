@@ -5,6 +5,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chainsim_api::ErrorAnswer;
+use chainsim_primitives::Txid;
 
 use crate::driver::DriverGone;
 
@@ -15,6 +16,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What went wrong, for people.
     pub message: String,
+    /// The ledger rule broken and the transaction it conflicts with, for programs.
+    pub rule: Option<(&'static str, Option<Txid>)>,
 }
 
 impl ApiError {
@@ -31,13 +34,26 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            rule: None,
+        }
+    }
+    /// The same error naming the ledger rule broken (and the conflicting transaction).
+    pub fn with_rule(self, rule: &'static str, conflicts_with: Option<Txid>) -> Self {
+        Self {
+            rule: Some((rule, conflicts_with)),
+            ..self
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorAnswer { error: self.message })).into_response()
+        let mut answer = ErrorAnswer::new(self.message);
+        if let Some((rule, conflicts_with)) = self.rule {
+            answer.rule = Some(rule.to_owned());
+            answer.conflicts_with = conflicts_with;
+        }
+        (self.status, Json(answer)).into_response()
     }
 }
 

@@ -131,14 +131,14 @@ pub(crate) async fn submit(s: &AppState, tx: Transaction) -> Result<(StatusCode,
         )),
         Err(TxRejected::Malformed(e)) => Err(ApiError::bad_request(e.to_string())),
         Err(TxRejected::MempoolFull(e)) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
-        Err(e @ TxRejected::Ledger(_)) => {
-            let conflict = matches!(&e, TxRejected::Ledger(le) if matches!(le.rule(), "conflict-in-mempool" | "nonce-conflict-chain"));
-            let status = if conflict {
+        Err(TxRejected::Ledger(le)) => {
+            let status = if matches!(le.rule(), "conflict-in-mempool" | "nonce-conflict-chain") {
                 StatusCode::CONFLICT
             } else {
                 StatusCode::BAD_REQUEST
             };
-            Err(ApiError::new(status, e.to_string()))
+            let (rule, conflicts_with) = (le.rule(), le.conflicts_with());
+            Err(ApiError::new(status, TxRejected::Ledger(le).to_string()).with_rule(rule, conflicts_with))
         }
     }
 }
