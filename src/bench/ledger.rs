@@ -248,6 +248,9 @@ async fn ingest(kind: LedgerKind, secs: Duration, keys: &[SecretKey]) -> anyhow:
     Ok((count as f64 / elapsed, retried.load(Ordering::Relaxed)))
 }
 
+/// Pairs of open and signed ingest measured in turn.
+const ROUNDS: usize = 3;
+
 /// Signed-transaction ingest against the open ledger's, same clients, same run.
 pub async fn run(secs: Duration) -> anyhow::Result<()> {
     validation(secs)?;
@@ -259,10 +262,23 @@ pub async fn run(secs: Duration) -> anyhow::Result<()> {
     let keys: Vec<SecretKey> = (0..CLIENTS as u64)
         .map(|i| SecretKey::from_seed(chainsim_primitives::sha256(&i.to_le_bytes())))
         .collect();
-    let (open, _) = ingest(LedgerKind::Open, secs, &keys).await?;
-    println!("open ledger, POST /transactions/new:        {open:>8.0} transactions/s");
-    let (signed, retried) = ingest(LedgerKind::Accounts, secs, &keys).await?;
-    println!("accounts ledger, POST /transactions/signed: {signed:>8.0} transactions/s  ({retried} sent again)");
-    println!("signed / open: {:.0}%  (target >= 50%)", signed / open * 100.0);
+    // Three pairs, open then signed in turn, so that a change in the shared machine's speed
+    // moves both sides of a pair alike; the ratio quoted is the median of the pairs.
+    let mut ratios = Vec::new();
+    for round in 1..=ROUNDS {
+        let (open, _) = ingest(LedgerKind::Open, secs, &keys).await?;
+        let (signed, retried) = ingest(LedgerKind::Accounts, secs, &keys).await?;
+        println!(
+            "pair {round}: open POST /transactions/new {open:>8.0} tx/s, signed POST /transactions/signed {signed:>8.0} tx/s ({retried} sent again): {:.0}%",
+            signed / open * 100.0
+        );
+        ratios.push(signed / open);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "signed / open, median of {ROUNDS} pairs: {:.0}%  (target >= 50%)",
+        median * 100.0
+    );
     Ok(())
 }
