@@ -62,6 +62,14 @@ async fn send(st: &AppState, req: Request<Body>) -> Answer {
 }
 
 /// A request as the page sends it: right Host, Origin and token.
+/// A plain `GET` as the page sends it (right `Host`, no body).
+fn page_get(uri: impl AsRef<str>) -> Request<Body> {
+    Request::get(uri.as_ref())
+        .header(header::HOST, HOST)
+        .body(Body::empty())
+        .expect("request")
+}
+
 fn page_post(st: &AppState, uri: &str, body: &str) -> Request<Body> {
     Request::post(uri)
         .header(header::HOST, HOST)
@@ -75,14 +83,7 @@ fn page_post(st: &AppState, uri: &str, body: &str) -> Request<Body> {
 #[tokio::test]
 async fn index_embeds_the_token_and_forbids_foreign_scripts() {
     let st = state();
-    let a = send(
-        &st,
-        Request::get("/")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/")).await;
     assert_eq!(a.status, StatusCode::OK);
     let html = String::from_utf8(a.body.clone()).expect("utf8");
     assert!(html.contains(st.token()));
@@ -100,13 +101,7 @@ async fn index_embeds_the_token_and_forbids_foreign_scripts() {
 #[tokio::test]
 async fn every_imported_module_is_served_as_javascript() {
     let st = state();
-    let get = |path: String| {
-        Request::get(path)
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request")
-    };
-    let html = String::from_utf8(send(&st, get("/".into())).await.body).expect("utf8");
+    let html = String::from_utf8(send(&st, page_get("/")).await.body).expect("utf8");
     assert!(html.contains(r#"<script type="module" src="/assets/main.js">"#));
     let mut todo = vec!["main.js".to_owned()];
     let mut seen = std::collections::HashSet::new();
@@ -114,7 +109,7 @@ async fn every_imported_module_is_served_as_javascript() {
         if !seen.insert(name.clone()) {
             continue;
         }
-        let a = send(&st, get(format!("/assets/{name}"))).await;
+        let a = send(&st, page_get(format!("/assets/{name}"))).await;
         assert_eq!(a.status, StatusCode::OK, "{name}");
         let ct = a
             .headers
@@ -131,10 +126,10 @@ async fn every_imported_module_is_served_as_javascript() {
     }
     assert!(seen.len() >= 10, "{seen:?}");
     assert_eq!(
-        send(&st, get("/assets/nope.js".into())).await.status,
+        send(&st, page_get("/assets/nope.js")).await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(send(&st, get("/assets/app.css".into())).await.status, StatusCode::OK);
+    assert_eq!(send(&st, page_get("/assets/app.css")).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -349,34 +344,13 @@ async fn demo_actions_outside_the_demo_answer_409() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let st = state();
-    let a = send(
-        &st,
-        Request::get("/nope")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/nope")).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     a.error();
-    let a = send(
-        &st,
-        Request::get("/api/tx")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/api/tx")).await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     a.error();
-    let a = send(
-        &st,
-        Request::get("/api/tx/xyz")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/api/tx/xyz")).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     a.error();
 }
@@ -449,14 +423,7 @@ async fn original_form_route_needs_same_origin_and_token() {
 async fn state_is_json_with_the_watched_nodes() {
     let st = state();
     st.monitor().watch(&dead_node(), Origin::Seed);
-    let a = send(
-        &st,
-        Request::get("/api/state")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/api/state")).await;
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     assert_eq!(v["demo"], false);
@@ -788,14 +755,7 @@ async fn a_double_spend_sends_two_transfers_at_one_nonce() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let a = send(
-        &st,
-        Request::get("/api/accounts")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/api/accounts")).await;
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     assert_eq!(v["ledger"], "accounts");
@@ -818,14 +778,7 @@ async fn accounts_of_an_open_network_say_open() {
         assert!(Instant::now() < deadline, "the node never came online");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let a = send(
-        &st,
-        Request::get("/api/accounts")
-            .header(header::HOST, HOST)
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let a = send(&st, page_get("/api/accounts")).await;
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     assert_eq!(v["ledger"], "open", "{v}");
