@@ -75,14 +75,24 @@ pub struct LinkUpNotice {
 }
 
 /// Both ends of in-process links between numbered nodes: which node and link number the
-/// other end of `(node, link)` is.
+/// other end of `(node, link)` is, and whether that end is open (its core was told the
+/// link is up and not yet that it went down).
 ///
 /// Looked up for every message a simulator carries, so it is a direct index rather than a
 /// map: a node's links are numbered 1, 2, 3, ... in the order they open and never reused.
 #[derive(Debug, Default, Clone)]
 pub struct Pairs {
-    /// By slot (see [`Pairs::slot`]), then by link number − 1: the other end.
-    ends: Vec<Vec<(usize, PeerId)>>,
+    /// By slot (see [`Pairs::slot`]), then by link number − 1.
+    ends: Vec<Vec<End>>,
+}
+
+/// One end of a link.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    /// The other end: its node and link number.
+    other: (usize, PeerId),
+    /// Whether this end's core holds the link as up.
+    open: bool,
 }
 
 impl Pairs {
@@ -92,7 +102,7 @@ impl Pairs {
         n.wrapping_add(1)
     }
 
-    fn ends_mut(&mut self, n: usize) -> &mut Vec<(usize, PeerId)> {
+    fn ends_mut(&mut self, n: usize) -> &mut Vec<End> {
         let slot = Self::slot(n);
         if self.ends.len() <= slot {
             self.ends.resize_with(slot + 1, Vec::new);
@@ -104,8 +114,14 @@ impl Pairs {
     pub fn open(&mut self, a: usize, b: usize) -> (PeerId, PeerId) {
         let at_a = PeerId(self.ends_mut(a).len() as u64 + 1);
         let at_b = PeerId(self.ends_mut(b).len() as u64 + 1 + u64::from(a == b));
-        self.ends_mut(a).push((b, at_b));
-        self.ends_mut(b).push((a, at_a));
+        self.ends_mut(a).push(End {
+            other: (b, at_b),
+            open: false,
+        });
+        self.ends_mut(b).push(End {
+            other: (a, at_a),
+            open: false,
+        });
         (at_a, at_b)
     }
     /// Dials from node `a` to node `b` (listening at `addr`): opens the link and returns
@@ -130,10 +146,42 @@ impl Pairs {
         ]
     }
 
+    fn end(&self, node: usize, link: PeerId) -> Option<&End> {
+        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
+        self.ends.get(Self::slot(node))?.get(i)
+    }
+
+    fn end_mut(&mut self, node: usize, link: PeerId) -> Option<&mut End> {
+        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
+        self.ends.get_mut(Self::slot(node))?.get_mut(i)
+    }
+
     /// The other end of `(node, link)`.
     pub fn other(&self, node: usize, link: PeerId) -> Option<(usize, PeerId)> {
-        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
-        self.ends.get(Self::slot(node))?.get(i).copied()
+        self.end(node, link).map(|e| e.other)
+    }
+
+    /// Whether `(node, link)` is open: messages on it reach its core.
+    pub fn is_open(&self, node: usize, link: PeerId) -> bool {
+        self.end(node, link).is_some_and(|e| e.open)
+    }
+
+    /// Marks `(node, link)` open (its core is being told [`Input::LinkUp`]).
+    ///
+    /// [`Input::LinkUp`]: crate::input::Input::LinkUp
+    pub fn set_open(&mut self, node: usize, link: PeerId) {
+        if let Some(e) = self.end_mut(node, link) {
+            e.open = true;
+        }
+    }
+
+    /// Marks `(node, link)` closed; returns whether it was open (so its core is to be told
+    /// [`Input::LinkDown`] once, however many reasons to close it arrive).
+    ///
+    /// [`Input::LinkDown`]: crate::input::Input::LinkDown
+    pub fn close(&mut self, node: usize, link: PeerId) -> bool {
+        self.end_mut(node, link)
+            .is_some_and(|e| std::mem::replace(&mut e.open, false))
     }
     /// Every link end at `node`.
     pub fn links_of(&self, node: usize) -> Vec<PeerId> {

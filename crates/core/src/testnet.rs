@@ -255,8 +255,6 @@ pub struct TestNet {
     /// Every `Disconnect` a node asked for: (node, link, reason).
     pub disconnects: Vec<(usize, PeerId, String)>,
     pairs: Pairs,
-    /// Link ends that are open: (node, link).
-    open: HashSet<(usize, PeerId)>,
     /// Link ends whose connection broke: nothing sent on them arrives.
     broken: HashSet<(usize, PeerId)>,
     /// External link ends: (node, link) whose other end is the test.
@@ -297,7 +295,6 @@ impl TestNet {
             dropped: Vec::new(),
             disconnects: Vec::new(),
             pairs: Pairs::default(),
-            open: HashSet::new(),
             broken: HashSet::new(),
             externals: HashSet::new(),
             delays: HashMap::new(),
@@ -448,12 +445,12 @@ impl TestNet {
         if let Some(other) = other {
             self.broken.insert(other);
         }
-        if self.open.contains(&(node, link)) {
+        if self.pairs.is_open(node, link) {
             let reason = reason.into();
             self.schedule(at, Ev::Down { node, link, reason });
         }
         if let Some((other, olink)) = other
-            && self.open.contains(&(other, olink))
+            && self.pairs.is_open(other, olink)
         {
             let ev = Ev::Down {
                 node: other,
@@ -573,7 +570,7 @@ impl TestNet {
     fn process(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { node, link, msg } => {
-                if self.nodes[node].up && self.open.contains(&(node, link)) {
+                if self.nodes[node].up && self.pairs.is_open(node, link) {
                     self.input(node, Input::Message { from: link, msg });
                 } else {
                     self.dropped.push((self.now, node, link, msg.kind()));
@@ -585,11 +582,11 @@ impl TestNet {
                     self.break_link(node, link, "connection reset");
                     return;
                 }
-                self.open.insert((node, link));
+                self.pairs.set_open(node, link);
                 self.input(node, Input::LinkUp { peer: link, addr });
             }
             Ev::Down { node, link, reason } => {
-                if self.open.remove(&(node, link)) && self.nodes[node].up {
+                if self.pairs.close(node, link) && self.nodes[node].up {
                     self.input(node, Input::LinkDown { peer: link, reason });
                 }
             }
@@ -734,7 +731,7 @@ impl TestNet {
     pub fn open_external(&mut self, to: usize) -> PeerId {
         let (_, at_to) = self.pairs.open(EXTERNAL, to);
         self.externals.insert((to, at_to));
-        self.open.insert((to, at_to));
+        self.pairs.set_open(to, at_to);
         self.input(
             to,
             Input::LinkUp {
@@ -754,7 +751,7 @@ impl TestNet {
 
     /// Whether node `to` still holds the external link open (not closed, not closing).
     pub fn external_open(&self, to: usize, link: PeerId) -> bool {
-        self.open.contains(&(to, link)) && !self.disconnects.iter().any(|(n, l, _)| *n == to && *l == link)
+        self.pairs.is_open(to, link) && !self.disconnects.iter().any(|(n, l, _)| *n == to && *l == link)
     }
 
     /// Takes node `i` down (a crash): its links break, dials to it fail.
@@ -763,7 +760,7 @@ impl TestNet {
         self.nodes[i].deadline = None;
         for link in self.pairs.links_of(i) {
             if let Some((j, olink)) = self.pairs.other(i, link)
-                && self.open.contains(&(j, olink))
+                && self.pairs.is_open(j, olink)
             {
                 let ev = Ev::Down {
                     node: j,
@@ -772,7 +769,7 @@ impl TestNet {
                 };
                 self.schedule(self.now + FAIL_AFTER_MS, ev);
             }
-            self.open.remove(&(i, link));
+            self.pairs.close(i, link);
         }
     }
 

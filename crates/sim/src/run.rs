@@ -90,8 +90,6 @@ struct World {
     queue: EventQueue<Ev>,
     net: Network,
     pairs: Pairs,
-    /// Link ends that are up: (node, link).
-    open: KeyedSet<(usize, PeerId)>,
     /// Link ends whose connection broke (loss): nothing more gets through.
     broken: KeyedSet<(usize, PeerId)>,
     index: HashMap<PeerAddr, usize>,
@@ -172,7 +170,7 @@ impl World {
     fn leave(&mut self, node: usize) {
         self.away.insert(node);
         for link in self.pairs.links_of(node) {
-            if self.open.contains(&(node, link)) {
+            if self.pairs.is_open(node, link) {
                 self.break_link(node, link);
             }
         }
@@ -335,7 +333,6 @@ impl Simulation {
             queue: EventQueue::default(),
             net: Network::new(&scenario.network, n, sub_seed(seed, 2)),
             pairs: Pairs::default(),
-            open: KeyedSet::default(),
             broken: KeyedSet::default(),
             index,
             recorder: Recorder::default(),
@@ -437,16 +434,16 @@ impl Simulation {
             Ev::Mine { node } => self.mine(node),
             Ev::Arrive { node, link, msg } => self.arrive(node, link, msg),
             Ev::Deliver { node, link, msg } => {
-                if self.world.open.contains(&(node, link)) {
+                if self.world.pairs.is_open(node, link) {
                     self.input(node, Input::Message { from: link, msg });
                 }
             }
             Ev::Up { node, link, addr } => {
-                self.world.open.insert((node, link));
+                self.world.pairs.set_open(node, link);
                 self.input(node, Input::LinkUp { peer: link, addr });
             }
             Ev::Down { node, link, reason } => {
-                if self.world.open.remove(&(node, link)) {
+                if self.world.pairs.close(node, link) {
                     self.input(node, Input::LinkDown { peer: link, reason });
                 }
             }
@@ -473,7 +470,7 @@ impl Simulation {
     fn arrive(&mut self, node: usize, link: PeerId, msg: Message) {
         let from = self.world.pairs.other(node, link).map(|(n, _)| n);
         let cut_off = from.is_some_and(|from| self.world.apart(from, node));
-        if cut_off || !self.world.open.contains(&(node, link)) {
+        if cut_off || !self.world.pairs.is_open(node, link) {
             self.world.dropped += 1;
             return;
         }
