@@ -324,6 +324,7 @@ fn build_nodes(
         cfg.peering.limits.max_outbound = peers.len();
         cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
         cfg.peering.limits.max_known = scenario.known_addrs;
+        cfg.keep_entries_depth = scenario.keep_depth;
         index.insert(cfg.listen().clone(), i);
         nodes.push(SimNode {
             node: open_node(&params, cfg, blocks),
