@@ -360,7 +360,7 @@ impl Simulation {
             pairs: Pairs::default(),
             broken: KeyedSet::default(),
             index,
-            recorder: Recorder::default(),
+            recorder: Recorder::new(n),
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
             partition: None,
             changes: LinkChanges::new(&scenario.link_changes, &scenario.network.regions, sub_seed(seed, 5)),
