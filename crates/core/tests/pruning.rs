@@ -63,7 +63,12 @@ fn chain(p: &ChainParams, from: &Arc<Block>, len: u64, miner: &str) -> Vec<Arc<B
 
 /// Every lookup of a best-chain block, as one value to compare.
 fn answers(tree: &BlockTree, blocks: &[Arc<Block>]) -> Vec<String> {
-    let mut out = vec![format!("{:?} {}", tree.locator(), tree.height())];
+    let mut out = vec![format!(
+        "{:?} {} {:?}",
+        tree.locator(),
+        tree.height(),
+        tree.active_hashes()
+    )];
     for b in blocks {
         let hash = b.compute_hash();
         let h = b.header.height;
@@ -93,7 +98,7 @@ proptest! {
     /// However deep and with or without a store, a pruned tree answers every question about
     /// a best-chain block as a tree that keeps everything.
     #[test]
-    fn a_pruned_tree_answers_as_an_unpruned_one(len in 1u64..160, depth in 1u64..40, forks in proptest::collection::vec(0u64..160, 0..4), stored: bool) {
+    fn a_pruned_tree_answers_as_an_unpruned_one(len in 1u64..300, depth in 1u64..40, forks in proptest::collection::vec(0u64..300, 0..4), stored: bool) {
         let p = params();
         let main = chain(&p, p.genesis(), len, "m");
         let mut store = MemoryStore::default();

@@ -12,7 +12,10 @@
 //! below the tip then lose their entries, keeping only their hash in the best chain, and
 //! side branches forking that deep go. Lookups of those blocks still answer, from the
 //! body (its header says the height, and the best chain's hash at that height confirms
-//! it) and a mark of the chain work every [`MARK_EVERY`] blocks. The price is a pruned
+//! it) and a mark of the chain work every [`MARK_EVERY`] blocks. The best chain's hashes
+//! are compacted too: below the pruned height only every [`MARK_EVERY`]th is kept, and the
+//! others are found walking down from it through the bodies' previous-block hashes (at most
+//! `MARK_EVERY - 1` body reads for the rare lookup of an old block). The price is a pruned
 //! Bitcoin node's: a block forking off deeper than the depth is refused
 //! ([`super::ValidationError::ForkTooDeep`]), so a node whose own branch is overtaken that
 //! deep stays on it.
@@ -101,8 +104,11 @@ pub const MARK_EVERY: u64 = 64;
 #[derive(Debug)]
 pub struct BlockTree {
     entries: KeyedMap<BlockHash, BlockEntry>,
-    /// The best chain, indexed by height.
+    /// The best chain from height `offset` on, indexed by height less `offset`.
     active: Vec<BlockHash>,
+    /// The best chain's first height in `active`; a multiple of [`MARK_EVERY`], at most
+    /// `pruned` (below it, `marks` and the bodies give the hashes).
+    offset: u64,
     /// Where each transaction of the best chain is (by height).
     tx_index: TxIndex,
     bodies: Bodies,
@@ -114,8 +120,8 @@ pub struct BlockTree {
     keep_depth: Option<u64>,
     /// Best-chain heights `1..=pruned` have no entry (genesis always keeps its own).
     pruned: u64,
-    /// Chain work at heights `0, MARK_EVERY, 2 * MARK_EVERY, ...` up to `pruned`.
-    work_marks: Vec<Work>,
+    /// Hash and chain work at heights `0, MARK_EVERY, 2 * MARK_EVERY, ...` up to `pruned`.
+    marks: Vec<(BlockHash, Work)>,
 }
 
 impl BlockTree {
@@ -131,6 +137,7 @@ impl BlockTree {
         let mut tree = Self {
             entries: KeyedMap::default(),
             active: vec![hash],
+            offset: 0,
             tx_index: TxIndex::default(),
             bodies: Bodies::new(source),
             next_seq: 1,
@@ -138,7 +145,7 @@ impl BlockTree {
             ledger: None,
             keep_depth: None,
             pruned: 0,
-            work_marks: vec![genesis.header.bits.work()],
+            marks: vec![(hash, genesis.header.bits.work())],
         };
         for txid in genesis.compute_txids() {
             tree.tx_index.insert(&txid, 0);
@@ -173,7 +180,7 @@ impl BlockTree {
     /// Keeps the accounts ledger from now on (call before any block is inserted). Fails
     /// when genesis cannot fund its accounts (a reward to something not an address).
     pub fn enable_ledger(&mut self) -> Result<(), crate::ledger::LedgerError> {
-        let genesis = self.active.first().and_then(|h| self.bodies.get(h));
+        let genesis = self.hash_at(0).and_then(|h| self.bodies.get(&h));
         let ledger = match genesis {
             Some(g) => Ledger::from_genesis(&g)?,
             None => return Err(crate::ledger::LedgerError::Unavailable),
@@ -198,8 +205,8 @@ impl BlockTree {
             side.push(cursor);
             cursor = self.entries.get(&cursor)?.header.prev_hash;
         }
-        let fork_height = self.height_of(&cursor)? as usize;
-        for hash in self.active[fork_height + 1..].iter().rev() {
+        let fork_height = self.height_of(&cursor)?;
+        for hash in self.active.get(self.index(fork_height + 1)?..)?.iter().rev() {
             let block = self.bodies.get(hash)?;
             view.undo_block(&block);
         }
@@ -247,7 +254,29 @@ impl BlockTree {
 
     /// Height of the best tip.
     pub fn height(&self) -> u64 {
-        (self.active.len() - 1) as u64
+        self.offset + self.active.len() as u64 - 1
+    }
+
+    /// Where the best chain's block at `height` is in `active`, if it is there.
+    fn index(&self, height: u64) -> Option<usize> {
+        usize::try_from(height.checked_sub(self.offset)?).ok()
+    }
+
+    /// The best chain's hash at `height`: from `active`, or below it walking down from the
+    /// next mark through the bodies' previous-block hashes.
+    fn hash_at(&self, height: u64) -> Option<BlockHash> {
+        if let Some(i) = self.index(height) {
+            return self.active.get(i).copied();
+        }
+        let up = height.div_ceil(MARK_EVERY) * MARK_EVERY;
+        let mut hash = match self.index(up) {
+            Some(i) => *self.active.get(i)?,
+            None => self.marks.get(usize::try_from(up / MARK_EVERY).ok()?)?.0,
+        };
+        for _ in height..up {
+            hash = self.bodies.get(&hash)?.header.prev_hash;
+        }
+        Some(hash)
     }
 
     /// A block's entry by hash, on any branch; a pruned one is rebuilt from its body, with
@@ -257,7 +286,7 @@ impl BlockTree {
             return Some(Cow::Borrowed(entry));
         }
         let (height, block) = self.pruned_block(hash)?;
-        self.rebuilt(height, &block)
+        self.rebuilt(height, *hash, &block)
     }
 
     /// A block's body, from memory or the store.
@@ -276,15 +305,15 @@ impl BlockTree {
         }
         let block = self.bodies.get(hash)?;
         let height = block.header.height;
-        let on_chain = (1..=self.pruned).contains(&height) && self.active.get(height as usize) == Some(hash);
+        let on_chain = (1..=self.pruned).contains(&height) && self.hash_at(height) == Some(*hash);
         on_chain.then_some((height, block))
     }
 
-    /// The entry of the pruned best-chain block at `height`, rebuilt from its body.
-    fn rebuilt(&self, height: u64, block: &Block) -> Option<Cow<'_, BlockEntry>> {
+    /// The entry of the pruned best-chain block `hash` at `height`, rebuilt from its body.
+    fn rebuilt(&self, height: u64, hash: BlockHash, block: &Block) -> Option<Cow<'_, BlockEntry>> {
         Some(Cow::Owned(BlockEntry {
             header: block.header,
-            hash: *self.active.get(height as usize)?,
+            hash,
             tx_count: block.transactions.len() as u32,
             chain_work: self.pruned_work(height)?,
             seq: 0,
@@ -297,10 +326,12 @@ impl BlockTree {
     /// the work of the blocks up to it (each block's own work is its header's target's).
     fn pruned_work(&self, height: u64) -> Option<Work> {
         let base = height - height % MARK_EVERY;
-        let mut work = *self.work_marks.get(usize::try_from(base / MARK_EVERY).ok()?)?;
-        for h in base + 1..=height {
-            let block = self.bodies.get(self.active.get(h as usize)?)?;
+        let mut work = self.marks.get(usize::try_from(base / MARK_EVERY).ok()?)?.1;
+        let mut hash = self.hash_at(height)?;
+        for _ in base..height {
+            let block = self.bodies.get(&hash)?;
             work = work.saturating_add(block.header.bits.work());
+            hash = block.header.prev_hash;
         }
         Some(work)
     }
@@ -335,25 +366,34 @@ impl BlockTree {
 
     /// The best chain's block at `height` (rebuilt from its body when pruned).
     pub fn at_height(&self, height: u64) -> Option<Cow<'_, BlockEntry>> {
-        let hash = self.active.get(usize::try_from(height).ok()?)?;
-        if let Some(entry) = self.entries.get(hash) {
+        let hash = self.hash_at(height)?;
+        if let Some(entry) = self.entries.get(&hash) {
             return Some(Cow::Borrowed(entry));
         }
-        let block = self.bodies.get(hash)?;
-        self.rebuilt(height, &block)
+        let block = self.bodies.get(&hash)?;
+        self.rebuilt(height, hash, &block)
     }
 
     /// Whether `hash` is on the best chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
         match self.entries.get(hash) {
-            Some(e) => self.active.get(e.height() as usize) == Some(hash),
+            Some(e) => self.hash_at(e.height()) == Some(*hash),
             None => self.pruned_block(hash).is_some(),
         }
     }
 
-    /// The best chain's hashes, genesis first.
-    pub fn active_hashes(&self) -> &[BlockHash] {
-        &self.active
+    /// The best chain's hashes, genesis first. Compacted hashes are read back walking down
+    /// the bodies; a body that cannot be read ends the list there (a damaged store).
+    pub fn active_hashes(&self) -> Vec<BlockHash> {
+        let mut below = Vec::with_capacity(self.height() as usize + 1);
+        let mut hash = self.active.first().copied();
+        for _ in 0..self.offset {
+            hash = hash.and_then(|h| self.bodies.get(&h)).map(|b| b.header.prev_hash);
+            below.extend(hash);
+        }
+        below.reverse();
+        below.extend_from_slice(&self.active);
+        below
     }
 
     /// Where a transaction of the best chain is: its block and position.
@@ -365,7 +405,7 @@ impl BlockTree {
     /// Height of the best-chain block holding a transaction, and its position there.
     fn tx_position(&self, txid: &Txid) -> Option<(u64, u32)> {
         self.tx_index.candidates(txid).into_iter().find_map(|height| {
-            let block = self.bodies.get(self.active.get(usize::try_from(height).ok()?)?)?;
+            let block = self.bodies.get(&self.hash_at(height)?)?;
             let pos = block.transactions.iter().position(|t| t.compute_txid() == *txid)?;
             Some((height, pos as u32))
         })
@@ -388,7 +428,7 @@ impl BlockTree {
 
     /// Number of blocks off the best chain.
     pub fn side_count(&self) -> usize {
-        self.len() - self.active.len()
+        self.len() - (self.height() as usize + 1)
     }
 
     /// Keys the transaction index's hashing with a secret seed (see [`TxIndex`]).
@@ -464,13 +504,22 @@ impl BlockTree {
         let mut gone = Vec::new();
         while self.pruned + 1 + depth < tip_height {
             let height = self.pruned + 1;
-            let Some(hash) = self.active.get(height as usize).copied() else {
+            let Some(hash) = self.hash_at(height) else {
                 break;
             };
             let Some(entry) = self.entries.remove(&hash) else { break };
             self.pruned = height;
             if height.is_multiple_of(MARK_EVERY) {
-                self.work_marks.push(entry.chain_work);
+                self.marks.push((hash, entry.chain_work));
+            }
+            // The hashes of a whole mark's span below the pruned height go.
+            if self.offset + MARK_EVERY <= self.pruned {
+                self.active.drain(..MARK_EVERY as usize);
+                self.offset += MARK_EVERY;
+                // A map that removes as many entries as it inserts still grows (its table
+                // fills with deleted slots): fitted again now and then, it stays the size
+                // of the depth kept.
+                self.entries.shrink_to_fit();
             }
             if entry.children > 1 {
                 gone.extend(self.drop_branches_of(hash));
@@ -528,7 +577,8 @@ impl BlockTree {
             cursor = self.entries[&cursor].header.prev_hash;
         }
         let fork_height = self.entries[&cursor].height() as usize;
-        let disconnected: Vec<BlockHash> = self.active.drain(fork_height + 1..).rev().collect();
+        let start = self.index(fork_height as u64 + 1).unwrap_or(0);
+        let disconnected: Vec<BlockHash> = self.active.drain(start..).rev().collect();
         for hash in &disconnected {
             let height = self.entries[hash].height();
             for txid in self.txids_of(hash, None) {
@@ -603,13 +653,13 @@ impl BlockTree {
         let mut height = self.height() as i64;
         let mut step = 1i64;
         while height > 0 {
-            out.push(self.active[height as usize]);
+            out.extend(self.hash_at(height as u64));
             if out.len() >= 10 {
                 step *= 2;
             }
             height -= step;
         }
-        out.push(self.active[0]);
+        out.extend(self.hash_at(0));
         out
     }
 
