@@ -62,6 +62,9 @@ pub struct NodeConfig {
     pub max_orphans: usize,
     /// When the node mines by itself (manual: never).
     pub mining: crate::MiningMode,
+    /// Prune the block tree: entries of best-chain blocks deeper than this below the tip
+    /// are dropped, and a block forking off deeper is refused (None: keep everything).
+    pub keep_entries_depth: Option<u64>,
 }
 
 impl NodeConfig {
@@ -79,6 +82,7 @@ impl NodeConfig {
             max_side_blocks: 1_000,
             max_orphans: 100,
             mining: crate::MiningMode::Manual,
+            keep_entries_depth: None,
         }
     }
 
@@ -229,6 +233,7 @@ impl Node {
         let secret: [u8; 16] = std::array::from_fn(|_| rng.u8(..));
         let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
         tree.seed_index(rng.u64(..));
+        tree.keep_entries(config.keep_entries_depth);
         if params.ledger == crate::ledger::LedgerKind::Accounts {
             // Only fails for a genesis rewarding a non-address; ours are compiled in.
             let _ = tree.enable_ledger();

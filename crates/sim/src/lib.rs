@@ -12,6 +12,7 @@
 //! - [`changes`]: link conditions changed at given times;
 //! - [`txload`]: synthetic transactions submitted to the nodes, and what became of them;
 //! - [`mining`]: who finds the next block, and when;
+//! - [`blocks`]: the one block store the nodes share;
 //! - [`run`]: the loop that ties them to the nodes;
 //! - [`results`]: what a run measured (stale rate, reception times, traffic);
 //! - [`report`]: plots of a run, as SVG;
@@ -22,6 +23,7 @@
 //! for byte. Nothing here reads a clock except [`run::simulate`]'s wall-time measurement,
 //! which is reported apart from the deterministic results.
 
+pub mod blocks;
 pub mod changes;
 pub mod edges;
 pub mod error;

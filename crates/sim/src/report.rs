@@ -14,11 +14,7 @@ const CDF_POINTS: usize = 500;
 
 /// The reception-time CDF of a run, as SVG text.
 pub fn reception_cdf_svg(recorder: &Recorder, results: &Results) -> Result<String, SimError> {
-    let mut all: Vec<Micros> = recorder
-        .blocks
-        .iter()
-        .flat_map(|b| b.receptions.iter().copied())
-        .collect();
+    let mut all: Vec<Micros> = recorder.blocks.iter().flat_map(|b| b.receptions.iter()).collect();
     all.sort_unstable();
     let points = cdf_points(&all);
     let x_max = points.last().map_or(1.0, |p| p.0).max(0.001) * 1.05;

@@ -23,11 +23,61 @@ pub struct BlockRecord {
     /// When it was mined.
     pub mined_at: Micros,
     /// Delay from mining to acceptance at each other node that accepted it.
-    pub receptions: Vec<Micros>,
+    pub receptions: Receptions,
     /// Whether it is in the final best chain (set at the end).
     pub in_best_chain: bool,
     /// Its size as the bandwidth model charged it.
     pub bytes: u64,
+}
+
+/// Delays from mining to acceptance, 4 bytes each: one for every (block, node) pair of a run
+/// adds up (10,000 nodes and 10,000 blocks make 10^8). Microseconds as `u32` cover 71
+/// minutes; a longer delay (a node that was away) is kept whole, apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receptions {
+    short: Vec<u32>,
+    long: Vec<Micros>,
+}
+
+impl Receptions {
+    /// Room for `n` delays, so that the list does not grow past what a run needs.
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            short: Vec::with_capacity(n),
+            long: Vec::new(),
+        }
+    }
+
+    /// Adds a delay.
+    pub fn push(&mut self, delay: Micros) {
+        match u32::try_from(delay) {
+            Ok(d) => self.short.push(d),
+            Err(_) => self.long.push(delay),
+        }
+    }
+
+    /// How many delays.
+    pub fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The delays: in arrival order, those over 71 minutes last.
+    pub fn iter(&self) -> impl Iterator<Item = Micros> + '_ {
+        self.short
+            .iter()
+            .map(|&d| Micros::from(d))
+            .chain(self.long.iter().copied())
+    }
+
+    /// The delays as a vector (see [`Receptions::iter`]).
+    pub fn to_vec(&self) -> Vec<Micros> {
+        self.iter().collect()
+    }
 }
 
 /// Watches the run.
@@ -35,6 +85,8 @@ pub struct BlockRecord {
 pub struct Recorder {
     /// Every block mined, in mining order.
     pub blocks: Vec<BlockRecord>,
+    /// Nodes of the run: a block can reach all but its miner.
+    nodes: usize,
     index: HashMap<BlockHash, usize>,
     /// Reorganisation depths (blocks disconnected) and how often each happened.
     pub reorgs: BTreeMap<usize, u64>,
@@ -43,6 +95,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// A recorder for a run of `nodes` nodes.
+    pub fn new(nodes: usize) -> Self {
+        Self {
+            nodes,
+            ..Self::default()
+        }
+    }
+
     /// `miner` mined block `hash` at `at`.
     pub fn mined(&mut self, hash: BlockHash, height: u64, miner: usize, at: Micros, bytes: u64) {
         self.index.insert(hash, self.blocks.len());
@@ -51,7 +111,7 @@ impl Recorder {
             height,
             miner,
             mined_at: at,
-            receptions: Vec::new(),
+            receptions: Receptions::with_capacity(self.nodes.saturating_sub(1)),
             in_best_chain: false,
             bytes,
         });
@@ -91,26 +151,49 @@ pub struct Distribution {
 impl Distribution {
     /// Nearest-rank percentiles of `values` (microseconds), reported in milliseconds.
     pub fn of(values: &mut [Micros]) -> Self {
-        if values.is_empty() {
-            return Self::default();
-        }
         values.sort_unstable();
         let sum: u128 = values.iter().map(|&v| u128::from(v)).sum();
+        Self::of_sorted(values.len(), sum, |i| values[i])
+    }
+
+    /// [`Distribution::of`] every delay of `lists`, sorted in their compact form: all the
+    /// short ones, then the long ones, are the values in order.
+    pub fn of_receptions<'a>(lists: impl Iterator<Item = &'a Receptions>) -> Self {
+        let (mut short, mut long) = (Vec::new(), Vec::new());
+        for r in lists {
+            short.extend_from_slice(&r.short);
+            long.extend_from_slice(&r.long);
+        }
+        short.sort_unstable();
+        long.sort_unstable();
+        let sum =
+            short.iter().map(|&v| u128::from(v)).sum::<u128>() + long.iter().map(|&v| u128::from(v)).sum::<u128>();
+        let at = |i: usize| match short.get(i) {
+            Some(&v) => Micros::from(v),
+            None => long[i - short.len()],
+        };
+        Self::of_sorted(short.len() + long.len(), sum, at)
+    }
+
+    /// The percentiles of `len` sorted values summing to `sum`, the `i`th being `at(i)`.
+    fn of_sorted(len: usize, sum: u128, at: impl Fn(usize) -> Micros) -> Self {
+        if len == 0 {
+            return Self::default();
+        }
         Self {
-            count: values.len() as u64,
-            p50: ms(rank(values, 0.5)),
-            mean: round3(sum as f64 / values.len() as f64 / 1000.0),
-            p90: ms(rank(values, 0.9)),
-            p99: ms(rank(values, 0.99)),
-            max: ms(values[values.len() - 1]),
+            count: len as u64,
+            p50: ms(at(rank(len, 0.5))),
+            mean: round3(sum as f64 / len as f64 / 1000.0),
+            p90: ms(at(rank(len, 0.9))),
+            p99: ms(at(rank(len, 0.99))),
+            max: ms(at(len - 1)),
         }
     }
 }
 
-/// The nearest-rank `q` quantile of sorted values.
-fn rank(sorted: &[Micros], q: f64) -> Micros {
-    let k = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[k - 1]
+/// Where the nearest-rank `q` quantile of `len` sorted values is.
+fn rank(len: usize, q: f64) -> usize {
+    ((q * len as f64).ceil() as usize).clamp(1, len) - 1
 }
 
 fn ms(us: Micros) -> f64 {
@@ -196,14 +279,12 @@ impl Results {
             nodes,
             tips,
         } = tally;
-        let mut all = Vec::new();
         let (mut reach50, mut reach90) = (Vec::new(), Vec::new());
         let mut missed = 0u64;
         for b in &mut recorder.blocks {
             b.in_best_chain = best.is_active(&b.hash);
-            all.extend_from_slice(&b.receptions);
             missed += (nodes - 1).saturating_sub(b.receptions.len()) as u64;
-            let mut r = b.receptions.clone();
+            let mut r = b.receptions.to_vec();
             r.sort_unstable();
             // The miner holds its block at 0: it is one of the nodes counted.
             reach50.extend(time_to_fraction(&r, nodes, 0.5));
@@ -216,7 +297,7 @@ impl Results {
             height: best.height(),
             stale_blocks: stale,
             stale_rate: if mined == 0 { 0.0 } else { stale as f64 / mined as f64 },
-            reception_ms: Distribution::of(&mut all),
+            reception_ms: Distribution::of_receptions(recorder.blocks.iter().map(|b| &b.receptions)),
             reach_50_ms: Distribution::of(&mut reach50),
             reach_90_ms: Distribution::of(&mut reach90),
             missed_receptions: missed,
@@ -259,7 +340,7 @@ pub fn blocks_csv(recorder: &Recorder) -> String {
         "hash,height,miner,mined_s,size_bytes,in_best_chain,reached,reception_p50_ms,reception_p90_ms,reception_max_ms\n",
     );
     for b in &recorder.blocks {
-        let mut r = b.receptions.clone();
+        let mut r = b.receptions.to_vec();
         let d = Distribution::of(&mut r);
         let _ = writeln!(
             out,
@@ -288,6 +369,20 @@ mod tests {
         let mut v: Vec<Micros> = (1..=100).map(|x| x * 1000).collect();
         let d = Distribution::of(&mut v);
         assert_eq!((d.p50, d.p90, d.p99, d.max, d.mean), (50.0, 90.0, 99.0, 100.0, 50.5));
+    }
+
+    #[test]
+    fn compact_receptions_give_the_percentiles_of_the_values() {
+        let long = u64::from(u32::MAX) + 5;
+        let values = [long, 3, 1_000, long + 7, 0, 999_999, 12];
+        let mut lists = [Receptions::default(), Receptions::default()];
+        for (i, v) in values.iter().enumerate() {
+            lists[i % 2].push(*v);
+        }
+        assert_eq!(lists.iter().map(Receptions::len).sum::<usize>(), values.len());
+        let mut plain = values.to_vec();
+        assert_eq!(Distribution::of_receptions(lists.iter()), Distribution::of(&mut plain));
+        assert_eq!(Distribution::of_receptions([].iter()), Distribution::default());
     }
 
     #[test]

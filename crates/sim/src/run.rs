@@ -8,9 +8,10 @@
 //! **quiet period** (until nothing is scheduled or `quiet_s` passes) so the last blocks
 //! spread before results are taken.
 //!
-//! The simulator keeps no store (blocks live in memory, shared between nodes through their
-//! `Arc`) and has no keep-alive (simulated links never die silently), as the in-memory test
-//! network; everything else is the live node's code.
+//! The simulator keeps one block store in memory that all nodes share ([`SharedBlocks`]): each
+//! body is held once, and every node reads bodies back from it as a live node reads its
+//! database. It has no keep-alive (simulated links never die silently), as the in-memory
+//! test network; everything else is the live node's code.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr,
 use chainsim_primitives::CompactTarget;
 use chainsim_primitives::pow::search_nonce;
 
+use crate::blocks::SharedBlocks;
 use crate::changes::LinkChanges;
 use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
@@ -103,6 +105,10 @@ struct World {
     away: HashSet<usize>,
     /// Size of the block being mined, for the recorder.
     mined_bytes: u64,
+    /// The blocks, once for all nodes.
+    blocks: SharedBlocks,
+    /// The node being drained put a block: tell it the store has it.
+    stored: bool,
     messages: u64,
     bytes: u64,
     inputs: u64,
@@ -127,8 +133,12 @@ impl Effects for Carrier<'_> {
     fn disconnect(&mut self, peer: PeerId, reason: String) {
         self.w.hang_up(self.node, peer, reason);
     }
-    fn store(&mut self, _op: StoreOp) {
-        // No store: blocks stay in memory, shared between nodes.
+    fn store(&mut self, op: StoreOp) {
+        // Only blocks are shared: nothing else a node stores is read back during a run.
+        if let StoreOp::PutBlock { hash, block, .. } = op {
+            self.w.blocks.put(hash, &block);
+            self.w.stored = true;
+        }
     }
     fn event(&mut self, event: Event) {
         let now = self.w.now;
@@ -298,7 +308,11 @@ fn sub_seed(seed: u64, stream: u64) -> u64 {
 
 /// One core per node, configured as the in-memory test network configures its nodes, with
 /// the scenario's relay mode and link limits; and the address book of the network.
-fn build_nodes(scenario: &Scenario, graph: &topology::Graph) -> (Vec<SimNode>, HashMap<PeerAddr, usize>) {
+fn build_nodes(
+    scenario: &Scenario,
+    graph: &topology::Graph,
+    blocks: &SharedBlocks,
+) -> (Vec<SimNode>, HashMap<PeerAddr, usize>) {
     let params = Arc::new(ChainParams::with_bits("chainsim-sim", SIM_BITS));
     let mut nodes = Vec::with_capacity(graph.len());
     let mut index = HashMap::with_capacity(graph.len());
@@ -310,13 +324,23 @@ fn build_nodes(scenario: &Scenario, graph: &topology::Graph) -> (Vec<SimNode>, H
         cfg.peering.limits.max_outbound = peers.len();
         cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
         cfg.peering.limits.max_known = scenario.known_addrs;
+        cfg.keep_entries_depth = scenario.keep_depth;
         index.insert(cfg.listen().clone(), i);
         nodes.push(SimNode {
-            node: Node::new(params.clone(), cfg),
+            node: open_node(&params, cfg, blocks),
             deadline: None,
         });
     }
     (nodes, index)
+}
+
+/// A node reading its bodies back from the shared store. Opening on an empty store replays
+/// nothing and cannot fail; were it to, a node keeping its own bodies gives the same results.
+fn open_node(params: &Arc<ChainParams>, cfg: chainsim_core::NodeConfig, blocks: &SharedBlocks) -> Node {
+    match Node::open(params.clone(), cfg.clone(), blocks) {
+        Ok(Ok((node, _))) => node,
+        _ => Node::new(params.clone(), cfg),
+    }
 }
 
 impl Simulation {
@@ -327,7 +351,8 @@ impl Simulation {
         let mut rng = fastrand::Rng::with_seed(sub_seed(seed, 1));
         let miners = Miners::new(&scenario.mining, n, sub_seed(seed, 3));
         let graph = topology::build(&scenario.topology, n, miners.pool_nodes(), &mut rng);
-        let (nodes, index) = build_nodes(&scenario, &graph);
+        let blocks = SharedBlocks::default();
+        let (nodes, index) = build_nodes(&scenario, &graph, &blocks);
         let world = World {
             now: 0,
             queue: EventQueue::default(),
@@ -335,12 +360,14 @@ impl Simulation {
             pairs: Pairs::default(),
             broken: KeyedSet::default(),
             index,
-            recorder: Recorder::default(),
+            recorder: Recorder::new(n),
             sizes: BlockSizes::new(&scenario.mining, sub_seed(seed, 4)),
             partition: None,
             changes: LinkChanges::new(&scenario.link_changes, &scenario.network.regions, sub_seed(seed, 5)),
             away: HashSet::new(),
             mined_bytes: 0,
+            blocks,
+            stored: false,
             messages: 0,
             bytes: 0,
             inputs: 0,
@@ -573,6 +600,13 @@ impl Simulation {
             w: &mut self.world,
         };
         drain(&mut self.nodes[i].node, &mut carrier);
+        if std::mem::take(&mut self.world.stored) {
+            // The store has every block just put: the node drops the bodies it held until
+            // then. Not an input of the run (the live driver's bookkeeping, not an event).
+            self.nodes[i]
+                .node
+                .handle_input(core_time(self.world.now), Input::Committed);
+        }
         let deadline = self.nodes[i]
             .node
             .poll_timeout()

@@ -78,6 +78,11 @@ pub struct Scenario {
     /// Addresses each node's address book keeps (the core's limit).
     #[serde(default = "default_known_addrs")]
     pub known_addrs: usize,
+    /// Blocks below the tip whose full entries each node keeps; deeper ones are pruned, and
+    /// a fork deeper than this is refused (as by a pruned Bitcoin node). None (only from
+    /// code) keeps everything.
+    #[serde(default = "default_keep_depth", skip_serializing_if = "Option::is_none")]
+    pub keep_depth: Option<u64>,
     /// The Internet between the nodes.
     pub network: NetworkSpec,
     /// Who dials whom.
@@ -269,6 +274,12 @@ fn default_quiet_s() -> f64 {
 }
 fn default_known_addrs() -> usize {
     chainsim_core::peers::PeerLimits::default().max_known
+}
+/// Bitcoin Core's pruned nodes keep the last 288 blocks (`MIN_BLOCKS_TO_KEEP`, two days),
+/// far deeper than any reorganisation of its history; and the memory of a 10,000-node run
+/// grows with it (a few hundred bytes a block a node).
+fn default_keep_depth() -> Option<u64> {
+    Some(288)
 }
 fn default_outbound() -> usize {
     8

@@ -95,7 +95,7 @@ const BASE: Net<'static> = Net {
 fn receptions(net: &Net<'_>) -> Vec<u64> {
     let mut sim = Simulation::new(net.scenario());
     sim.run();
-    let mut r = sim.recorder().blocks[0].receptions.clone();
+    let mut r = sim.recorder().blocks[0].receptions.to_vec();
     r.sort_unstable();
     r
 }
@@ -288,7 +288,7 @@ fn added_latency_on_one_link_delays_the_nodes_behind_it_by_exactly_that() {
     }];
     let mut sim = Simulation::new(s);
     sim.run();
-    let mut r = sim.recorder().blocks[0].receptions.clone();
+    let mut r = sim.recorder().blocks[0].receptions.to_vec();
     r.sort_unstable();
     assert_eq!(r, vec![100_000, 200_000, 800_000, 900_000, 1_000_000]);
 }
@@ -317,7 +317,7 @@ fn a_cut_link_delays_the_far_end_until_it_is_restored() {
     let restored = sim.mining_start() + 60_000_000;
     let mut during = 0;
     for b in &sim.recorder().blocks {
-        let mut r = b.receptions.clone();
+        let mut r = b.receptions.to_vec();
         r.sort_unstable();
         assert_eq!(r.len(), 3, "every node got block {}", b.height);
         if b.mined_at < restored {
@@ -360,7 +360,7 @@ fn an_edges_file_beside_the_scenario_gives_the_same_line() {
     assert_eq!(s.topology.edges, edges);
     let mut sim = Simulation::new(s);
     sim.run();
-    let mut r = sim.recorder().blocks[0].receptions.clone();
+    let mut r = sim.recorder().blocks[0].receptions.to_vec();
     r.sort_unstable();
     assert_eq!(r, (1..6).map(|k| k * 300_000).collect::<Vec<u64>>());
     let _ = std::fs::remove_dir_all(&dir);
@@ -451,7 +451,7 @@ fn a_node_that_leaves_and_returns_catches_up() {
     let back = sim.mining_start() + 60_000_000;
     let mut during = 0;
     for b in &sim.recorder().blocks {
-        let mut r = b.receptions.clone();
+        let mut r = b.receptions.to_vec();
         r.sort_unstable();
         assert_eq!(r.len(), 3, "every node got block {}", b.height);
         if b.mined_at < back {

@@ -2,9 +2,10 @@
 //!
 //! With a [`BlockSource`] (the live node's database) a body stays in memory only until the
 //! driver reports that the store has it (`Input::Committed`), and at most the last
-//! [`KEEP_RECENT`] in any case; the others are read on demand. Without one (tests and
-//! simulations, where many nodes in one process share each block through its `Arc`) every
-//! body is kept.
+//! [`KEEP_RECENT`] in any case; the others are read on demand. Without one (tests and the
+//! in-memory test network, where nodes in one process share each block through its `Arc`)
+//! every body is kept. The simulator gives all its nodes one shared store in memory, so a
+//! body is held once for the whole network.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -7,7 +7,20 @@
 //! kept up to a bound, dropping the lightest leaves first, so a heavier branch arriving later
 //! still reorganises. Bodies live in [`Bodies`] (the store, for a live node) and the best
 //! chain's transactions in a compact [`TxIndex`].
+//!
+//! A tree may prune ([`BlockTree::keep_entries`]): best-chain blocks deeper than a depth
+//! below the tip then lose their entries, keeping only their hash in the best chain, and
+//! side branches forking that deep go. Lookups of those blocks still answer, from the
+//! body (its header says the height, and the best chain's hash at that height confirms
+//! it) and a mark of the chain work every [`MARK_EVERY`] blocks. The best chain's hashes
+//! are compacted too: below the pruned height only every [`MARK_EVERY`]th is kept, and the
+//! others are found walking down from it through the bodies' previous-block hashes (at most
+//! `MARK_EVERY - 1` body reads for the rare lookup of an old block). The price is a pruned
+//! Bitcoin node's: a block forking off deeper than the depth is refused
+//! ([`super::ValidationError::ForkTooDeep`]), so a node whose own branch is overtaken that
+//! deep stays on it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -83,12 +96,19 @@ pub enum InsertError {
     UnknownParent(BlockHash),
 }
 
+/// Under pruning, the chain work is kept at every this many heights of the pruned part, so
+/// an old block's is its mark's plus at most this many blocks' work.
+pub const MARK_EVERY: u64 = 64;
+
 /// All known blocks and the best chain through them.
 #[derive(Debug)]
 pub struct BlockTree {
     entries: KeyedMap<BlockHash, BlockEntry>,
-    /// The best chain, indexed by height.
+    /// The best chain from height `offset` on, indexed by height less `offset`.
     active: Vec<BlockHash>,
+    /// The best chain's first height in `active`; a multiple of [`MARK_EVERY`], at most
+    /// `pruned` (below it, `marks` and the bodies give the hashes).
+    offset: u64,
     /// Where each transaction of the best chain is (by height).
     tx_index: TxIndex,
     bodies: Bodies,
@@ -96,6 +116,12 @@ pub struct BlockTree {
     max_side_blocks: usize,
     /// The accounts ledger at the best tip, on an accounts network.
     ledger: Option<Ledger>,
+    /// With pruning: how many blocks below the tip keep their entries.
+    keep_depth: Option<u64>,
+    /// Best-chain heights `1..=pruned` have no entry (genesis always keeps its own).
+    pruned: u64,
+    /// Hash and chain work at heights `0, MARK_EVERY, 2 * MARK_EVERY, ...` up to `pruned`.
+    marks: Vec<(BlockHash, Work)>,
 }
 
 impl BlockTree {
@@ -111,11 +137,15 @@ impl BlockTree {
         let mut tree = Self {
             entries: KeyedMap::default(),
             active: vec![hash],
+            offset: 0,
             tx_index: TxIndex::default(),
             bodies: Bodies::new(source),
             next_seq: 1,
             max_side_blocks,
             ledger: None,
+            keep_depth: None,
+            pruned: 0,
+            marks: vec![(hash, genesis.header.bits.work())],
         };
         for txid in genesis.compute_txids() {
             tree.tx_index.insert(&txid, 0);
@@ -136,10 +166,21 @@ impl BlockTree {
         tree
     }
 
+    /// Prunes from now on: entries of best-chain blocks more than `depth` below the tip are
+    /// dropped (None keeps every entry). A block forking off deeper is refused from then on.
+    pub fn keep_entries(&mut self, depth: Option<u64>) {
+        self.keep_depth = depth;
+    }
+
+    /// The depth below the tip under which entries are pruned, if the tree prunes.
+    pub fn keep_depth(&self) -> Option<u64> {
+        self.keep_depth
+    }
+
     /// Keeps the accounts ledger from now on (call before any block is inserted). Fails
     /// when genesis cannot fund its accounts (a reward to something not an address).
     pub fn enable_ledger(&mut self) -> Result<(), crate::ledger::LedgerError> {
-        let genesis = self.active.first().and_then(|h| self.bodies.get(h));
+        let genesis = self.hash_at(0).and_then(|h| self.bodies.get(&h));
         let ledger = match genesis {
             Some(g) => Ledger::from_genesis(&g)?,
             None => return Err(crate::ledger::LedgerError::Unavailable),
@@ -164,8 +205,8 @@ impl BlockTree {
             side.push(cursor);
             cursor = self.entries.get(&cursor)?.header.prev_hash;
         }
-        let fork_height = self.entries.get(&cursor)?.height() as usize;
-        for hash in self.active[fork_height + 1..].iter().rev() {
+        let fork_height = self.height_of(&cursor)?;
+        for hash in self.active.get(self.index(fork_height + 1)?..)?.iter().rev() {
             let block = self.bodies.get(hash)?;
             view.undo_block(&block);
         }
@@ -213,18 +254,94 @@ impl BlockTree {
 
     /// Height of the best tip.
     pub fn height(&self) -> u64 {
-        (self.active.len() - 1) as u64
+        self.offset + self.active.len() as u64 - 1
     }
 
-    /// A block's entry by hash, on any branch.
-    pub fn get(&self, hash: &BlockHash) -> Option<&BlockEntry> {
-        self.entries.get(hash)
+    /// Where the best chain's block at `height` is in `active`, if it is there.
+    fn index(&self, height: u64) -> Option<usize> {
+        usize::try_from(height.checked_sub(self.offset)?).ok()
+    }
+
+    /// The best chain's hash at `height`: from `active`, or below it walking down from the
+    /// next mark through the bodies' previous-block hashes.
+    fn hash_at(&self, height: u64) -> Option<BlockHash> {
+        if let Some(i) = self.index(height) {
+            return self.active.get(i).copied();
+        }
+        let up = height.div_ceil(MARK_EVERY) * MARK_EVERY;
+        let mut hash = match self.index(up) {
+            Some(i) => *self.active.get(i)?,
+            None => self.marks.get(usize::try_from(up / MARK_EVERY).ok()?)?.0,
+        };
+        for _ in height..up {
+            hash = self.bodies.get(&hash)?.header.prev_hash;
+        }
+        Some(hash)
+    }
+
+    /// A block's entry by hash, on any branch; a pruned one is rebuilt from its body, with
+    /// `seq` 0 (see [`BlockTree::keep_entries`]).
+    pub fn get(&self, hash: &BlockHash) -> Option<Cow<'_, BlockEntry>> {
+        if let Some(entry) = self.entries.get(hash) {
+            return Some(Cow::Borrowed(entry));
+        }
+        let (height, block) = self.pruned_block(hash)?;
+        self.rebuilt(height, *hash, &block)
     }
 
     /// A block's body, from memory or the store.
     pub fn block(&self, hash: &BlockHash) -> Option<Arc<Block>> {
-        self.entries.get(hash)?;
-        self.bodies.get(hash)
+        if self.entries.contains_key(hash) {
+            return self.bodies.get(hash);
+        }
+        self.pruned_block(hash).map(|(_, block)| block)
+    }
+
+    /// A best-chain block whose entry was pruned, with its height: its body's header names
+    /// the height, and the best chain's hash there must be `hash`.
+    fn pruned_block(&self, hash: &BlockHash) -> Option<(u64, Arc<Block>)> {
+        if self.pruned == 0 {
+            return None;
+        }
+        let block = self.bodies.get(hash)?;
+        let height = block.header.height;
+        let on_chain = (1..=self.pruned).contains(&height) && self.hash_at(height) == Some(*hash);
+        on_chain.then_some((height, block))
+    }
+
+    /// The entry of the pruned best-chain block `hash` at `height`, rebuilt from its body.
+    fn rebuilt(&self, height: u64, hash: BlockHash, block: &Block) -> Option<Cow<'_, BlockEntry>> {
+        Some(Cow::Owned(BlockEntry {
+            header: block.header,
+            hash,
+            tx_count: block.transactions.len() as u32,
+            chain_work: self.pruned_work(height)?,
+            seq: 0,
+            // Its best-chain child at least; side branches off it were pruned with it.
+            children: 1,
+        }))
+    }
+
+    /// Chain work of the pruned best-chain block at `height`: the mark at or below it plus
+    /// the work of the blocks up to it (each block's own work is its header's target's).
+    fn pruned_work(&self, height: u64) -> Option<Work> {
+        let base = height - height % MARK_EVERY;
+        let mut work = self.marks.get(usize::try_from(base / MARK_EVERY).ok()?)?.1;
+        let mut hash = self.hash_at(height)?;
+        for _ in base..height {
+            let block = self.bodies.get(&hash)?;
+            work = work.saturating_add(block.header.bits.work());
+            hash = block.header.prev_hash;
+        }
+        Some(work)
+    }
+
+    /// Height of a block in the tree (pruned best-chain blocks included).
+    fn height_of(&self, hash: &BlockHash) -> Option<u64> {
+        match self.entries.get(hash) {
+            Some(entry) => Some(entry.height()),
+            None => self.pruned_block(hash).map(|(height, _)| height),
+        }
     }
 
     /// A block's txids, in order (computed from its body).
@@ -242,41 +359,65 @@ impl BlockTree {
         self.bodies.read_errors()
     }
 
-    /// Whether the tree holds `hash`.
+    /// Whether the tree holds `hash` (a pruned best-chain block counts: it is known).
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.entries.contains_key(hash)
+        self.entries.contains_key(hash) || self.pruned_block(hash).is_some()
     }
 
-    /// The best chain's block at `height`.
-    pub fn at_height(&self, height: u64) -> Option<&BlockEntry> {
-        let hash = self.active.get(usize::try_from(height).ok()?)?;
-        self.entries.get(hash)
+    /// The best chain's block at `height` (rebuilt from its body when pruned).
+    pub fn at_height(&self, height: u64) -> Option<Cow<'_, BlockEntry>> {
+        let hash = self.hash_at(height)?;
+        if let Some(entry) = self.entries.get(&hash) {
+            return Some(Cow::Borrowed(entry));
+        }
+        let block = self.bodies.get(&hash)?;
+        self.rebuilt(height, hash, &block)
     }
 
     /// Whether `hash` is on the best chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
-        self.entries
-            .get(hash)
-            .is_some_and(|e| self.active.get(e.height() as usize) == Some(hash))
+        match self.entries.get(hash) {
+            Some(e) => self.hash_at(e.height()) == Some(*hash),
+            None => self.pruned_block(hash).is_some(),
+        }
     }
 
-    /// The best chain's hashes, genesis first.
-    pub fn active_hashes(&self) -> &[BlockHash] {
-        &self.active
+    /// The best chain's hashes, genesis first. Compacted hashes are read back walking down
+    /// the bodies; a body that cannot be read ends the list there (a damaged store).
+    pub fn active_hashes(&self) -> Vec<BlockHash> {
+        let mut below = Vec::with_capacity(self.height() as usize + 1);
+        let mut hash = self.active.first().copied();
+        for _ in 0..self.offset {
+            hash = hash.and_then(|h| self.bodies.get(&h)).map(|b| b.header.prev_hash);
+            below.extend(hash);
+        }
+        below.reverse();
+        below.extend_from_slice(&self.active);
+        below
     }
 
     /// Where a transaction of the best chain is: its block and position.
-    pub fn find_tx(&self, txid: &Txid) -> Option<(&BlockEntry, u32)> {
+    pub fn find_tx(&self, txid: &Txid) -> Option<(Cow<'_, BlockEntry>, u32)> {
+        let (height, pos) = self.tx_position(txid)?;
+        Some((self.at_height(height)?, pos))
+    }
+
+    /// Height of the best-chain block holding a transaction, and its position there.
+    fn tx_position(&self, txid: &Txid) -> Option<(u64, u32)> {
         self.tx_index.candidates(txid).into_iter().find_map(|height| {
-            let entry = self.at_height(height)?;
-            let block = self.bodies.get(&entry.hash)?;
+            let block = self.bodies.get(&self.hash_at(height)?)?;
             let pos = block.transactions.iter().position(|t| t.compute_txid() == *txid)?;
-            Some((entry, pos as u32))
+            Some((height, pos as u32))
         })
     }
 
-    /// Number of blocks held, best chain and side branches.
+    /// Number of blocks known, best chain (pruned blocks included) and side branches.
     pub fn len(&self) -> usize {
+        self.entries.len() + self.pruned as usize
+    }
+
+    /// Full entries held in memory (fewer than [`BlockTree::len`] once pruning started).
+    pub fn entries_held(&self) -> usize {
         self.entries.len()
     }
 
@@ -287,7 +428,7 @@ impl BlockTree {
 
     /// Number of blocks off the best chain.
     pub fn side_count(&self) -> usize {
-        self.entries.len() - self.active.len()
+        self.len() - (self.height() as usize + 1)
     }
 
     /// Keys the transaction index's hashing with a secret seed (see [`TxIndex`]).
@@ -318,7 +459,8 @@ impl BlockTree {
 
     fn insert_inner(&mut self, block: CheckedBlock, stored: bool) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         let hash = block.hash();
-        if self.entries.contains_key(&hash) {
+        let tip_height = self.height();
+        if self.contains(&hash) {
             return Err(InsertError::Duplicate(hash));
         }
         let header = block.block().header;
@@ -346,8 +488,76 @@ impl BlockTree {
         } else {
             TipChange::default()
         };
-        let pruned = self.prune_side_blocks();
+        let mut pruned = self.prune_side_blocks();
+        // Against the tip before this block: every block it connected stays, for the
+        // caller to read (a fork is refused when deeper than that tip allows).
+        pruned.extend(self.prune_deep(tip_height));
         Ok((change, pruned))
+    }
+
+    /// Under pruning, drops the entries of best-chain blocks more than the depth below
+    /// `tip_height`, and the side branches forking off them; returns those side blocks.
+    fn prune_deep(&mut self, tip_height: u64) -> Vec<BlockHash> {
+        let Some(depth) = self.keep_depth else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        while self.pruned + 1 + depth < tip_height {
+            let height = self.pruned + 1;
+            let Some(hash) = self.hash_at(height) else {
+                break;
+            };
+            let Some(entry) = self.entries.remove(&hash) else { break };
+            self.pruned = height;
+            if height.is_multiple_of(MARK_EVERY) {
+                self.marks.push((hash, entry.chain_work));
+            }
+            // The hashes of a whole mark's span below the pruned height go.
+            if self.offset + MARK_EVERY <= self.pruned {
+                self.active.drain(..MARK_EVERY as usize);
+                self.offset += MARK_EVERY;
+                // A map that removes as many entries as it inserts still grows (its table
+                // fills with deleted slots): fitted again now and then, it stays the size
+                // of the depth kept.
+                self.entries.shrink_to_fit();
+            }
+            if entry.children > 1 {
+                gone.extend(self.drop_branches_of(hash));
+            }
+        }
+        gone
+    }
+
+    /// Drops every side branch forking off the best-chain block `fork`.
+    fn drop_branches_of(&mut self, fork: BlockHash) -> Vec<BlockHash> {
+        let (mut parents, mut gone) = (vec![fork], Vec::new());
+        while let Some(parent) = parents.pop() {
+            let children: Vec<BlockHash> = self
+                .entries
+                .values()
+                .filter(|e| e.header.prev_hash == parent && !self.is_active(&e.hash))
+                .map(|e| e.hash)
+                .collect();
+            for child in children {
+                self.entries.remove(&child);
+                self.bodies.remove(&child);
+                parents.push(child);
+                gone.push(child);
+            }
+        }
+        gone
+    }
+
+    /// Under pruning, whether a block on `parent` would fork off the best chain deeper than
+    /// the depth below the tip: then the fork height and the depth.
+    pub fn fork_too_deep(&self, parent: &BlockHash) -> Option<(u64, u64)> {
+        let depth = self.keep_depth?;
+        let mut cursor = *parent;
+        while !self.is_active(&cursor) {
+            cursor = self.entries.get(&cursor)?.header.prev_hash;
+        }
+        let fork_height = self.height_of(&cursor)?;
+        (fork_height + depth < self.height()).then_some((fork_height, depth))
     }
 
     /// The txids of `hash`: `known` when it is that block, else from its body.
@@ -367,7 +577,8 @@ impl BlockTree {
             cursor = self.entries[&cursor].header.prev_hash;
         }
         let fork_height = self.entries[&cursor].height() as usize;
-        let disconnected: Vec<BlockHash> = self.active.drain(fork_height + 1..).rev().collect();
+        let start = self.index(fork_height as u64 + 1).unwrap_or(0);
+        let disconnected: Vec<BlockHash> = self.active.drain(start..).rev().collect();
         for hash in &disconnected {
             let height = self.entries[hash].height();
             for txid in self.txids_of(hash, None) {
@@ -429,9 +640,9 @@ impl BlockTree {
             side_txids.extend(self.txids_of(&cursor, None));
             cursor = entry.header.prev_hash;
         }
-        let fork_height = self.entries.get(&cursor)?.height();
+        let fork_height = self.height_of(&cursor)?;
         txids.iter().copied().find(|txid| {
-            side_txids.contains(txid) || self.find_tx(txid).is_some_and(|(e, _)| e.height() <= fork_height)
+            side_txids.contains(txid) || self.tx_position(txid).is_some_and(|(height, _)| height <= fork_height)
         })
     }
 
@@ -442,22 +653,19 @@ impl BlockTree {
         let mut height = self.height() as i64;
         let mut step = 1i64;
         while height > 0 {
-            out.push(self.active[height as usize]);
+            out.extend(self.hash_at(height as u64));
             if out.len() >= 10 {
                 step *= 2;
             }
             height -= step;
         }
-        out.push(self.active[0]);
+        out.extend(self.hash_at(0));
         out
     }
 
     /// The highest block of the best chain that the locator names (genesis at worst, which
     /// every locator ends with when both sides share it).
-    pub fn find_fork(&self, locator: &[BlockHash]) -> Option<&BlockEntry> {
-        locator
-            .iter()
-            .find(|h| self.is_active(h))
-            .and_then(|h| self.entries.get(h))
+    pub fn find_fork(&self, locator: &[BlockHash]) -> Option<Cow<'_, BlockEntry>> {
+        locator.iter().find(|h| self.is_active(h)).and_then(|h| self.get(h))
     }
 }

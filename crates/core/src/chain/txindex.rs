@@ -11,13 +11,16 @@ use chainsim_primitives::Txid;
 
 use crate::keyed_hash::KeyedHash;
 
-/// Buckets of the base's directory: keys are uniform (hash prefixes), so the top bits of a
-/// key say where in the sorted base to look, about `len / 65,536` entries at most to scan.
+/// Most top bits of the base's directory: keys are uniform (hash prefixes), so the top bits
+/// of a key say where in the sorted base to look. The directory has about a bucket for every
+/// four entries, up to 65,536 buckets: a small index (a simulated node's, thousands of them
+/// in one process) then takes a small directory.
 const DIRECTORY_BITS: u32 = 16;
 
 /// Recent changes held before they are merged into the sorted base: at least this many,
-/// and at least an eighth of the base, so that merging costs a constant per insertion.
-const MERGE_AT: usize = 16_384;
+/// and at least an eighth of the base, so that merging costs a constant per insertion. Few,
+/// because the recent map costs about three times the base's 12 bytes per entry.
+const MERGE_AT: usize = 256;
 /// A removed base entry.
 const GONE: u32 = u32::MAX;
 
@@ -28,6 +31,8 @@ pub struct TxIndex {
     heights: Vec<u32>,
     /// Where each top-bits bucket starts in `keys` (one more entry than buckets).
     directory: Vec<u32>,
+    /// Top bits the directory's buckets go by.
+    bits: u32,
     /// Recent insertions: one height per prefix here, any further ones in `recent_more`.
     recent: HashMap<u64, u32, KeyedHash>,
     recent_more: HashMap<u64, Vec<u32>, KeyedHash>,
@@ -69,7 +74,7 @@ impl TxIndex {
         if self.directory.is_empty() {
             return 0..self.keys.len();
         }
-        let b = (k >> (64 - DIRECTORY_BITS)) as usize;
+        let b = k.checked_shr(64 - self.bits).unwrap_or(0) as usize;
         self.directory[b] as usize..self.directory[b + 1] as usize
     }
 
@@ -188,8 +193,11 @@ impl TxIndex {
         }
         self.keys.truncate(w);
         self.heights.truncate(w);
-        // Merge from the back into the room at the end.
+        // Merge from the back into the room at the end (exactly the room: the base is most
+        // of the index's memory).
         let (old, extra) = (self.keys.len(), add.len());
+        self.keys.reserve_exact(extra);
+        self.heights.reserve_exact(extra);
         self.keys.resize(old + extra, 0);
         self.heights.resize(old + extra, 0);
         let (mut i, mut j, mut d) = (old, extra, old + extra);
@@ -211,12 +219,14 @@ impl TxIndex {
 
     /// Recomputes where each top-bits bucket starts.
     fn rebuild_directory(&mut self) {
-        let buckets = 1usize << DIRECTORY_BITS;
+        self.bits = (usize::BITS - (self.keys.len() / 4).leading_zeros()).min(DIRECTORY_BITS);
+        let buckets = 1usize << self.bits;
         self.directory.clear();
+        self.directory.shrink_to(buckets + 1);
         self.directory.reserve_exact(buckets + 1);
         let mut i = 0usize;
         for b in 0..buckets {
-            while i < self.keys.len() && ((self.keys[i] >> (64 - DIRECTORY_BITS)) as usize) < b {
+            while i < self.keys.len() && (self.keys[i].checked_shr(64 - self.bits).unwrap_or(0) as usize) < b {
                 i += 1;
             }
             self.directory.push(i as u32);
@@ -235,6 +245,20 @@ mod tests {
         b[..8].copy_from_slice(&(n % 1_000).to_le_bytes());
         b[8..16].copy_from_slice(&n.to_le_bytes());
         Txid(b)
+    }
+
+    #[test]
+    fn the_directory_grows_with_the_base() {
+        let mut index = TxIndex::with_seed(3);
+        for n in 0..1_000 {
+            index.insert(&txid(n * 7_919), n);
+        }
+        index.merge();
+        assert_eq!((index.bits, index.directory.len()), (8, 257));
+        assert_eq!(index.keys.capacity(), 1_000);
+        for n in (0..1_000).step_by(37) {
+            assert!(index.candidates(&txid(n * 7_919)).contains(&n));
+        }
     }
 
     proptest! {

@@ -124,6 +124,15 @@ pub enum ValidationError {
         /// The broken rule.
         error: LedgerError,
     },
+    /// The block forks off the best chain deeper than a pruning node keeps (see
+    /// [`super::BlockTree::keep_entries`]): that node can no longer reorganise to it.
+    #[error("block forks off the best chain at height {fork_height}, more than {depth} blocks below the tip")]
+    ForkTooDeep {
+        /// Height of the fork point.
+        fork_height: u64,
+        /// The depth the node keeps.
+        depth: u64,
+    },
 }
 
 impl ValidationError {
@@ -148,6 +157,7 @@ impl ValidationError {
             Self::BadMerkleRoot => "merkle-root",
             Self::AlreadyMined(_) => "tx-already-mined",
             Self::Ledger { error, .. } => error.rule(),
+            Self::ForkTooDeep { .. } => "fork-too-deep",
         }
     }
 }
@@ -392,6 +402,9 @@ pub fn validate_in_chain_with(
     known_good: &dyn Fn(&Txid) -> bool,
 ) -> Result<CheckedBlock, ValidationError> {
     let prev = block.header.prev_hash;
+    if let Some((fork_height, depth)) = tree.fork_too_deep(&prev) {
+        return Err(ValidationError::ForkTooDeep { fork_height, depth });
+    }
     let parent = match tree.get(&prev) {
         Some(p) => p.parent_info(),
         // No parent in the tree: the linking rule fails against a zero parent.
