@@ -76,8 +76,13 @@ fn answers(tree: &BlockTree, blocks: &[Arc<Block>]) -> Vec<String> {
             .get(&hash)
             .map(|e| (e.hash, e.height(), e.chain_work, e.header, e.tx_count));
         let at = tree.at_height(h).map(|e| (e.hash, e.chain_work));
+        // Coinbases aside: a pruning tree does not index them (none can be submitted).
         let txs = b.compute_txids();
-        let found: Vec<_> = txs.iter().map(|t| tree.find_tx(t).map(|(e, i)| (e.hash, i))).collect();
+        let found: Vec<_> = txs
+            .iter()
+            .skip(usize::from(h > 0))
+            .map(|t| tree.find_tx(t).map(|(e, i)| (e.hash, i)))
+            .collect();
         // A peer whose locator names only genesis and this block, as a syncing one would.
         let locator = [hash, tree.active_hashes()[0]];
         let served = serve_blocks(tree, &locator, 3);
@@ -122,6 +127,25 @@ proptest! {
         let (want, got) = (answers(&full, &all), answers(&pruned, &all));
         prop_assert_eq!(got, want);
     }
+}
+
+#[test]
+fn a_pruning_tree_finds_mined_transactions_but_not_coinbases() {
+    let p = params();
+    let main = chain(&p, p.genesis(), 12, "m");
+    let (mut full, mut pruned) = (tree(&p, None, None), tree(&p, Some(4), None));
+    for b in &main {
+        add(&p, &mut full, b, None);
+        add(&p, &mut pruned, b, None);
+    }
+    let with_transfer = &main[2]; // height 3
+    let [coinbase, transfer] = with_transfer.compute_txids()[..] else {
+        panic!("height 3 carries a coinbase and one transfer");
+    };
+    let hash = with_transfer.compute_hash();
+    assert_eq!(pruned.find_tx(&transfer).map(|(e, i)| (e.hash, i)), Some((hash, 1)));
+    assert_eq!(full.find_tx(&coinbase).map(|(e, i)| (e.hash, i)), Some((hash, 0)));
+    assert!(pruned.find_tx(&coinbase).is_none());
 }
 
 #[test]

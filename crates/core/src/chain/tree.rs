@@ -168,6 +168,9 @@ impl BlockTree {
 
     /// Prunes from now on: entries of best-chain blocks more than `depth` below the tip are
     /// dropped (None keeps every entry). A block forking off deeper is refused from then on.
+    /// A pruning tree also leaves coinbases out of its transaction index: the index is
+    /// there to refuse a transaction mined already, and a coinbase can never be submitted,
+    /// so indexing one costs 12 bytes a block for nothing but looking it up by id.
     pub fn keep_entries(&mut self, depth: Option<u64>) {
         self.keep_depth = depth;
     }
@@ -561,10 +564,13 @@ impl BlockTree {
     }
 
     /// The txids of `hash`: `known` when it is that block, else from its body.
+    /// The transactions of `hash` the index holds (see [`BlockTree::keep_entries`] for why
+    /// a pruning tree skips the coinbase, always the first).
     fn txids_of(&self, hash: &BlockHash, known: Option<(BlockHash, &Arc<[Txid]>)>) -> Vec<Txid> {
+        let skip = usize::from(self.keep_depth.is_some());
         match known {
-            Some((h, txids)) if h == *hash => txids.to_vec(),
-            _ => self.txids(hash).unwrap_or_default(),
+            Some((h, txids)) if h == *hash => txids.iter().skip(skip).copied().collect(),
+            _ => self.txids(hash).unwrap_or_default().into_iter().skip(skip).collect(),
         }
     }
 
