@@ -83,6 +83,62 @@ pub enum HelloOutcome {
     Ignored,
 }
 
+/// The answer to GetAddr, kept for reuse as Bitcoin Core keeps its own: building one scans
+/// the ready links and the book, and every new link asks for one, so that in a network's
+/// first minute building answers cost more than anything else the nodes did.
+///
+/// Unlike Core's, it is never out of date: what an answer says decides which addresses
+/// nodes learn and dial, and the answers must be those of a node that builds each one
+/// afresh. The commonest changes are applied to it as they happen (a link becoming ready,
+/// an address added to the end of the book); any other (a ready link going down, a link's
+/// address proven, an entry changing whether it is shareable) has it rebuilt when next
+/// asked for.
+#[derive(Debug, Default)]
+struct AddrCache {
+    /// Whether it can be used (it has been built and nothing it cannot follow happened).
+    valid: bool,
+    /// Shareable addresses as [`Peering::fresh_addrs`] lists them for an asker without an
+    /// address, one more than a message holds, so that the answer to an asker whose own
+    /// address is among them (it is left out at send time) is still full.
+    addrs: Vec<PeerAddr>,
+    /// The links whose addresses lead `addrs` (the first ready link of each address, in
+    /// link order): `ready[i]` is the link of `addrs[i]`.
+    ready: Vec<PeerId>,
+    /// The book's change count it follows.
+    book_changes: u64,
+    /// Book entries taken into account: later ones were added since.
+    book_seen: usize,
+}
+
+/// The most addresses [`AddrCache`] holds.
+const ADDR_CACHE_LEN: usize = MAX_ADDRS_PER_MESSAGE + 1;
+
+impl AddrCache {
+    /// Follows a link `id` to `addr` becoming ready: `addr` moves to (or joins) the ready
+    /// addresses at the link's place, and the list is cut to its length again.
+    fn link_ready(&mut self, id: PeerId, addr: &PeerAddr) {
+        if !self.valid || self.ready.len() >= ADDR_CACHE_LEN {
+            // The ready addresses alone fill the list: which ones are in it is not known.
+            self.valid = false;
+            return;
+        }
+        if let Some(i) = self.addrs.iter().position(|a| a == addr) {
+            if self.ready.get(i).is_some_and(|&r| r < id) {
+                return; // an earlier link to the same address stands for it already
+            }
+            self.addrs.remove(i);
+            if i < self.ready.len() {
+                self.ready.remove(i);
+            }
+        }
+        // Link ids only grow, so a newly ready link usually goes last.
+        let at = self.ready.partition_point(|&r| r < id);
+        self.ready.insert(at, id);
+        self.addrs.insert(at, addr.clone());
+        self.addrs.truncate(ADDR_CACHE_LEN);
+    }
+}
+
 /// Links, the address book and the rules between them.
 #[derive(Debug)]
 pub struct Peering {
@@ -93,6 +149,8 @@ pub struct Peering {
     book: AddrBook,
     /// Links we asked the transport to close: their going down is no failure.
     closing: BTreeSet<PeerId>,
+    /// The cached answer to GetAddr.
+    addr_cache: AddrCache,
 }
 
 impl Peering {
@@ -105,6 +163,7 @@ impl Peering {
             links: LinkTable::default(),
             book: AddrBook::default(),
             closing: BTreeSet::new(),
+            addr_cache: AddrCache::default(),
         }
     }
 
@@ -347,6 +406,8 @@ impl Peering {
     pub fn on_link_down(&mut self, id: PeerId, reason: &str, now: Time, out: &mut Outbox) -> Option<Link> {
         let link = self.links.remove(id)?;
         let deliberate = self.closing.remove(&id);
+        // Its address may now belong among the book's, at a place only a rebuild finds.
+        self.addr_cache.valid &= !link.ready;
         if let Some(addr) = &link.addr {
             if link.verified {
                 // While linked, the link's own `last_heard` is shown; the book takes it now.
@@ -403,6 +464,7 @@ impl Peering {
             self.send(id, Message::Hello(answer), now, out);
             self.book.add(&addr, false, self.config.limits.max_known, now);
         }
+        self.addr_cache.link_ready(id, &addr);
         if let Some(l) = self.links.get_mut(id) {
             l.ready = true;
             l.addr = Some(addr.clone());
@@ -486,6 +548,7 @@ impl Peering {
         let (keep, drop) = if keep_new { (id, twin) } else { (twin, id) };
         let proven = self.links.get(drop).filter(|l| l.verified).and_then(|l| l.addr.clone());
         if let (Some(addr), Some(k)) = (proven, self.links.get_mut(keep)) {
+            self.addr_cache.valid = false;
             k.addr = Some(addr);
             k.verified = true;
         }
@@ -543,26 +606,73 @@ impl Peering {
         true
     }
 
-    /// Addresses worth sharing with `asker`: ready peers first, then others known good.
-    pub fn shareable_addrs(&self, asker: PeerId) -> Vec<PeerAddr> {
+    /// Addresses worth sharing with `asker`: ready peers first, then others known good,
+    /// never `asker`'s own; from [`AddrCache`], brought up to date first.
+    pub fn shareable_addrs(&mut self, asker: PeerId) -> Vec<PeerAddr> {
+        self.refresh_addr_cache();
         let except = self.addr_of(asker);
+        self.addr_cache
+            .addrs
+            .iter()
+            .filter(|a| Some(*a) != except)
+            .take(MAX_ADDRS_PER_MESSAGE)
+            .cloned()
+            .collect()
+    }
+
+    /// Brings [`AddrCache`] up to date: rebuilt after a change it cannot follow, else
+    /// extended by the addresses added to the book since (they go last).
+    fn refresh_addr_cache(&mut self) {
+        let cache = &self.addr_cache;
+        if !cache.valid || cache.book_changes != self.book.changes() || cache.book_seen > self.book.len() {
+            let (addrs, ready) = self.build_addrs(None, ADDR_CACHE_LEN);
+            self.addr_cache = AddrCache {
+                valid: true,
+                addrs,
+                ready,
+                book_changes: self.book.changes(),
+                book_seen: self.book.len(),
+            };
+            return;
+        }
+        let cache = &mut self.addr_cache;
+        while let Some(e) = self.book.get_index(cache.book_seen) {
+            cache.book_seen += 1;
+            let full = cache.addrs.len() >= ADDR_CACHE_LEN;
+            if !full && e.is_shareable() && !cache.addrs[..cache.ready.len()].contains(&e.addr) {
+                cache.addrs.push(e.addr.clone());
+            }
+        }
+    }
+
+    /// Up to `limit` addresses worth sharing as they are now, except `except`: ready peers
+    /// in link order, then idle or dialling addresses that never failed, in book order.
+    pub fn fresh_addrs(&self, except: Option<&PeerAddr>, limit: usize) -> Vec<PeerAddr> {
+        self.build_addrs(except, limit).0
+    }
+
+    /// [`Peering::fresh_addrs`], with the links of the leading ready peers' addresses.
+    fn build_addrs(&self, except: Option<&PeerAddr>, limit: usize) -> (Vec<PeerAddr>, Vec<PeerId>) {
         // The book holds each address once; only ready links need a set to skip in it.
         let mut ready: HashSet<&PeerAddr> = HashSet::new();
-        let mut out: Vec<PeerAddr> = Vec::new();
-        for addr in self.links.ready().filter_map(|l| l.addr.as_ref()) {
+        let (mut out, mut ids) = (Vec::new(), Vec::new());
+        for l in self.links.ready() {
+            let Some(addr) = l.addr.as_ref() else { continue };
             if Some(addr) != except && ready.insert(addr) {
                 out.push(addr.clone());
+                ids.push(l.id);
             }
         }
         let good = self
             .book
             .iter()
-            .filter(|e| matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0)
+            .filter(|e| e.is_shareable())
             .map(|e| &e.addr)
             .filter(|a| Some(*a) != except && !ready.contains(a));
-        out.extend(good.take(MAX_ADDRS_PER_MESSAGE.saturating_sub(out.len())).cloned());
-        out.truncate(MAX_ADDRS_PER_MESSAGE);
-        out
+        out.extend(good.take(limit.saturating_sub(out.len())).cloned());
+        out.truncate(limit);
+        ids.truncate(limit);
+        (out, ids)
     }
 
     // ----- time -----------------------------------------------------------------------
@@ -672,4 +782,147 @@ impl Peering {
 
 fn hex_prefix(bytes: &[u8; 32]) -> String {
     bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> PeerAddr {
+        s.parse().unwrap()
+    }
+
+    const TIP: TipInfo = TipInfo {
+        height: 0,
+        work: Work(0),
+    };
+
+    /// A node at 10.0.0.1:1 with `known` addresses 10.0.2.x:1 in its book.
+    fn peering(known: u64) -> Peering {
+        let mut p = Peering::new(PeeringConfig::new(a("10.0.0.1:1")), BlockHash::ZERO, [7; 16]);
+        for i in 1..=known {
+            p.book.add(&a(&format!("10.0.2.{i}:1")), false, usize::MAX, Time::ZERO);
+        }
+        p
+    }
+
+    /// Brings link `id` up and through its handshake with a peer listening at `addr`
+    /// (dialled by us when `outbound`), whose hello carries `token`.
+    fn ready(p: &mut Peering, id: u64, addr: &PeerAddr, outbound: bool, token: &str) {
+        let dialled = outbound.then(|| addr.clone());
+        p.on_link_up(PeerId(id), dialled, TIP, Time::ZERO, &mut Outbox::default());
+        hello(p, id, addr, token);
+    }
+
+    /// The hello on link `id` of a peer listening at `addr`, carrying `token`.
+    fn hello(p: &mut Peering, id: u64, addr: &PeerAddr, token: &str) {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            genesis: BlockHash::ZERO,
+            listen: addr.clone(),
+            height: 0,
+            work: WireWork(Work(0)),
+            agent: String::new(),
+            token: token.to_string(),
+        };
+        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut Outbox::default());
+    }
+
+    /// Asserts that every link gets the answer a node building it afresh would give.
+    fn assert_answers_fresh(p: &mut Peering) {
+        let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).chain([PeerId(u64::MAX)]).collect();
+        for id in ids {
+            let fresh = p.fresh_addrs(p.addr_of(id), MAX_ADDRS_PER_MESSAGE);
+            assert_eq!(p.shareable_addrs(id), fresh, "answer to {id}");
+        }
+    }
+
+    #[test]
+    fn the_asker_is_left_out_and_the_answer_stays_full() {
+        let mut p = peering(200);
+        for i in 1..=3 {
+            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), true, &format!("t{i}"));
+        }
+        let answer = p.shareable_addrs(PeerId(2));
+        assert_eq!(answer.len(), MAX_ADDRS_PER_MESSAGE);
+        assert!(!answer.contains(&a("10.0.1.2:1")), "the asker's own address");
+        assert_eq!(answer[..2], [a("10.0.1.1:1"), a("10.0.1.3:1")], "ready peers first");
+        // Another asker, from the same cache: the first one's address is in its answer.
+        let other = p.shareable_addrs(PeerId(1));
+        assert_eq!(other[..2], [a("10.0.1.2:1"), a("10.0.1.3:1")]);
+        assert_answers_fresh(&mut p);
+    }
+
+    #[test]
+    fn the_cache_follows_what_it_can_and_is_rebuilt_after_the_rest() {
+        let mut p = peering(5);
+        ready(&mut p, 1, &a("10.0.2.3:1"), true, "t1");
+        assert_answers_fresh(&mut p);
+        let built = p.book.changes();
+        // Followed without a rebuild: new addresses, new ready links (one of them an
+        // address the book shares already, one a second link to a ready peer).
+        for i in 6..=50 {
+            p.book.add(&a(&format!("10.0.2.{i}:1")), false, usize::MAX, Time::ZERO);
+        }
+        ready(&mut p, 2, &a("10.0.2.40:1"), false, "t2");
+        ready(&mut p, 3, &a("10.0.9.9:1"), false, "t3");
+        ready(&mut p, 4, &a("10.0.2.3:1"), false, "t4");
+        assert!(
+            p.addr_cache.valid && p.book.changes() == built,
+            "nothing forced a rebuild"
+        );
+        assert_answers_fresh(&mut p);
+        // Rebuilt: a failure, a ready link going down.
+        p.book.failed(&a("10.0.2.7:1"), &RetryPolicy::default(), Time::ZERO);
+        assert_answers_fresh(&mut p);
+        p.on_link_down(PeerId(1), "test", Time::ZERO, &mut Outbox::default());
+        assert!(!p.addr_cache.valid);
+        assert_answers_fresh(&mut p);
+    }
+
+    #[test]
+    fn the_cache_answers_as_afresh_whatever_happens() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut p = peering(0);
+        let mut next_id = 1;
+        for _ in 0..20_000 {
+            let addr = a(&format!("10.0.{}.{}:1", rng.u8(1..3), rng.u8(1..120)));
+            match rng.u8(0..20) {
+                0..=5 => {
+                    p.book.add(&addr, false, 150, Time::ZERO);
+                }
+                6..=9 => {
+                    let dialled = rng.bool().then(|| addr.clone());
+                    p.on_link_up(PeerId(next_id), dialled, TIP, Time::ZERO, &mut Outbox::default());
+                    next_id += 1;
+                }
+                10..=13 => {
+                    // A handshake ends, on any link up: not necessarily in link order.
+                    let waiting: Vec<PeerId> = p.links.iter().filter(|l| !l.ready).map(|l| l.id).collect();
+                    if let Some(&id) = waiting.get(rng.usize(..waiting.len().max(1))) {
+                        // Claims from few addresses: many links to one peer.
+                        let claim = a(&format!("10.0.1.{}:1", rng.u8(1..12)));
+                        hello(&mut p, id.0, &claim, &format!("t{}", rng.u8(..60)));
+                    }
+                }
+                14 => {
+                    let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).collect();
+                    if let Some(&id) = ids.get(rng.usize(..ids.len().max(1))) {
+                        p.on_link_down(id, "test", Time::ZERO, &mut Outbox::default());
+                    }
+                }
+                15 => {
+                    p.book.failed(&addr, &RetryPolicy::default(), Time::ZERO);
+                }
+                _ => {
+                    let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).collect();
+                    let asker = ids.get(rng.usize(..ids.len().max(1))).copied().unwrap_or(PeerId(0));
+                    let fresh = p.fresh_addrs(p.addr_of(asker), MAX_ADDRS_PER_MESSAGE);
+                    assert_eq!(p.shareable_addrs(asker), fresh);
+                }
+            }
+        }
+        assert_answers_fresh(&mut p);
+    }
 }
