@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::keyed_hash::KeyedBytesHash;
 use crate::peers::{PeerAddr, backoff};
 use crate::time::Time;
 
@@ -71,10 +72,11 @@ impl Default for RetryPolicy {
 
 /// All known addresses, in the order they were learnt, so that iteration is deterministic.
 /// A hash index rather than an ordered tree: gossip looks up hundreds of addresses per
-/// message, and comparing address strings along a tree's path dominated the cost.
+/// message, and comparing address strings along a tree's path dominated the cost; hashed
+/// with [`KeyedBytesHash`], as SipHash then did.
 #[derive(Debug, Default)]
 pub struct AddrBook {
-    entries: IndexMap<PeerAddr, AddrEntry>,
+    entries: IndexMap<PeerAddr, AddrEntry, KeyedBytesHash>,
     /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
     /// node that handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
@@ -86,6 +88,18 @@ pub struct AddrBook {
 }
 
 impl AddrBook {
+    /// An empty book whose index is hashed with `seed` (secret to the node, see
+    /// [`KeyedBytesHash`]).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            entries: IndexMap::with_hasher(KeyedBytesHash::new(seed)),
+            ..Self::default()
+        }
+    }
+    /// The book's hashing, for sets of addresses beside it.
+    pub fn hasher(&self) -> KeyedBytesHash {
+        *self.entries.hasher()
+    }
     /// An address's entry.
     pub fn get(&self, addr: &PeerAddr) -> Option<&AddrEntry> {
         self.entries.get(addr)

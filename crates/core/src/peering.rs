@@ -17,6 +17,7 @@ use chainsim_primitives::{BlockHash, Work, sha256};
 use crate::addrbook::{AddrBook, AddrState, RetryPolicy};
 use crate::event::Event;
 use crate::eviction;
+use crate::keyed_hash::KeyedBytesHash;
 use crate::output::Outbox;
 use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
 use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
@@ -161,7 +162,7 @@ impl Peering {
             genesis,
             secret,
             links: LinkTable::default(),
-            book: AddrBook::default(),
+            book: AddrBook::new(hash_seed(&secret)),
             closing: BTreeSet::new(),
             addr_cache: AddrCache::default(),
         }
@@ -654,7 +655,7 @@ impl Peering {
     /// [`Peering::fresh_addrs`], with the links of the leading ready peers' addresses.
     fn build_addrs(&self, except: Option<&PeerAddr>, limit: usize) -> (Vec<PeerAddr>, Vec<PeerId>) {
         // The book holds each address once; only ready links need a set to skip in it.
-        let mut ready: HashSet<&PeerAddr> = HashSet::new();
+        let mut ready: HashSet<&PeerAddr, KeyedBytesHash> = HashSet::with_hasher(self.book.hasher());
         let (mut out, mut ids) = (Vec::new(), Vec::new());
         for l in self.links.ready() {
             let Some(addr) = l.addr.as_ref() else { continue };
@@ -778,6 +779,17 @@ impl Peering {
         }
         out
     }
+}
+
+/// The address book's hash seed: derived from the node's secret, so as secret, but not
+/// the secret itself (nothing learnt of one tells the other).
+fn hash_seed(secret: &[u8; 16]) -> u64 {
+    let mut data = secret.to_vec();
+    data.extend_from_slice(b"address book");
+    let digest = sha256(&data);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(seed)
 }
 
 fn hex_prefix(bytes: &[u8; 32]) -> String {
