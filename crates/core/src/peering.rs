@@ -9,7 +9,7 @@
 //! (both dialled at once) carry the same hello token; the one dialled by the node with the
 //! smaller address stays, on both sides, and the other closes without blame.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Work, sha256};
@@ -148,8 +148,6 @@ pub struct Peering {
     secret: [u8; 16],
     links: LinkTable,
     book: AddrBook,
-    /// Links we asked the transport to close: their going down is no failure.
-    closing: BTreeSet<PeerId>,
     /// The cached answer to GetAddr.
     addr_cache: AddrCache,
 }
@@ -163,7 +161,6 @@ impl Peering {
             secret,
             links: LinkTable::default(),
             book: AddrBook::new(hash_seed(&secret)),
-            closing: BTreeSet::new(),
             addr_cache: AddrCache::default(),
         }
     }
@@ -186,24 +183,20 @@ impl Peering {
     }
     /// Ready links not closing.
     pub fn ready_links(&self) -> impl Iterator<Item = &Link> {
-        self.links.ready().filter(|l| !self.closing.contains(&l.id))
+        self.links.ready().filter(|l| !l.is_closing())
     }
 
     /// The ids of [`Peering::ready_links`].
     pub fn ready_ids(&self) -> Vec<PeerId> {
-        self.links
-            .ready()
-            .filter(|l| !self.closing.contains(&l.id))
-            .map(|l| l.id)
-            .collect()
+        self.ready_links().map(|l| l.id).collect()
     }
     /// Whether messages from `id` are acted on (handshake done, not closing).
     pub fn is_ready(&self, id: PeerId) -> bool {
-        self.links.is_ready(id) && !self.closing.contains(&id)
+        self.links.get(id).is_some_and(|l| l.ready && !l.is_closing())
     }
     /// Whether we asked for `id` to be closed (what still arrives on it is ignored).
     pub fn is_closing(&self, id: PeerId) -> bool {
-        self.closing.contains(&id)
+        self.links.get(id).is_some_and(Link::is_closing)
     }
     /// The address of a link, proven or claimed.
     pub fn addr_of(&self, id: PeerId) -> Option<&PeerAddr> {
@@ -406,7 +399,7 @@ impl Peering {
     /// A link closed. Returns it, so that the other parts can forget it.
     pub fn on_link_down(&mut self, id: PeerId, reason: &str, now: Time, out: &mut Outbox) -> Option<Link> {
         let link = self.links.remove(id)?;
-        let deliberate = self.closing.remove(&id);
+        let deliberate = link.is_closing();
         // Its address may now belong among the book's, at a place only a rebuild finds.
         self.addr_cache.valid &= !link.ready;
         if let Some(addr) = &link.addr {
@@ -466,8 +459,7 @@ impl Peering {
             self.book.add(&addr, false, self.config.limits.max_known, now);
         }
         self.addr_cache.link_ready(id, &addr);
-        if let Some(l) = self.links.get_mut(id) {
-            l.ready = true;
+        if let Some(l) = self.links.set_ready(id) {
             l.addr = Some(addr.clone());
             l.token = hello.token;
             l.height = hello.height;
@@ -534,7 +526,7 @@ impl Peering {
         let twin = self
             .links
             .ready()
-            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !self.closing.contains(&l.id))
+            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !l.is_closing())
             .map(|l| l.id);
         let Some(twin) = twin else { return true };
         let dialler = |l: &Link| match l.direction {
@@ -581,7 +573,7 @@ impl Peering {
             .addr
             .as_ref()
             .map_or_else(|| "unknown".to_string(), PeerAddr::to_string);
-        if self.closing.insert(id) {
+        if self.links.set_closing(id) {
             out.disconnect(id, format!("{who}: {reason} (link {id})"));
         }
     }
@@ -687,7 +679,7 @@ impl Peering {
         }
         let mut to_close = Vec::new();
         let mut to_ping = Vec::new();
-        for l in self.links.iter().filter(|l| !self.closing.contains(&l.id)) {
+        for l in self.links.iter().filter(|l| !l.is_closing()) {
             if !l.ready && l.opened + self.config.handshake_timeout <= now {
                 to_close.push((l.id, "handshake timed out".to_string()));
             } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
@@ -714,17 +706,13 @@ impl Peering {
     /// The next time [`Peering::on_timeout`] has something to do.
     pub fn next_deadline(&self) -> Option<Time> {
         let book = self.book.next_due(self.config.dial_timeout);
-        let links = self
-            .links
-            .iter()
-            .filter(|l| !self.closing.contains(&l.id))
-            .filter_map(|l| {
-                if !l.ready {
-                    return Some(l.opened + self.config.handshake_timeout);
-                }
-                let k = self.config.keepalive?;
-                Some((l.last_sent + k).min(l.last_heard + k * 3))
-            });
+        let links = self.links.iter().filter(|l| !l.is_closing()).filter_map(|l| {
+            if !l.ready {
+                return Some(l.opened + self.config.handshake_timeout);
+            }
+            let k = self.config.keepalive?;
+            Some((l.last_sent + k).min(l.last_heard + k * 3))
+        });
         book.into_iter().chain(links).min()
     }
 
@@ -737,7 +725,7 @@ impl Peering {
             .book
             .iter()
             .map(|e| {
-                let link = self.links.by_addr(&e.addr).filter(|l| !self.closing.contains(&l.id));
+                let link = self.links.by_addr(&e.addr).filter(|l| !l.is_closing());
                 let state = match (link, e.state) {
                     (Some(l), _) if l.ready => PeerState::Connected,
                     (Some(_), _) | (None, AddrState::Dialing(_)) => PeerState::Connecting,
@@ -760,7 +748,7 @@ impl Peering {
                 }
             })
             .collect();
-        for l in self.links.ready().filter(|l| !self.closing.contains(&l.id)) {
+        for l in self.ready_links() {
             let Some(addr) = &l.addr else { continue };
             if self.book.get(addr).is_none() {
                 out.push(PeerInfo {
