@@ -677,19 +677,7 @@ impl Peering {
         for addr in self.book.stale_dials(self.config.dial_timeout, now) {
             self.fail_addr(&addr, "dial timed out", now, out);
         }
-        let mut to_close = Vec::new();
-        let mut to_ping = Vec::new();
-        for l in self.links.iter().filter(|l| !l.is_closing()) {
-            if !l.ready && l.opened + self.config.handshake_timeout <= now {
-                to_close.push((l.id, "handshake timed out".to_string()));
-            } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
-                if l.last_heard + k * 3 <= now {
-                    to_close.push((l.id, format!("silent for {:?}", now.since(l.last_heard))));
-                } else if l.last_sent + k <= now {
-                    to_ping.push(l.id);
-                }
-            }
-        }
+        let (to_close, to_ping) = self.due_links(now);
         for (id, reason) in to_close {
             self.close(id, &reason, out);
         }
@@ -703,9 +691,33 @@ impl Peering {
         self.connect_more(now, out);
     }
 
+    /// Links to close (handshake or silence timed out) and links to ping, at `now`.
+    fn due_links(&self, now: Time) -> (Vec<(PeerId, String)>, Vec<PeerId>) {
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        if !self.links_have_deadlines() {
+            return (to_close, to_ping);
+        }
+        for l in self.links.iter().filter(|l| !l.is_closing()) {
+            if !l.ready && l.opened + self.config.handshake_timeout <= now {
+                to_close.push((l.id, "handshake timed out".to_string()));
+            } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
+                if l.last_heard + k * 3 <= now {
+                    to_close.push((l.id, format!("silent for {:?}", now.since(l.last_heard))));
+                } else if l.last_sent + k <= now {
+                    to_ping.push(l.id);
+                }
+            }
+        }
+        (to_close, to_ping)
+    }
+
     /// The next time [`Peering::on_timeout`] has something to do.
     pub fn next_deadline(&self) -> Option<Time> {
         let book = self.book.next_due(self.config.dial_timeout);
+        if !self.links_have_deadlines() {
+            return book; // asked after every input: no walk over the links then
+        }
         let links = self.links.iter().filter(|l| !l.is_closing()).filter_map(|l| {
             if !l.ready {
                 return Some(l.opened + self.config.handshake_timeout);
@@ -714,6 +726,18 @@ impl Peering {
             Some((l.last_sent + k).min(l.last_heard + k * 3))
         });
         book.into_iter().chain(links).min()
+    }
+
+    /// Whether any link may have a deadline: one in its handshake, or any with keep-alive
+    /// on. Without keep-alive (a simulator's links never die silently) a connected node
+    /// then has no link deadline at all, and nothing needs to walk its links for one.
+    fn links_have_deadlines(&self) -> bool {
+        debug_assert_eq!(
+            self.links.handshaking(),
+            self.links.iter().filter(|l| !l.ready && !l.is_closing()).count(),
+            "the table's count of links in their handshake"
+        );
+        self.config.keepalive.is_some() || self.links.handshaking() > 0
     }
 
     // ----- views ----------------------------------------------------------------------
@@ -836,6 +860,24 @@ mod tests {
             let fresh = p.fresh_addrs(p.addr_of(id), MAX_ADDRS_PER_MESSAGE);
             assert_eq!(p.shareable_addrs(id), fresh, "answer to {id}");
         }
+    }
+
+    #[test]
+    fn without_keepalive_only_handshakes_give_links_deadlines() {
+        let mut p = peering(0);
+        p.config.keepalive = None;
+        let opened = Time::from_millis(5);
+        p.on_link_up(PeerId(1), None, TIP, opened, &mut Outbox::default());
+        assert_eq!(p.next_deadline(), Some(opened + p.config.handshake_timeout));
+        hello(&mut p, 1, &a("10.0.1.1:1"), "t1");
+        assert_eq!(p.next_deadline(), None, "ready, and no keep-alive");
+        p.config.keepalive = Some(Duration::from_secs(30));
+        assert_eq!(p.next_deadline(), Some(Time::ZERO + Duration::from_secs(30)));
+        // A link closing has no deadline either.
+        p.config.keepalive = None;
+        p.on_link_up(PeerId(2), None, TIP, opened, &mut Outbox::default());
+        p.close(PeerId(2), "test", &mut Outbox::default());
+        assert_eq!(p.next_deadline(), None);
     }
 
     #[test]
