@@ -247,9 +247,15 @@ impl Peering {
 
     /// Takes addresses a peer shared (bounded by the book's limit).
     pub fn add_shared(&mut self, addrs: Vec<PeerAddr>, now: Time, out: &mut Outbox) {
+        let max = self.config.limits.max_known;
         for addr in addrs {
+            // A full book takes no new address, and one it knows needs nothing (it is not
+            // pinned by being shared): once full, no lookup at all.
+            if self.book.len() >= max {
+                break;
+            }
             if addr != self.config.listen {
-                self.book.add(&addr, false, self.config.limits.max_known, now);
+                self.book.add(&addr, false, max, now);
             }
         }
         self.connect_more(now, out);
@@ -878,6 +884,20 @@ mod tests {
         p.on_link_up(PeerId(2), None, TIP, opened, &mut Outbox::default());
         p.close(PeerId(2), "test", &mut Outbox::default());
         assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn shared_addresses_fill_the_book_to_its_limit_but_never_with_our_own() {
+        let mut p = peering(0);
+        p.config.limits.max_known = 3;
+        let shared = |from: u64, to: u64| (from..to).map(|i| a(&format!("10.0.4.{i}:1"))).collect();
+        let mut own: Vec<PeerAddr> = vec![a("10.0.0.1:1")];
+        own.extend::<Vec<PeerAddr>>(shared(0, 2));
+        p.add_shared(own, Time::ZERO, &mut Outbox::default());
+        assert_eq!(p.book.len(), 2, "our own address left out");
+        p.add_shared(shared(1, 9), Time::ZERO, &mut Outbox::default());
+        let known: Vec<String> = p.book.iter().map(|e| e.addr.to_string()).collect();
+        assert_eq!(known, ["10.0.4.0:1", "10.0.4.1:1", "10.0.4.2:1"]);
     }
 
     #[test]
