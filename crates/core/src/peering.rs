@@ -638,7 +638,8 @@ impl Peering {
         while let Some(e) = self.book.get_index(cache.book_seen) {
             cache.book_seen += 1;
             let full = cache.addrs.len() >= ADDR_CACHE_LEN;
-            if !full && e.is_shareable() && !cache.addrs[..cache.ready.len()].contains(&e.addr) {
+            let mut ready = cache.addrs.iter().take(cache.ready.len());
+            if !full && e.is_shareable() && !ready.any(|a| a == &e.addr) {
                 cache.addrs.push(e.addr.clone());
             }
         }
