@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use crate::keyed_hash::KeyedBytesHash;
 use crate::peers::{PeerAddr, backoff};
 use crate::time::Time;
 
@@ -41,6 +42,13 @@ pub struct AddrEntry {
     pub last_seen: Time,
 }
 
+impl AddrEntry {
+    /// Whether it is worth telling others about: not failing, banned or blocked.
+    pub fn is_shareable(&self) -> bool {
+        matches!(self.state, AddrState::Idle | AddrState::Dialing(_)) && self.failures == 0
+    }
+}
+
 /// Retry settings of the address book.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -64,24 +72,56 @@ impl Default for RetryPolicy {
 
 /// All known addresses, in the order they were learnt, so that iteration is deterministic.
 /// A hash index rather than an ordered tree: gossip looks up hundreds of addresses per
-/// message, and comparing address strings along a tree's path dominated the cost.
+/// message, and comparing address strings along a tree's path dominated the cost; hashed
+/// with [`KeyedBytesHash`], as SipHash then did.
 #[derive(Debug, Default)]
 pub struct AddrBook {
-    entries: IndexMap<PeerAddr, AddrEntry>,
+    entries: IndexMap<PeerAddr, AddrEntry, KeyedBytesHash>,
     /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
     /// node that handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
+    /// How many times an entry was removed or may have become shareable or unshareable (see
+    /// [`AddrEntry::is_shareable`]). Additions are not counted: they go to the end, so a
+    /// reader that kept something derived from the book (the cached answer to GetAddr) and
+    /// the book's length then sees both what changed and what was added, without a scan.
+    changes: u64,
 }
 
 impl AddrBook {
+    /// An empty book whose index is hashed with `seed` (secret to the node, see
+    /// [`KeyedBytesHash`]).
+    pub fn new(seed: u64) -> Self {
+        Self {
+            entries: IndexMap::with_hasher(KeyedBytesHash::new(seed)),
+            ..Self::default()
+        }
+    }
+    /// The book's hashing, for sets of addresses beside it.
+    pub fn hasher(&self) -> KeyedBytesHash {
+        *self.entries.hasher()
+    }
     /// An address's entry.
     pub fn get(&self, addr: &PeerAddr) -> Option<&AddrEntry> {
         self.entries.get(addr)
     }
     /// An address's entry, mutable.
     pub fn get_mut(&mut self, addr: &PeerAddr) -> Option<&mut AddrEntry> {
-        self.next.set(None);
+        self.changed();
         self.entries.get_mut(addr)
+    }
+    /// How many times an entry was removed or may have changed whether it is shareable, so
+    /// far; only the difference between two readings means anything.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+    /// Something may have changed: the cached deadline is forgotten, the change counted.
+    fn changed(&mut self) {
+        self.next.set(None);
+        self.changes += 1;
+    }
+    /// The entry at `index` in the order addresses were learnt.
+    pub fn get_index(&self, index: usize) -> Option<&AddrEntry> {
+        self.entries.get_index(index).map(|(_, e)| e)
     }
     /// Every entry.
     pub fn iter(&self) -> impl Iterator<Item = &AddrEntry> {
@@ -141,6 +181,8 @@ impl AddrBook {
     pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
         self.next.set(None);
         if let Some(e) = self.entries.get_mut(addr) {
+            // Most links that succeed were dialled and never failed: nothing shareable changes.
+            self.changes += u64::from(e.failures != 0 || e.state == AddrState::Backoff);
             e.failures = 0;
             e.last_seen = now;
             if matches!(e.state, AddrState::Dialing(_) | AddrState::Backoff) {
@@ -152,7 +194,7 @@ impl AddrBook {
     /// A dial or a link to `addr` failed: back off, or forget an unpinned address after
     /// too many failures. Returns true when the address was forgotten.
     pub fn failed(&mut self, addr: &PeerAddr, policy: &RetryPolicy, now: Time) -> bool {
-        self.next.set(None);
+        self.changed();
         let Some(e) = self.entries.get_mut(addr) else {
             return false;
         };
@@ -193,6 +235,7 @@ impl AddrBook {
         for e in self.entries.values_mut() {
             if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
                 e.state = AddrState::Idle;
+                self.changes += 1;
             }
         }
     }

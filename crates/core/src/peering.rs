@@ -9,7 +9,7 @@
 //! (both dialled at once) carry the same hello token; the one dialled by the node with the
 //! smaller address stays, on both sides, and the other closes without blame.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Work, sha256};
@@ -17,6 +17,7 @@ use chainsim_primitives::{BlockHash, Work, sha256};
 use crate::addrbook::{AddrBook, AddrState, RetryPolicy};
 use crate::event::Event;
 use crate::eviction;
+use crate::keyed_hash::KeyedBytesHash;
 use crate::output::Outbox;
 use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
 use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
@@ -83,6 +84,62 @@ pub enum HelloOutcome {
     Ignored,
 }
 
+/// The answer to GetAddr, kept for reuse as Bitcoin Core keeps its own: building one scans
+/// the ready links and the book, and every new link asks for one, so that in a network's
+/// first minute building answers cost more than anything else the nodes did.
+///
+/// Unlike Core's, it is never out of date: what an answer says decides which addresses
+/// nodes learn and dial, and the answers must be those of a node that builds each one
+/// afresh. The commonest changes are applied to it as they happen (a link becoming ready,
+/// an address added to the end of the book); any other (a ready link going down, a link's
+/// address proven, an entry changing whether it is shareable) has it rebuilt when next
+/// asked for.
+#[derive(Debug, Default)]
+struct AddrCache {
+    /// Whether it can be used (it has been built and nothing it cannot follow happened).
+    valid: bool,
+    /// Shareable addresses as [`Peering::fresh_addrs`] lists them for an asker without an
+    /// address, one more than a message holds, so that the answer to an asker whose own
+    /// address is among them (it is left out at send time) is still full.
+    addrs: Vec<PeerAddr>,
+    /// The links whose addresses lead `addrs` (the first ready link of each address, in
+    /// link order): `ready[i]` is the link of `addrs[i]`.
+    ready: Vec<PeerId>,
+    /// The book's change count it follows.
+    book_changes: u64,
+    /// Book entries taken into account: later ones were added since.
+    book_seen: usize,
+}
+
+/// The most addresses [`AddrCache`] holds.
+const ADDR_CACHE_LEN: usize = MAX_ADDRS_PER_MESSAGE + 1;
+
+impl AddrCache {
+    /// Follows a link `id` to `addr` becoming ready: `addr` moves to (or joins) the ready
+    /// addresses at the link's place, and the list is cut to its length again.
+    fn link_ready(&mut self, id: PeerId, addr: &PeerAddr) {
+        if !self.valid || self.ready.len() >= ADDR_CACHE_LEN {
+            // The ready addresses alone fill the list: which ones are in it is not known.
+            self.valid = false;
+            return;
+        }
+        if let Some(i) = self.addrs.iter().position(|a| a == addr) {
+            if self.ready.get(i).is_some_and(|&r| r < id) {
+                return; // an earlier link to the same address stands for it already
+            }
+            self.addrs.remove(i);
+            if i < self.ready.len() {
+                self.ready.remove(i);
+            }
+        }
+        // Link ids only grow, so a newly ready link usually goes last.
+        let at = self.ready.partition_point(|&r| r < id);
+        self.ready.insert(at, id);
+        self.addrs.insert(at, addr.clone());
+        self.addrs.truncate(ADDR_CACHE_LEN);
+    }
+}
+
 /// Links, the address book and the rules between them.
 #[derive(Debug)]
 pub struct Peering {
@@ -91,8 +148,8 @@ pub struct Peering {
     secret: [u8; 16],
     links: LinkTable,
     book: AddrBook,
-    /// Links we asked the transport to close: their going down is no failure.
-    closing: BTreeSet<PeerId>,
+    /// The cached answer to GetAddr.
+    addr_cache: AddrCache,
 }
 
 impl Peering {
@@ -103,8 +160,8 @@ impl Peering {
             genesis,
             secret,
             links: LinkTable::default(),
-            book: AddrBook::default(),
-            closing: BTreeSet::new(),
+            book: AddrBook::new(hash_seed(&secret)),
+            addr_cache: AddrCache::default(),
         }
     }
 
@@ -126,24 +183,20 @@ impl Peering {
     }
     /// Ready links not closing.
     pub fn ready_links(&self) -> impl Iterator<Item = &Link> {
-        self.links.ready().filter(|l| !self.closing.contains(&l.id))
+        self.links.ready().filter(|l| !l.is_closing())
     }
 
     /// The ids of [`Peering::ready_links`].
     pub fn ready_ids(&self) -> Vec<PeerId> {
-        self.links
-            .ready()
-            .filter(|l| !self.closing.contains(&l.id))
-            .map(|l| l.id)
-            .collect()
+        self.ready_links().map(|l| l.id).collect()
     }
     /// Whether messages from `id` are acted on (handshake done, not closing).
     pub fn is_ready(&self, id: PeerId) -> bool {
-        self.links.is_ready(id) && !self.closing.contains(&id)
+        self.links.get(id).is_some_and(|l| l.ready && !l.is_closing())
     }
     /// Whether we asked for `id` to be closed (what still arrives on it is ignored).
     pub fn is_closing(&self, id: PeerId) -> bool {
-        self.closing.contains(&id)
+        self.links.get(id).is_some_and(Link::is_closing)
     }
     /// The address of a link, proven or claimed.
     pub fn addr_of(&self, id: PeerId) -> Option<&PeerAddr> {
@@ -194,9 +247,15 @@ impl Peering {
 
     /// Takes addresses a peer shared (bounded by the book's limit).
     pub fn add_shared(&mut self, addrs: Vec<PeerAddr>, now: Time, out: &mut Outbox) {
+        let max = self.config.limits.max_known;
         for addr in addrs {
+            // A full book takes no new address, and one it knows needs nothing (it is not
+            // pinned by being shared): once full, no lookup at all.
+            if self.book.len() >= max {
+                break;
+            }
             if addr != self.config.listen {
-                self.book.add(&addr, false, self.config.limits.max_known, now);
+                self.book.add(&addr, false, max, now);
             }
         }
         self.connect_more(now, out);
@@ -346,7 +405,9 @@ impl Peering {
     /// A link closed. Returns it, so that the other parts can forget it.
     pub fn on_link_down(&mut self, id: PeerId, reason: &str, now: Time, out: &mut Outbox) -> Option<Link> {
         let link = self.links.remove(id)?;
-        let deliberate = self.closing.remove(&id);
+        let deliberate = link.is_closing();
+        // Its address may now belong among the book's, at a place only a rebuild finds.
+        self.addr_cache.valid &= !link.ready;
         if let Some(addr) = &link.addr {
             if link.verified {
                 // While linked, the link's own `last_heard` is shown; the book takes it now.
@@ -403,8 +464,8 @@ impl Peering {
             self.send(id, Message::Hello(answer), now, out);
             self.book.add(&addr, false, self.config.limits.max_known, now);
         }
-        if let Some(l) = self.links.get_mut(id) {
-            l.ready = true;
+        self.addr_cache.link_ready(id, &addr);
+        if let Some(l) = self.links.set_ready(id) {
             l.addr = Some(addr.clone());
             l.token = hello.token;
             l.height = hello.height;
@@ -471,7 +532,7 @@ impl Peering {
         let twin = self
             .links
             .ready()
-            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !self.closing.contains(&l.id))
+            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !l.is_closing())
             .map(|l| l.id);
         let Some(twin) = twin else { return true };
         let dialler = |l: &Link| match l.direction {
@@ -486,6 +547,7 @@ impl Peering {
         let (keep, drop) = if keep_new { (id, twin) } else { (twin, id) };
         let proven = self.links.get(drop).filter(|l| l.verified).and_then(|l| l.addr.clone());
         if let (Some(addr), Some(k)) = (proven, self.links.get_mut(keep)) {
+            self.addr_cache.valid = false;
             k.addr = Some(addr);
             k.verified = true;
         }
@@ -517,7 +579,7 @@ impl Peering {
             .addr
             .as_ref()
             .map_or_else(|| "unknown".to_string(), PeerAddr::to_string);
-        if self.closing.insert(id) {
+        if self.links.set_closing(id) {
             out.disconnect(id, format!("{who}: {reason} (link {id})"));
         }
     }
@@ -543,26 +605,74 @@ impl Peering {
         true
     }
 
-    /// Addresses worth sharing with `asker`: ready peers first, then others known good.
-    pub fn shareable_addrs(&self, asker: PeerId) -> Vec<PeerAddr> {
+    /// Addresses worth sharing with `asker`: ready peers first, then others known good,
+    /// never `asker`'s own; from [`AddrCache`], brought up to date first.
+    pub fn shareable_addrs(&mut self, asker: PeerId) -> Vec<PeerAddr> {
+        self.refresh_addr_cache();
         let except = self.addr_of(asker);
+        self.addr_cache
+            .addrs
+            .iter()
+            .filter(|a| Some(*a) != except)
+            .take(MAX_ADDRS_PER_MESSAGE)
+            .cloned()
+            .collect()
+    }
+
+    /// Brings [`AddrCache`] up to date: rebuilt after a change it cannot follow, else
+    /// extended by the addresses added to the book since (they go last).
+    fn refresh_addr_cache(&mut self) {
+        let cache = &self.addr_cache;
+        if !cache.valid || cache.book_changes != self.book.changes() || cache.book_seen > self.book.len() {
+            let (addrs, ready) = self.build_addrs(None, ADDR_CACHE_LEN);
+            self.addr_cache = AddrCache {
+                valid: true,
+                addrs,
+                ready,
+                book_changes: self.book.changes(),
+                book_seen: self.book.len(),
+            };
+            return;
+        }
+        let cache = &mut self.addr_cache;
+        while let Some(e) = self.book.get_index(cache.book_seen) {
+            cache.book_seen += 1;
+            let full = cache.addrs.len() >= ADDR_CACHE_LEN;
+            let mut ready = cache.addrs.iter().take(cache.ready.len());
+            if !full && e.is_shareable() && !ready.any(|a| a == &e.addr) {
+                cache.addrs.push(e.addr.clone());
+            }
+        }
+    }
+
+    /// Up to `limit` addresses worth sharing as they are now, except `except`: ready peers
+    /// in link order, then idle or dialling addresses that never failed, in book order.
+    pub fn fresh_addrs(&self, except: Option<&PeerAddr>, limit: usize) -> Vec<PeerAddr> {
+        self.build_addrs(except, limit).0
+    }
+
+    /// [`Peering::fresh_addrs`], with the links of the leading ready peers' addresses.
+    fn build_addrs(&self, except: Option<&PeerAddr>, limit: usize) -> (Vec<PeerAddr>, Vec<PeerId>) {
         // The book holds each address once; only ready links need a set to skip in it.
-        let mut ready: HashSet<&PeerAddr> = HashSet::new();
-        let mut out: Vec<PeerAddr> = Vec::new();
-        for addr in self.links.ready().filter_map(|l| l.addr.as_ref()) {
+        let mut ready: HashSet<&PeerAddr, KeyedBytesHash> = HashSet::with_hasher(self.book.hasher());
+        let (mut out, mut ids) = (Vec::new(), Vec::new());
+        for l in self.links.ready() {
+            let Some(addr) = l.addr.as_ref() else { continue };
             if Some(addr) != except && ready.insert(addr) {
                 out.push(addr.clone());
+                ids.push(l.id);
             }
         }
         let good = self
             .book
             .iter()
-            .filter(|e| matches!(e.state, AddrState::Idle | AddrState::Dialing(_)) && e.failures == 0)
+            .filter(|e| e.is_shareable())
             .map(|e| &e.addr)
             .filter(|a| Some(*a) != except && !ready.contains(a));
-        out.extend(good.take(MAX_ADDRS_PER_MESSAGE.saturating_sub(out.len())).cloned());
-        out.truncate(MAX_ADDRS_PER_MESSAGE);
-        out
+        out.extend(good.take(limit.saturating_sub(out.len())).cloned());
+        out.truncate(limit);
+        ids.truncate(limit);
+        (out, ids)
     }
 
     // ----- time -----------------------------------------------------------------------
@@ -574,19 +684,7 @@ impl Peering {
         for addr in self.book.stale_dials(self.config.dial_timeout, now) {
             self.fail_addr(&addr, "dial timed out", now, out);
         }
-        let mut to_close = Vec::new();
-        let mut to_ping = Vec::new();
-        for l in self.links.iter().filter(|l| !self.closing.contains(&l.id)) {
-            if !l.ready && l.opened + self.config.handshake_timeout <= now {
-                to_close.push((l.id, "handshake timed out".to_string()));
-            } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
-                if l.last_heard + k * 3 <= now {
-                    to_close.push((l.id, format!("silent for {:?}", now.since(l.last_heard))));
-                } else if l.last_sent + k <= now {
-                    to_ping.push(l.id);
-                }
-            }
-        }
+        let (to_close, to_ping) = self.due_links(now);
         for (id, reason) in to_close {
             self.close(id, &reason, out);
         }
@@ -600,21 +698,53 @@ impl Peering {
         self.connect_more(now, out);
     }
 
+    /// Links to close (handshake or silence timed out) and links to ping, at `now`.
+    fn due_links(&self, now: Time) -> (Vec<(PeerId, String)>, Vec<PeerId>) {
+        let mut to_close = Vec::new();
+        let mut to_ping = Vec::new();
+        if !self.links_have_deadlines() {
+            return (to_close, to_ping);
+        }
+        for l in self.links.iter().filter(|l| !l.is_closing()) {
+            if !l.ready && l.opened + self.config.handshake_timeout <= now {
+                to_close.push((l.id, "handshake timed out".to_string()));
+            } else if let Some(k) = self.config.keepalive.filter(|_| l.ready) {
+                if l.last_heard + k * 3 <= now {
+                    to_close.push((l.id, format!("silent for {:?}", now.since(l.last_heard))));
+                } else if l.last_sent + k <= now {
+                    to_ping.push(l.id);
+                }
+            }
+        }
+        (to_close, to_ping)
+    }
+
     /// The next time [`Peering::on_timeout`] has something to do.
     pub fn next_deadline(&self) -> Option<Time> {
         let book = self.book.next_due(self.config.dial_timeout);
-        let links = self
-            .links
-            .iter()
-            .filter(|l| !self.closing.contains(&l.id))
-            .filter_map(|l| {
-                if !l.ready {
-                    return Some(l.opened + self.config.handshake_timeout);
-                }
-                let k = self.config.keepalive?;
-                Some((l.last_sent + k).min(l.last_heard + k * 3))
-            });
+        if !self.links_have_deadlines() {
+            return book; // asked after every input: no walk over the links then
+        }
+        let links = self.links.iter().filter(|l| !l.is_closing()).filter_map(|l| {
+            if !l.ready {
+                return Some(l.opened + self.config.handshake_timeout);
+            }
+            let k = self.config.keepalive?;
+            Some((l.last_sent + k).min(l.last_heard + k * 3))
+        });
         book.into_iter().chain(links).min()
+    }
+
+    /// Whether any link may have a deadline: one in its handshake, or any with keep-alive
+    /// on. Without keep-alive (a simulator's links never die silently) a connected node
+    /// then has no link deadline at all, and nothing needs to walk its links for one.
+    fn links_have_deadlines(&self) -> bool {
+        debug_assert_eq!(
+            self.links.handshaking(),
+            self.links.iter().filter(|l| !l.ready && !l.is_closing()).count(),
+            "the table's count of links in their handshake"
+        );
+        self.config.keepalive.is_some() || self.links.handshaking() > 0
     }
 
     // ----- views ----------------------------------------------------------------------
@@ -626,7 +756,7 @@ impl Peering {
             .book
             .iter()
             .map(|e| {
-                let link = self.links.by_addr(&e.addr).filter(|l| !self.closing.contains(&l.id));
+                let link = self.links.by_addr(&e.addr).filter(|l| !l.is_closing());
                 let state = match (link, e.state) {
                     (Some(l), _) if l.ready => PeerState::Connected,
                     (Some(_), _) | (None, AddrState::Dialing(_)) => PeerState::Connecting,
@@ -649,7 +779,7 @@ impl Peering {
                 }
             })
             .collect();
-        for l in self.links.ready().filter(|l| !self.closing.contains(&l.id)) {
+        for l in self.ready_links() {
             let Some(addr) = &l.addr else { continue };
             if self.book.get(addr).is_none() {
                 out.push(PeerInfo {
@@ -670,6 +800,192 @@ impl Peering {
     }
 }
 
+/// The address book's hash seed: derived from the node's secret, so as secret, but not
+/// the secret itself (nothing learnt of one tells the other).
+fn hash_seed(secret: &[u8; 16]) -> u64 {
+    let mut data = secret.to_vec();
+    data.extend_from_slice(b"address book");
+    let digest = sha256(&data);
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(seed)
+}
+
 fn hex_prefix(bytes: &[u8; 32]) -> String {
     bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> PeerAddr {
+        s.parse().unwrap()
+    }
+
+    const TIP: TipInfo = TipInfo {
+        height: 0,
+        work: Work(0),
+    };
+
+    /// A node at 10.0.0.1:1 with `known` addresses 10.0.2.x:1 in its book.
+    fn peering(known: u64) -> Peering {
+        let mut p = Peering::new(PeeringConfig::new(a("10.0.0.1:1")), BlockHash::ZERO, [7; 16]);
+        for i in 1..=known {
+            p.book.add(&a(&format!("10.0.2.{i}:1")), false, usize::MAX, Time::ZERO);
+        }
+        p
+    }
+
+    /// Brings link `id` up and through its handshake with a peer listening at `addr`
+    /// (dialled by us when `outbound`), whose hello carries `token`.
+    fn ready(p: &mut Peering, id: u64, addr: &PeerAddr, outbound: bool, token: &str) {
+        let dialled = outbound.then(|| addr.clone());
+        p.on_link_up(PeerId(id), dialled, TIP, Time::ZERO, &mut Outbox::default());
+        hello(p, id, addr, token);
+    }
+
+    /// The hello on link `id` of a peer listening at `addr`, carrying `token`.
+    fn hello(p: &mut Peering, id: u64, addr: &PeerAddr, token: &str) {
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            genesis: BlockHash::ZERO,
+            listen: addr.clone(),
+            height: 0,
+            work: WireWork(Work(0)),
+            agent: String::new(),
+            token: token.to_string(),
+        };
+        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut Outbox::default());
+    }
+
+    /// Asserts that every link gets the answer a node building it afresh would give.
+    fn assert_answers_fresh(p: &mut Peering) {
+        let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).chain([PeerId(u64::MAX)]).collect();
+        for id in ids {
+            let fresh = p.fresh_addrs(p.addr_of(id), MAX_ADDRS_PER_MESSAGE);
+            assert_eq!(p.shareable_addrs(id), fresh, "answer to {id}");
+        }
+    }
+
+    #[test]
+    fn without_keepalive_only_handshakes_give_links_deadlines() {
+        let mut p = peering(0);
+        p.config.keepalive = None;
+        let opened = Time::from_millis(5);
+        p.on_link_up(PeerId(1), None, TIP, opened, &mut Outbox::default());
+        assert_eq!(p.next_deadline(), Some(opened + p.config.handshake_timeout));
+        hello(&mut p, 1, &a("10.0.1.1:1"), "t1");
+        assert_eq!(p.next_deadline(), None, "ready, and no keep-alive");
+        p.config.keepalive = Some(Duration::from_secs(30));
+        assert_eq!(p.next_deadline(), Some(Time::ZERO + Duration::from_secs(30)));
+        // A link closing has no deadline either.
+        p.config.keepalive = None;
+        p.on_link_up(PeerId(2), None, TIP, opened, &mut Outbox::default());
+        p.close(PeerId(2), "test", &mut Outbox::default());
+        assert_eq!(p.next_deadline(), None);
+    }
+
+    #[test]
+    fn shared_addresses_fill_the_book_to_its_limit_but_never_with_our_own() {
+        let mut p = peering(0);
+        p.config.limits.max_known = 3;
+        let shared = |from: u64, to: u64| (from..to).map(|i| a(&format!("10.0.4.{i}:1"))).collect();
+        let mut own: Vec<PeerAddr> = vec![a("10.0.0.1:1")];
+        own.extend::<Vec<PeerAddr>>(shared(0, 2));
+        p.add_shared(own, Time::ZERO, &mut Outbox::default());
+        assert_eq!(p.book.len(), 2, "our own address left out");
+        p.add_shared(shared(1, 9), Time::ZERO, &mut Outbox::default());
+        let known: Vec<String> = p.book.iter().map(|e| e.addr.to_string()).collect();
+        assert_eq!(known, ["10.0.4.0:1", "10.0.4.1:1", "10.0.4.2:1"]);
+    }
+
+    #[test]
+    fn the_asker_is_left_out_and_the_answer_stays_full() {
+        let mut p = peering(200);
+        for i in 1..=3 {
+            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), true, &format!("t{i}"));
+        }
+        let answer = p.shareable_addrs(PeerId(2));
+        assert_eq!(answer.len(), MAX_ADDRS_PER_MESSAGE);
+        assert!(!answer.contains(&a("10.0.1.2:1")), "the asker's own address");
+        assert_eq!(answer[..2], [a("10.0.1.1:1"), a("10.0.1.3:1")], "ready peers first");
+        // Another asker, from the same cache: the first one's address is in its answer.
+        let other = p.shareable_addrs(PeerId(1));
+        assert_eq!(other[..2], [a("10.0.1.2:1"), a("10.0.1.3:1")]);
+        assert_answers_fresh(&mut p);
+    }
+
+    #[test]
+    fn the_cache_follows_what_it_can_and_is_rebuilt_after_the_rest() {
+        let mut p = peering(5);
+        ready(&mut p, 1, &a("10.0.2.3:1"), true, "t1");
+        assert_answers_fresh(&mut p);
+        let built = p.book.changes();
+        // Followed without a rebuild: new addresses, new ready links (one of them an
+        // address the book shares already, one a second link to a ready peer).
+        for i in 6..=50 {
+            p.book.add(&a(&format!("10.0.2.{i}:1")), false, usize::MAX, Time::ZERO);
+        }
+        ready(&mut p, 2, &a("10.0.2.40:1"), false, "t2");
+        ready(&mut p, 3, &a("10.0.9.9:1"), false, "t3");
+        ready(&mut p, 4, &a("10.0.2.3:1"), false, "t4");
+        assert!(
+            p.addr_cache.valid && p.book.changes() == built,
+            "nothing forced a rebuild"
+        );
+        assert_answers_fresh(&mut p);
+        // Rebuilt: a failure, a ready link going down.
+        p.book.failed(&a("10.0.2.7:1"), &RetryPolicy::default(), Time::ZERO);
+        assert_answers_fresh(&mut p);
+        p.on_link_down(PeerId(1), "test", Time::ZERO, &mut Outbox::default());
+        assert!(!p.addr_cache.valid);
+        assert_answers_fresh(&mut p);
+    }
+
+    #[test]
+    fn the_cache_answers_as_afresh_whatever_happens() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut p = peering(0);
+        let mut next_id = 1;
+        for _ in 0..20_000 {
+            let addr = a(&format!("10.0.{}.{}:1", rng.u8(1..3), rng.u8(1..120)));
+            match rng.u8(0..20) {
+                0..=5 => {
+                    p.book.add(&addr, false, 150, Time::ZERO);
+                }
+                6..=9 => {
+                    let dialled = rng.bool().then(|| addr.clone());
+                    p.on_link_up(PeerId(next_id), dialled, TIP, Time::ZERO, &mut Outbox::default());
+                    next_id += 1;
+                }
+                10..=13 => {
+                    // A handshake ends, on any link up: not necessarily in link order.
+                    let waiting: Vec<PeerId> = p.links.iter().filter(|l| !l.ready).map(|l| l.id).collect();
+                    if let Some(&id) = waiting.get(rng.usize(..waiting.len().max(1))) {
+                        // Claims from few addresses: many links to one peer.
+                        let claim = a(&format!("10.0.1.{}:1", rng.u8(1..12)));
+                        hello(&mut p, id.0, &claim, &format!("t{}", rng.u8(..60)));
+                    }
+                }
+                14 => {
+                    let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).collect();
+                    if let Some(&id) = ids.get(rng.usize(..ids.len().max(1))) {
+                        p.on_link_down(id, "test", Time::ZERO, &mut Outbox::default());
+                    }
+                }
+                15 => {
+                    p.book.failed(&addr, &RetryPolicy::default(), Time::ZERO);
+                }
+                _ => {
+                    let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).collect();
+                    let asker = ids.get(rng.usize(..ids.len().max(1))).copied().unwrap_or(PeerId(0));
+                    let fresh = p.fresh_addrs(p.addr_of(asker), MAX_ADDRS_PER_MESSAGE);
+                    assert_eq!(p.shareable_addrs(asker), fresh);
+                }
+            }
+        }
+        assert_answers_fresh(&mut p);
+    }
 }

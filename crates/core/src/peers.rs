@@ -6,7 +6,6 @@
 //! it count as another peer's, so misbehaviour scores live on the link. Addresses and what we
 //! know of them (backoff, bans, the operator's blocks) live in [`crate::addrbook`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -51,7 +50,8 @@ pub struct Link {
     pub addr: Option<PeerAddr>,
     /// Whether `addr` is proven: we dialled it, or a link we dialled carries the same token.
     pub verified: bool,
-    /// Whether both hellos are done.
+    /// Whether both hellos are done. Set through [`LinkTable::set_ready`], which keeps
+    /// count of the links still in their handshake.
     pub ready: bool,
     /// The token its hello carried (duplicate links between one pair carry the same one).
     pub token: String,
@@ -73,6 +73,8 @@ pub struct Link {
     pub last_block: Option<Time>,
     /// When it last gave us a transaction we did not have (protects it from eviction).
     pub last_tx: Option<Time>,
+    /// Whether we asked the transport to close it (see [`LinkTable::set_closing`]).
+    closing: bool,
 }
 
 impl Link {
@@ -94,7 +96,19 @@ impl Link {
             agent: String::new(),
             last_block: None,
             last_tx: None,
+            closing: false,
         }
+    }
+
+    /// Whether we asked the transport to close it: what still arrives on it is ignored,
+    /// and its going down is no failure.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Whether it waits for a handshake to end (and may time out doing so).
+    fn is_handshaking(&self) -> bool {
+        !self.ready && !self.closing
     }
 }
 
@@ -120,43 +134,126 @@ impl Default for PeerLimits {
 }
 
 /// Open links by id, in id order so that iteration is deterministic.
+///
+/// A sorted vector of ids beside a vector of links rather than a tree: a node has a few
+/// dozen links, looks one up for every message it handles and walks them all for every
+/// deadline, and contiguous memory makes both cheap. Ids only grow, so a new link goes last.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    links: BTreeMap<PeerId, Link>,
+    /// The links' ids, increasing; `links[i]` is the link of `ids[i]`.
+    ids: Vec<PeerId>,
+    links: Vec<Link>,
+    /// Counts kept as links come, change and go, so that no question needs a walk.
+    counts: Counts,
+}
+
+/// What [`LinkTable`] counts.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    outbound: usize,
+    inbound: usize,
+    /// Links neither ready nor closing.
+    handshaking: usize,
+}
+
+impl Counts {
+    /// Counts `link` in (`into`) or out (`!into`).
+    fn tally(&mut self, link: &Link, into: bool) {
+        let step = |n: &mut usize| *n = if into { *n + 1 } else { n.saturating_sub(1) };
+        match link.direction {
+            Direction::Outbound => step(&mut self.outbound),
+            Direction::Inbound => step(&mut self.inbound),
+        }
+        if link.is_handshaking() {
+            step(&mut self.handshaking);
+        }
+    }
 }
 
 impl LinkTable {
     /// A link.
     pub fn get(&self, id: PeerId) -> Option<&Link> {
-        self.links.get(&id)
+        self.ids.binary_search(&id).ok().and_then(|i| self.links.get(i))
     }
-    /// A link, mutable.
+    /// A link, mutable. Its readiness and closing change through [`LinkTable::set_ready`]
+    /// and [`LinkTable::set_closing`], which keep the counts.
     pub fn get_mut(&mut self, id: PeerId) -> Option<&mut Link> {
-        self.links.get_mut(&id)
+        self.ids.binary_search(&id).ok().and_then(|i| self.links.get_mut(i))
     }
-    /// Adds a link.
+    /// Adds a link (replacing one with the same id).
     pub fn insert(&mut self, link: Link) {
-        self.links.insert(link.id, link);
+        self.counts.tally(&link, true);
+        // Ids only grow: the common case appends.
+        if self.ids.last().is_none_or(|&last| last < link.id) {
+            self.ids.push(link.id);
+            self.links.push(link);
+            return;
+        }
+        match self.ids.binary_search(&link.id) {
+            Ok(i) => {
+                if let Some(slot) = self.links.get_mut(i) {
+                    let old = std::mem::replace(slot, link);
+                    self.counts.tally(&old, false);
+                }
+            }
+            Err(i) => {
+                self.ids.insert(i, link.id);
+                self.links.insert(i, link);
+            }
+        }
     }
     /// Removes a link.
     pub fn remove(&mut self, id: PeerId) -> Option<Link> {
-        self.links.remove(&id)
+        let i = self.ids.binary_search(&id).ok()?;
+        self.ids.remove(i);
+        let link = self.links.remove(i);
+        self.counts.tally(&link, false);
+        Some(link)
+    }
+    /// Marks a link's handshake done; returns it to fill in what the hello said.
+    pub fn set_ready(&mut self, id: PeerId) -> Option<&mut Link> {
+        let i = self.ids.binary_search(&id).ok()?;
+        let link = self.links.get_mut(i)?;
+        self.counts.tally(link, false);
+        link.ready = true;
+        self.counts.tally(link, true);
+        Some(link)
+    }
+    /// Marks a link as closing; true when it was not already (and is open).
+    pub fn set_closing(&mut self, id: PeerId) -> bool {
+        let Some(link) = self.ids.binary_search(&id).ok().and_then(|i| self.links.get_mut(i)) else {
+            return false;
+        };
+        if link.closing {
+            return false;
+        }
+        self.counts.tally(link, false);
+        link.closing = true;
+        self.counts.tally(link, true);
+        true
     }
     /// Every link.
     pub fn iter(&self) -> impl Iterator<Item = &Link> {
-        self.links.values()
+        self.links.iter()
     }
     /// Links whose handshake is done.
     pub fn ready(&self) -> impl Iterator<Item = &Link> {
-        self.links.values().filter(|l| l.ready)
+        self.links.iter().filter(|l| l.ready)
     }
     /// Whether `id` is up with its handshake done.
     pub fn is_ready(&self, id: PeerId) -> bool {
-        self.links.get(&id).is_some_and(|l| l.ready)
+        self.get(id).is_some_and(|l| l.ready)
     }
     /// Number of open links in one direction.
     pub fn count(&self, direction: Direction) -> usize {
-        self.links.values().filter(|l| l.direction == direction).count()
+        match direction {
+            Direction::Outbound => self.counts.outbound,
+            Direction::Inbound => self.counts.inbound,
+        }
+    }
+    /// Number of links in their handshake (neither ready nor closing).
+    pub fn handshaking(&self) -> usize {
+        self.counts.handshaking
     }
     /// Number of open links.
     pub fn len(&self) -> usize {
@@ -169,7 +266,7 @@ impl LinkTable {
     /// The open link to or from `addr`, preferring a proven one.
     pub fn by_addr(&self, addr: &PeerAddr) -> Option<&Link> {
         let mut found = None;
-        for l in self.links.values().filter(|l| l.addr.as_ref() == Some(addr)) {
+        for l in self.links.iter().filter(|l| l.addr.as_ref() == Some(addr)) {
             if l.verified {
                 return Some(l);
             }
@@ -212,8 +309,69 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 mod tests {
     use super::*;
+
+    fn link(id: u64, direction: Direction) -> Link {
+        Link::new(PeerId(id), direction, None, Time::ZERO)
+    }
+
+    fn ids(t: &LinkTable) -> Vec<u64> {
+        t.iter().map(|l| l.id.0).collect()
+    }
+
+    #[test]
+    fn links_are_kept_in_id_order_whatever_the_order_they_come_in() {
+        let mut t = LinkTable::default();
+        for id in [5, 9, 2, 7, 11, 1] {
+            t.insert(link(id, Direction::Inbound));
+        }
+        assert_eq!(ids(&t), [1, 2, 5, 7, 9, 11]);
+        assert_eq!(t.remove(PeerId(7)).unwrap().id, PeerId(7));
+        assert!(t.remove(PeerId(7)).is_none() && t.get(PeerId(7)).is_none());
+        t.insert(link(12, Direction::Outbound));
+        assert_eq!(ids(&t), [1, 2, 5, 9, 11, 12]);
+        assert!(
+            [1, 2, 5, 9, 11, 12]
+                .iter()
+                .all(|&i| t.get(PeerId(i)).unwrap().id == PeerId(i))
+        );
+        assert!(t.get(PeerId(3)).is_none() && t.get_mut(PeerId(13)).is_none());
+        // The same id again replaces the link.
+        t.insert(link(5, Direction::Outbound));
+        assert_eq!(
+            (t.len(), t.count(Direction::Outbound), t.count(Direction::Inbound)),
+            (6, 2, 4)
+        );
+    }
+
+    #[test]
+    fn closing_and_readiness_are_kept_on_the_link_and_counted() {
+        let mut t = LinkTable::default();
+        for id in 1..=4 {
+            t.insert(link(id, Direction::Outbound));
+        }
+        assert_eq!(t.handshaking(), 4);
+        assert!(t.set_ready(PeerId(1)).is_some());
+        assert!(t.set_closing(PeerId(2)));
+        assert!(!t.set_closing(PeerId(2)), "already closing");
+        assert!(!t.set_closing(PeerId(9)), "not open");
+        assert!(t.set_ready(PeerId(9)).is_none());
+        assert!(t.get(PeerId(2)).unwrap().is_closing() && !t.get(PeerId(1)).unwrap().is_closing());
+        assert_eq!(t.handshaking(), 2, "links 3 and 4");
+        // A ready link closing was not in its handshake; removing a waiting one counts it out.
+        t.set_closing(PeerId(1));
+        t.remove(PeerId(3));
+        assert_eq!(t.handshaking(), 1);
+        let ready: Vec<u64> = t.ready().map(|l| l.id.0).collect();
+        assert_eq!(ready, [1]);
+        t.remove(PeerId(1));
+        t.remove(PeerId(2));
+        t.remove(PeerId(4));
+        assert_eq!((t.handshaking(), t.count(Direction::Outbound)), (0, 0));
+        assert!(t.is_empty());
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
