@@ -222,8 +222,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node holding only genesis, keeping every block body in memory (tests and
-    /// simulations; many nodes in one process share bodies through their `Arc`).
+    /// A node holding only genesis, keeping every block body in memory (tests; many nodes
+    /// in one process share bodies through their `Arc`). The simulator opens its nodes on
+    /// one shared store instead ([`Node::open`]).
     pub fn new(params: Arc<ChainParams>, config: NodeConfig) -> Self {
         Self::build(params, config, None)
     }
