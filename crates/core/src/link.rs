@@ -93,6 +93,9 @@ struct End {
     other: (usize, PeerId),
     /// Whether this end's core holds the link as up.
     open: bool,
+    /// A number the driver keeps with the link (the simulator: its one-way delay), read with
+    /// the other end in one lookup.
+    tag: u32,
 }
 
 impl Pairs {
@@ -117,10 +120,12 @@ impl Pairs {
         self.ends_mut(a).push(End {
             other: (b, at_b),
             open: false,
+            tag: 0,
         });
         self.ends_mut(b).push(End {
             other: (a, at_a),
             open: false,
+            tag: 0,
         });
         (at_a, at_b)
     }
@@ -161,6 +166,18 @@ impl Pairs {
         self.end(node, link).map(|e| e.other)
     }
 
+    /// The other end of `(node, link)` and the link's tag (see [`Pairs::set_tag`]).
+    pub fn other_tagged(&self, node: usize, link: PeerId) -> Option<(usize, PeerId, u32)> {
+        self.end(node, link).map(|e| (e.other.0, e.other.1, e.tag))
+    }
+
+    /// Keeps `tag` with the end `(node, link)` (0 until set).
+    pub fn set_tag(&mut self, node: usize, link: PeerId, tag: u32) {
+        if let Some(e) = self.end_mut(node, link) {
+            e.tag = tag;
+        }
+    }
+
     /// Whether `(node, link)` is open: messages on it reach its core.
     pub fn is_open(&self, node: usize, link: PeerId) -> bool {
         self.end(node, link).is_some_and(|e| e.open)
@@ -187,5 +204,23 @@ impl Pairs {
     pub fn links_of(&self, node: usize) -> Vec<PeerId> {
         let count = self.ends.get(Self::slot(node)).map_or(0, Vec::len);
         (1..=count as u64).map(PeerId).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_is_kept_per_end_and_read_with_the_other_end() {
+        let mut pairs = Pairs::default();
+        let (at_a, at_b) = pairs.open(3, 7);
+        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, 0)), "0 until set");
+        pairs.set_tag(3, at_a, 250_000);
+        pairs.set_tag(7, at_b, 9);
+        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, 250_000)));
+        assert_eq!(pairs.other_tagged(7, at_b), Some((3, at_a, 9)));
+        pairs.set_tag(3, PeerId(99), 1); // no such link: nothing happens
+        assert_eq!(pairs.other_tagged(3, PeerId(99)), None);
     }
 }

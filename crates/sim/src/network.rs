@@ -118,10 +118,17 @@ impl Network {
     /// Sends `bytes` from `from` to `to` at `now`: queues it behind the sender's earlier
     /// uploads and returns when it arrives.
     pub fn transmit(&mut self, now: Micros, from: usize, to: usize, bytes: u64) -> Micros {
+        let latency = self.latency(from, to);
+        self.transmit_over(now, from, to, bytes, latency)
+    }
+
+    /// [`Network::transmit`] over a link whose latency the caller kept (the pair's, as
+    /// [`Network::latency`] gives it), sparing the lookup of the pair.
+    pub fn transmit_over(&mut self, now: Micros, from: usize, to: usize, bytes: u64, latency: Micros) -> Micros {
         let start = now.max(self.up_free[from]);
         let done = start + self.transmission(from, to, bytes);
         self.up_free[from] = done;
-        done + self.latency(from, to)
+        done + latency
     }
 
     /// [`Network::transmit`], taking at least `min_us` to transmit (a link whose bandwidth

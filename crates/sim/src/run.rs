@@ -192,9 +192,13 @@ impl World {
             self.schedule(self.now + FAIL_AFTER_MS * 1000, Ev::DialFailed { node: from, addr });
             return;
         };
-        let d = self.net.latency(from, to) + self.changes.extra_delay(from, to, &self.net);
+        let latency = self.net.latency(from, to);
+        let d = latency + self.changes.extra_delay(from, to, &self.net);
+        // Every message on the link reads its latency with the other end (0: look it up).
+        let tag = u32::try_from(latency).unwrap_or(0);
         for up in self.pairs.dial(from, to, addr) {
             let (node, link, addr) = (up.node, up.link, up.addr);
+            self.pairs.set_tag(node, link, tag);
             self.schedule(self.now + d * Micros::from(up.delays), Ev::Up { node, link, addr });
         }
     }
@@ -204,7 +208,7 @@ impl World {
         let bytes = message_bytes(&msg, |b| sizes.of(b));
         self.messages += 1;
         self.bytes += bytes;
-        let Some((to, olink)) = self.pairs.other(from, link) else {
+        let Some((to, olink, latency)) = self.pairs.other_tagged(from, link) else {
             return;
         };
         if self.apart(from, to) {
@@ -218,7 +222,9 @@ impl World {
             self.break_link(from, link);
             return;
         }
-        let at = if self.changes.idle(self.now) {
+        let at = if self.changes.idle(self.now) && latency > 0 {
+            self.net.transmit_over(self.now, from, to, bytes, Micros::from(latency))
+        } else if self.changes.idle(self.now) {
             self.net.transmit(self.now, from, to, bytes)
         } else {
             match self.changes.transmit(&mut self.net, self.now, from, to, bytes) {
