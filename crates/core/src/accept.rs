@@ -219,7 +219,7 @@ impl Node {
                     self.out.store(StoreOp::PutTx(*txid, tx.clone()));
                     // Relay it again: peers that were on the winning branch all along never
                     // saw it, and would otherwise never mine it.
-                    self.relay.forget(txid.as_bytes());
+                    self.relay.forget_tx(txid);
                     self.relay.queue_tx(*txid, None);
                 }
             }

@@ -87,7 +87,7 @@ impl Node {
     fn on_ready(&mut self, peer: PeerId, now: Time) {
         let pending: Vec<Txid> = self.mempool.iter_oldest().map(|(id, _)| *id).collect();
         for txid in &pending {
-            self.relay.mark_known(peer, txid.as_bytes());
+            self.relay.mark_tx(peer, txid);
         }
         self.send_txs(peer, &pending);
         self.maybe_start_sync(now);
@@ -149,7 +149,7 @@ impl Node {
                     return self.violation(from, 50, &reason, now);
                 }
             };
-            self.relay.mark_known(from, hash.as_bytes());
+            self.relay.mark_block(from, &hash);
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
@@ -174,7 +174,7 @@ impl Node {
         }
         let mut lacking_txs = Vec::new();
         for txid in txids {
-            self.relay.mark_known(from, txid.as_bytes());
+            self.relay.mark_tx(from, &txid);
             if !self.mempool.contains(&txid) && self.tree.find_tx(&txid).is_none() {
                 lacking_txs.push(txid);
             }
@@ -206,7 +206,7 @@ impl Node {
                     let msg = Message::Block {
                         block: WireBlock(block),
                     };
-                    self.relay.mark_known(from, hash.as_bytes());
+                    self.relay.mark_block(from, &hash);
                     self.peering.send(from, msg, now, &mut self.out);
                 }
                 None => missing_blocks.push(hash),
@@ -240,7 +240,7 @@ impl Node {
         for tx in txs {
             let txid = tx.compute_txid();
             self.relay.tx_arrived(&txid);
-            self.relay.mark_known(from, txid.as_bytes());
+            self.relay.mark_tx(from, &txid);
             match self.accept_tx(tx, Some(from), now, false) {
                 Err(TxRejected::Malformed(_)) => malformed += 1,
                 // A forged signature or a transaction of the other ledger is the sender's
@@ -258,7 +258,7 @@ impl Node {
     fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
         let hash = block.compute_hash();
         self.relay.block_arrived(&hash);
-        self.relay.mark_known(from, hash.as_bytes());
+        self.relay.mark_block(from, &hash);
         self.note_peer_block(from, &block);
         match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
@@ -300,7 +300,7 @@ impl Node {
         for block in blocks {
             let hash = block.compute_hash();
             self.relay.block_arrived(&hash);
-            self.relay.mark_known(from, hash.as_bytes());
+            self.relay.mark_block(from, &hash);
             match self.accept_block(block, Origin::Peer(from), false, now) {
                 Ok(_) => {
                     taken.push(hash);
@@ -385,10 +385,10 @@ impl Node {
     /// Announces (or pushes) a block to every ready peer not known to have it.
     pub(crate) fn relay_block(&mut self, hash: BlockHash, block: &Arc<Block>, from: Option<PeerId>) {
         if let Some(from) = from {
-            self.relay.mark_known(from, hash.as_bytes());
+            self.relay.mark_block(from, &hash);
         }
         let ready = self.peering.ready_ids();
-        let targets = self.relay.targets(hash.as_bytes(), &ready);
+        let targets = self.relay.targets(&hash, &ready);
         self.relay.announce_block(block, &targets, &mut self.out);
     }
 

@@ -13,6 +13,10 @@ use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::output::Outbox;
 use crate::peers::PeerId;
 
+mod known;
+
+use known::Known;
+
 /// How new items travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
@@ -21,50 +25,6 @@ pub enum RelayMode {
     Announce,
     /// Send bodies to every peer straight away.
     Push,
-}
-
-/// Ids remembered per link as "it has this already" (older ones are forgotten).
-const KNOWN_PER_LINK: usize = 256;
-
-/// A short key for an id: its first 8 bytes. A collision only skips one announcement.
-fn key(bytes: &[u8; 32]) -> u64 {
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(k)
-}
-
-/// Ring of recent ids a link has.
-#[derive(Debug, Default)]
-struct Known {
-    ids: Vec<u64>,
-    next: usize,
-}
-
-impl Known {
-    /// Whether `k` is in the ring. Scans every slot without stopping early, which the
-    /// compiler turns into wide compares: most lookups are for an id that is absent (a new
-    /// block), so an early exit would save nothing and costs the vectorised loop.
-    fn contains(&self, k: u64) -> bool {
-        self.ids.iter().fold(false, |found, x| found | (*x == k))
-    }
-    fn remove(&mut self, k: u64) {
-        if let Some(i) = self.ids.iter().position(|x| *x == k) {
-            self.ids[i] = 0;
-        }
-    }
-    /// Adds `k`; returns whether it was new.
-    fn insert(&mut self, k: u64) -> bool {
-        if self.contains(k) {
-            return false;
-        }
-        if self.ids.len() < KNOWN_PER_LINK {
-            self.ids.push(k);
-        } else {
-            self.ids[self.next] = k;
-            self.next = (self.next + 1) % KNOWN_PER_LINK;
-        }
-        true
-    }
 }
 
 /// An item we asked a link for.
@@ -123,28 +83,36 @@ impl Relay {
         self.mode
     }
 
-    /// Notes that `peer` has a block or transaction (it sent or announced it, or we did).
-    pub fn mark_known(&mut self, peer: PeerId, id: &[u8; 32]) {
-        self.known.entry(peer).or_default().insert(key(id));
+    /// Notes that `peer` has a block (it sent or announced it, or we did).
+    pub fn mark_block(&mut self, peer: PeerId, hash: &BlockHash) {
+        self.known.entry(peer).or_default().insert_block(hash);
     }
 
-    /// Links among `ready` that should hear of item `id`: all but those known to have it.
-    /// They are marked as having it.
-    pub fn targets(&mut self, id: &[u8; 32], ready: &[PeerId]) -> Vec<PeerId> {
-        ready.iter().copied().filter(|p| self.first_time(*p, id)).collect()
+    /// Notes that `peer` has a transaction (it sent or announced it, or we did).
+    pub fn mark_tx(&mut self, peer: PeerId, txid: &Txid) {
+        self.known.entry(peer).or_default().insert_tx(txid);
     }
 
-    /// Whether `peer` is not yet known to have item `id`; it is marked as having it.
-    fn first_time(&mut self, peer: PeerId, id: &[u8; 32]) -> bool {
-        self.known.entry(peer).or_default().insert(key(id))
+    /// Links among `ready` that should hear of block `hash`: all but those known to have
+    /// it. They are marked as having it.
+    pub fn targets(&mut self, hash: &BlockHash, ready: &[PeerId]) -> Vec<PeerId> {
+        ready
+            .iter()
+            .copied()
+            .filter(|p| self.known.entry(*p).or_default().insert_block(hash))
+            .collect()
     }
 
-    /// Forgets who has an item: it came back (a reorganisation returned it to the
+    /// Whether `peer` is not yet known to have transaction `txid`; it is marked as having it.
+    fn first_time_tx(&mut self, peer: PeerId, txid: &Txid) -> bool {
+        self.known.entry(peer).or_default().insert_tx(txid)
+    }
+
+    /// Forgets who has a transaction: it came back (a reorganisation returned it to the
     /// mempool), and a peer we once told about it may never have fetched it.
-    pub fn forget(&mut self, id: &[u8; 32]) {
-        let k = key(id);
+    pub fn forget_tx(&mut self, txid: &Txid) {
         for known in self.known.values_mut() {
-            known.remove(k);
+            known.remove_tx(txid);
         }
     }
 
@@ -164,7 +132,7 @@ impl Relay {
         let pending = std::mem::take(&mut self.pending_txs);
         for (txid, from) in &pending {
             if let Some(from) = from {
-                self.mark_known(*from, txid.as_bytes());
+                self.mark_tx(*from, txid);
             }
         }
         ready
@@ -172,7 +140,7 @@ impl Relay {
             .map(|p| {
                 let txids: Vec<Txid> = pending
                     .iter()
-                    .filter(|(t, _)| self.first_time(*p, t.as_bytes()))
+                    .filter(|(t, _)| self.first_time_tx(*p, t))
                     .map(|(t, _)| *t)
                     .collect();
                 (*p, txids)
@@ -187,13 +155,13 @@ impl Relay {
     pub fn on_inv(&mut self, from: PeerId, blocks: Vec<BlockHash>, txs: Vec<Txid>, now: crate::time::Time) -> Wanted {
         let mut wanted = Wanted::default();
         for hash in blocks {
-            self.mark_known(from, hash.as_bytes());
+            self.mark_block(from, &hash);
             if want(&mut self.blocks, hash, from, now) {
                 wanted.blocks.push(hash);
             }
         }
         for txid in txs {
-            self.mark_known(from, txid.as_bytes());
+            self.mark_tx(from, &txid);
             if want(&mut self.txs, txid, from, now) {
                 wanted.txs.push(txid);
             }
