@@ -162,6 +162,8 @@ impl Node {
             && chain_work > l.work
         {
             l.work = chain_work;
+            // Never more than our tip's work, but sync need not know that.
+            self.sync.links_changed();
         }
         self.out.store(StoreOp::PutBlock {
             hash,

@@ -85,6 +85,7 @@ impl Node {
     /// A link finished its handshake: hand it our pending transactions (by id in announce
     /// mode) and see whether it has blocks we lack.
     fn on_ready(&mut self, peer: PeerId, now: Time) {
+        self.sync.links_changed();
         let pending: Vec<Txid> = self.mempool.iter_oldest().map(|(id, _)| *id).collect();
         for txid in &pending {
             self.relay.mark_tx(peer, txid);
