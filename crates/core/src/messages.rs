@@ -150,11 +150,16 @@ impl Node {
                     return self.violation(from, 50, &reason, now);
                 }
             };
-            self.relay.mark_block(from, &hash);
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
-            if self.tree.contains(&hash) || self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
+            if self.tree.contains(&hash) {
+                // Most announcements: relayed when it was inserted, never again, so noting
+                // that `from` has it would only push ids that still matter out of its ring.
+                continue;
+            }
+            self.relay.mark_block(from, &hash);
+            if self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
                 continue;
             }
             if self.tree.contains(&header.prev_hash) || lacking.contains(&header.prev_hash) {
@@ -164,8 +169,15 @@ impl Node {
                 self.sync.want_from(from);
             }
         }
-        let wanted = self.relay.on_inv(from, lacking, Vec::new(), now);
-        self.ask(from, wanted, now);
+        let blocks = self.relay.want_blocks(from, lacking, now);
+        self.ask(
+            from,
+            Wanted {
+                blocks,
+                txs: Vec::new(),
+            },
+            now,
+        );
         self.maybe_start_sync(now);
     }
 
@@ -180,8 +192,15 @@ impl Node {
                 lacking_txs.push(txid);
             }
         }
-        let wanted = self.relay.on_inv(from, Vec::new(), lacking_txs, now);
-        self.ask(from, wanted, now);
+        let txs = self.relay.want_txs(from, lacking_txs, now);
+        self.ask(
+            from,
+            Wanted {
+                blocks: Vec::new(),
+                txs,
+            },
+            now,
+        );
     }
 
     /// Sends a `GetData` for what is wanted from `peer`.
@@ -388,9 +407,11 @@ impl Node {
         if let Some(from) = from {
             self.relay.mark_block(from, &hash);
         }
-        let ready = self.peering.ready_ids();
-        let targets = self.relay.targets(&hash, &ready);
-        self.relay.announce_block(block, &targets, &mut self.out);
+        for link in self.peering.ready_links() {
+            if self.relay.first_time_block(link.id, &hash) {
+                self.out.send(link.id, self.relay.announcement(block));
+            }
+        }
     }
 
     /// Sends the transactions accepted since the last drain, one batch per peer, leaving
