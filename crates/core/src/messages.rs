@@ -141,7 +141,7 @@ impl Node {
         if headers.len() > MAX_INV_PER_MESSAGE {
             return self.violation(from, 20, "too many headers in one announcement", now);
         }
-        let mut lacking = Vec::new();
+        let mut lacking = self.relay.take_lacking();
         for WireHeader(header) in headers {
             let hash = match check_proof_of_work(&self.params, &header) {
                 Ok(hash) => hash,
@@ -169,7 +169,8 @@ impl Node {
                 self.sync.want_from(from);
             }
         }
-        let blocks = self.relay.want_blocks(from, lacking, now);
+        let blocks = self.relay.want_blocks(from, &lacking, now);
+        self.relay.put_lacking(lacking);
         self.ask(
             from,
             Wanted {

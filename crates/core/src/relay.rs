@@ -21,6 +21,9 @@ mod known;
 use fetches::Fetches;
 use known::Known;
 
+/// Most block hashes the list of [`Relay::take_lacking`] keeps room for between uses.
+const LACKING_KEPT: usize = 16;
+
 /// How new items travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
@@ -41,6 +44,8 @@ pub struct Relay {
     txs: Fetches<Txid>,
     /// Transactions accepted since the last flush, with the link they came from.
     pending_txs: Vec<(Txid, Option<PeerId>)>,
+    /// An empty list kept for [`Relay::take_lacking`].
+    lacking: Vec<BlockHash>,
 }
 
 /// Items to ask one link for.
@@ -70,6 +75,7 @@ impl Relay {
             blocks: Fetches::new(keyed),
             txs: Fetches::new(keyed),
             pending_txs: Vec::new(),
+            lacking: Vec::new(),
         }
     }
 
@@ -146,12 +152,28 @@ impl Relay {
     ///
     /// They are marked again: in a long announcement the later ids may have pushed the
     /// first ones out of the link's ring, and `from` surely has them.
-    pub fn want_blocks(&mut self, from: PeerId, mut blocks: Vec<BlockHash>, now: Time) -> Vec<BlockHash> {
-        blocks.retain(|h| {
+    pub fn want_blocks(&mut self, from: PeerId, blocks: &[BlockHash], now: Time) -> Vec<BlockHash> {
+        let want = |h: &&BlockHash| {
             self.mark_block(from, h);
-            self.blocks.want(*h, from, now)
-        });
-        blocks
+            self.blocks.want(**h, from, now)
+        };
+        blocks.iter().filter(want).copied().collect()
+    }
+
+    /// An empty list to gather an announcement's blocks in, to hand back with
+    /// [`Relay::put_lacking`]: most announcements are of a block we have or asked for,
+    /// and need not cost an allocation each.
+    pub fn take_lacking(&mut self) -> Vec<BlockHash> {
+        std::mem::take(&mut self.lacking)
+    }
+
+    /// Hands back the list of [`Relay::take_lacking`]; one grown by a long announcement is
+    /// dropped rather than kept.
+    pub fn put_lacking(&mut self, mut lacking: Vec<BlockHash>) {
+        if lacking.capacity() <= LACKING_KEPT {
+            lacking.clear();
+            self.lacking = lacking;
+        }
     }
 
     /// [`Relay::want_blocks`] for transactions.
