@@ -162,6 +162,8 @@ impl Node {
             && chain_work > l.work
         {
             l.work = chain_work;
+            // Never more than our tip's work, but sync need not know that.
+            self.sync.links_changed();
         }
         self.out.store(StoreOp::PutBlock {
             hash,
@@ -219,7 +221,7 @@ impl Node {
                     self.out.store(StoreOp::PutTx(*txid, tx.clone()));
                     // Relay it again: peers that were on the winning branch all along never
                     // saw it, and would otherwise never mine it.
-                    self.relay.forget(txid.as_bytes());
+                    self.relay.forget_tx(txid);
                     self.relay.queue_tx(*txid, None);
                 }
             }

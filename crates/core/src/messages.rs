@@ -85,9 +85,10 @@ impl Node {
     /// A link finished its handshake: hand it our pending transactions (by id in announce
     /// mode) and see whether it has blocks we lack.
     fn on_ready(&mut self, peer: PeerId, now: Time) {
+        self.sync.links_changed();
         let pending: Vec<Txid> = self.mempool.iter_oldest().map(|(id, _)| *id).collect();
         for txid in &pending {
-            self.relay.mark_known(peer, txid.as_bytes());
+            self.relay.mark_tx(peer, txid);
         }
         self.send_txs(peer, &pending);
         self.maybe_start_sync(now);
@@ -140,7 +141,7 @@ impl Node {
         if headers.len() > MAX_INV_PER_MESSAGE {
             return self.violation(from, 20, "too many headers in one announcement", now);
         }
-        let mut lacking = Vec::new();
+        let mut lacking = self.relay.take_lacking();
         for WireHeader(header) in headers {
             let hash = match check_proof_of_work(&self.params, &header) {
                 Ok(hash) => hash,
@@ -149,11 +150,16 @@ impl Node {
                     return self.violation(from, 50, &reason, now);
                 }
             };
-            self.relay.mark_known(from, hash.as_bytes());
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
-            if self.tree.contains(&hash) || self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
+            if self.tree.contains(&hash) {
+                // Most announcements: relayed when it was inserted, never again, so noting
+                // that `from` has it would only push ids that still matter out of its ring.
+                continue;
+            }
+            self.relay.mark_block(from, &hash);
+            if self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
                 continue;
             }
             if self.tree.contains(&header.prev_hash) || lacking.contains(&header.prev_hash) {
@@ -163,8 +169,16 @@ impl Node {
                 self.sync.want_from(from);
             }
         }
-        let wanted = self.relay.on_inv(from, lacking, Vec::new(), now);
-        self.ask(from, wanted, now);
+        let blocks = self.relay.want_blocks(from, &lacking, now);
+        self.relay.put_lacking(lacking);
+        self.ask(
+            from,
+            Wanted {
+                blocks,
+                txs: Vec::new(),
+            },
+            now,
+        );
         self.maybe_start_sync(now);
     }
 
@@ -174,13 +188,20 @@ impl Node {
         }
         let mut lacking_txs = Vec::new();
         for txid in txids {
-            self.relay.mark_known(from, txid.as_bytes());
+            self.relay.mark_tx(from, &txid);
             if !self.mempool.contains(&txid) && self.tree.find_tx(&txid).is_none() {
                 lacking_txs.push(txid);
             }
         }
-        let wanted = self.relay.on_inv(from, Vec::new(), lacking_txs, now);
-        self.ask(from, wanted, now);
+        let txs = self.relay.want_txs(from, lacking_txs, now);
+        self.ask(
+            from,
+            Wanted {
+                blocks: Vec::new(),
+                txs,
+            },
+            now,
+        );
     }
 
     /// Sends a `GetData` for what is wanted from `peer`.
@@ -206,7 +227,7 @@ impl Node {
                     let msg = Message::Block {
                         block: WireBlock(block),
                     };
-                    self.relay.mark_known(from, hash.as_bytes());
+                    self.relay.mark_block(from, &hash);
                     self.peering.send(from, msg, now, &mut self.out);
                 }
                 None => missing_blocks.push(hash),
@@ -240,7 +261,7 @@ impl Node {
         for tx in txs {
             let txid = tx.compute_txid();
             self.relay.tx_arrived(&txid);
-            self.relay.mark_known(from, txid.as_bytes());
+            self.relay.mark_tx(from, &txid);
             match self.accept_tx(tx, Some(from), now, false) {
                 Err(TxRejected::Malformed(_)) => malformed += 1,
                 // A forged signature or a transaction of the other ledger is the sender's
@@ -258,7 +279,7 @@ impl Node {
     fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
         let hash = block.compute_hash();
         self.relay.block_arrived(&hash);
-        self.relay.mark_known(from, hash.as_bytes());
+        self.relay.mark_block(from, &hash);
         self.note_peer_block(from, &block);
         match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
@@ -300,7 +321,7 @@ impl Node {
         for block in blocks {
             let hash = block.compute_hash();
             self.relay.block_arrived(&hash);
-            self.relay.mark_known(from, hash.as_bytes());
+            self.relay.mark_block(from, &hash);
             match self.accept_block(block, Origin::Peer(from), false, now) {
                 Ok(_) => {
                     taken.push(hash);
@@ -385,11 +406,13 @@ impl Node {
     /// Announces (or pushes) a block to every ready peer not known to have it.
     pub(crate) fn relay_block(&mut self, hash: BlockHash, block: &Arc<Block>, from: Option<PeerId>) {
         if let Some(from) = from {
-            self.relay.mark_known(from, hash.as_bytes());
+            self.relay.mark_block(from, &hash);
         }
-        let ready = self.peering.ready_ids();
-        let targets = self.relay.targets(hash.as_bytes(), &ready);
-        self.relay.announce_block(block, &targets, &mut self.out);
+        for link in self.peering.ready_links() {
+            if self.relay.first_time_block(link.id, &hash) {
+                self.out.send(link.id, self.relay.announcement(block));
+            }
+        }
     }
 
     /// Sends the transactions accepted since the last drain, one batch per peer, leaving

@@ -5,13 +5,24 @@
 //! for comparison. This part owns what each link is known to have and what we asked for.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chainsim_primitives::{BlockHash, Txid};
+use chainsim_primitives::{Block, BlockHash, Txid};
 
 use crate::keyed_hash::{KeyedHash, KeyedMap};
-use crate::output::Outbox;
 use crate::peers::PeerId;
+use crate::protocol::{Message, WireBlock, WireHeader};
+use crate::time::Time;
+
+mod fetches;
+mod known;
+
+use fetches::Fetches;
+use known::Known;
+
+/// Most block hashes the list of [`Relay::take_lacking`] keeps room for between uses.
+const LACKING_KEPT: usize = 16;
 
 /// How new items travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,69 +34,18 @@ pub enum RelayMode {
     Push,
 }
 
-/// Ids remembered per link as "it has this already" (older ones are forgotten).
-const KNOWN_PER_LINK: usize = 256;
-
-/// A short key for an id: its first 8 bytes. A collision only skips one announcement.
-fn key(bytes: &[u8; 32]) -> u64 {
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(k)
-}
-
-/// Ring of recent ids a link has.
-#[derive(Debug, Default)]
-struct Known {
-    ids: Vec<u64>,
-    next: usize,
-}
-
-impl Known {
-    /// Whether `k` is in the ring. Scans every slot without stopping early, which the
-    /// compiler turns into wide compares: most lookups are for an id that is absent (a new
-    /// block), so an early exit would save nothing and costs the vectorised loop.
-    fn contains(&self, k: u64) -> bool {
-        self.ids.iter().fold(false, |found, x| found | (*x == k))
-    }
-    fn remove(&mut self, k: u64) {
-        if let Some(i) = self.ids.iter().position(|x| *x == k) {
-            self.ids[i] = 0;
-        }
-    }
-    /// Adds `k`; returns whether it was new.
-    fn insert(&mut self, k: u64) -> bool {
-        if self.contains(k) {
-            return false;
-        }
-        if self.ids.len() < KNOWN_PER_LINK {
-            self.ids.push(k);
-        } else {
-            self.ids[self.next] = k;
-            self.next = (self.next + 1) % KNOWN_PER_LINK;
-        }
-        true
-    }
-}
-
-/// An item we asked a link for.
-#[derive(Debug, Clone)]
-struct Fetch {
-    from: PeerId,
-    at: crate::time::Time,
-    /// Other links that announced it, asked in turn if `from` fails.
-    others: Vec<PeerId>,
-}
-
 /// What relay needs to remember.
 #[derive(Debug)]
 pub struct Relay {
     mode: RelayMode,
     fetch_timeout: Duration,
     known: KeyedMap<PeerId, Known>,
-    blocks: BTreeMap<BlockHash, Fetch>,
-    txs: BTreeMap<Txid, Fetch>,
+    blocks: Fetches<BlockHash>,
+    txs: Fetches<Txid>,
     /// Transactions accepted since the last flush, with the link they came from.
     pending_txs: Vec<(Txid, Option<PeerId>)>,
+    /// An empty list kept for [`Relay::take_lacking`].
+    lacking: Vec<BlockHash>,
 }
 
 /// Items to ask one link for.
@@ -112,9 +72,10 @@ impl Relay {
             mode,
             fetch_timeout,
             known: KeyedMap::with_hasher(keyed),
-            blocks: BTreeMap::new(),
-            txs: BTreeMap::new(),
+            blocks: Fetches::new(keyed),
+            txs: Fetches::new(keyed),
             pending_txs: Vec::new(),
+            lacking: Vec::new(),
         }
     }
 
@@ -123,28 +84,32 @@ impl Relay {
         self.mode
     }
 
-    /// Notes that `peer` has a block or transaction (it sent or announced it, or we did).
-    pub fn mark_known(&mut self, peer: PeerId, id: &[u8; 32]) {
-        self.known.entry(peer).or_default().insert(key(id));
+    /// Notes that `peer` has a block (it sent or announced it, or we did).
+    pub fn mark_block(&mut self, peer: PeerId, hash: &BlockHash) {
+        self.known.entry(peer).or_default().insert_block(hash);
     }
 
-    /// Links among `ready` that should hear of item `id`: all but those known to have it.
-    /// They are marked as having it.
-    pub fn targets(&mut self, id: &[u8; 32], ready: &[PeerId]) -> Vec<PeerId> {
-        ready.iter().copied().filter(|p| self.first_time(*p, id)).collect()
+    /// Notes that `peer` has a transaction (it sent or announced it, or we did).
+    pub fn mark_tx(&mut self, peer: PeerId, txid: &Txid) {
+        self.known.entry(peer).or_default().insert_tx(txid);
     }
 
-    /// Whether `peer` is not yet known to have item `id`; it is marked as having it.
-    fn first_time(&mut self, peer: PeerId, id: &[u8; 32]) -> bool {
-        self.known.entry(peer).or_default().insert(key(id))
+    /// Whether `peer` should hear of block `hash`: it is not known to have it. It is
+    /// marked as having it.
+    pub fn first_time_block(&mut self, peer: PeerId, hash: &BlockHash) -> bool {
+        self.known.entry(peer).or_default().insert_block(hash)
     }
 
-    /// Forgets who has an item: it came back (a reorganisation returned it to the
+    /// Whether `peer` is not yet known to have transaction `txid`; it is marked as having it.
+    fn first_time_tx(&mut self, peer: PeerId, txid: &Txid) -> bool {
+        self.known.entry(peer).or_default().insert_tx(txid)
+    }
+
+    /// Forgets who has a transaction: it came back (a reorganisation returned it to the
     /// mempool), and a peer we once told about it may never have fetched it.
-    pub fn forget(&mut self, id: &[u8; 32]) {
-        let k = key(id);
+    pub fn forget_tx(&mut self, txid: &Txid) {
         for known in self.known.values_mut() {
-            known.remove(k);
+            known.remove_tx(txid);
         }
     }
 
@@ -164,7 +129,7 @@ impl Relay {
         let pending = std::mem::take(&mut self.pending_txs);
         for (txid, from) in &pending {
             if let Some(from) = from {
-                self.mark_known(*from, txid.as_bytes());
+                self.mark_tx(*from, txid);
             }
         }
         ready
@@ -172,7 +137,7 @@ impl Relay {
             .map(|p| {
                 let txids: Vec<Txid> = pending
                     .iter()
-                    .filter(|(t, _)| self.first_time(*p, t.as_bytes()))
+                    .filter(|(t, _)| self.first_time_tx(*p, t))
                     .map(|(t, _)| *t)
                     .collect();
                 (*p, txids)
@@ -181,65 +146,73 @@ impl Relay {
             .collect()
     }
 
-    /// An announcement from `from`: returns what to ask it for now. Items we have are
-    /// left out by the caller; items asked of someone else already wait for that answer
-    /// (and `from` is remembered as a fallback).
-    pub fn on_inv(&mut self, from: PeerId, blocks: Vec<BlockHash>, txs: Vec<Txid>, now: crate::time::Time) -> Wanted {
-        let mut wanted = Wanted::default();
-        for hash in blocks {
-            self.mark_known(from, hash.as_bytes());
-            if want(&mut self.blocks, hash, from, now) {
-                wanted.blocks.push(hash);
-            }
+    /// Blocks `from` announced that we lack (the caller marked them as known to `from`):
+    /// keeps those to ask it for now. The others were asked of an earlier announcer and
+    /// wait for its answer, `from` remembered as a fallback.
+    ///
+    /// They are marked again: in a long announcement the later ids may have pushed the
+    /// first ones out of the link's ring, and `from` surely has them.
+    pub fn want_blocks(&mut self, from: PeerId, blocks: &[BlockHash], now: Time) -> Vec<BlockHash> {
+        let want = |h: &&BlockHash| {
+            self.mark_block(from, h);
+            self.blocks.want(**h, from, now)
+        };
+        blocks.iter().filter(want).copied().collect()
+    }
+
+    /// An empty list to gather an announcement's blocks in, to hand back with
+    /// [`Relay::put_lacking`]: most announcements are of a block we have or asked for,
+    /// and need not cost an allocation each.
+    pub fn take_lacking(&mut self) -> Vec<BlockHash> {
+        std::mem::take(&mut self.lacking)
+    }
+
+    /// Hands back the list of [`Relay::take_lacking`]; one grown by a long announcement is
+    /// dropped rather than kept.
+    pub fn put_lacking(&mut self, mut lacking: Vec<BlockHash>) {
+        if lacking.capacity() <= LACKING_KEPT {
+            lacking.clear();
+            self.lacking = lacking;
         }
-        for txid in txs {
-            self.mark_known(from, txid.as_bytes());
-            if want(&mut self.txs, txid, from, now) {
-                wanted.txs.push(txid);
-            }
-        }
-        wanted
+    }
+
+    /// [`Relay::want_blocks`] for transactions.
+    pub fn want_txs(&mut self, from: PeerId, mut txs: Vec<Txid>, now: Time) -> Vec<Txid> {
+        txs.retain(|t| {
+            self.mark_tx(from, t);
+            self.txs.want(*t, from, now)
+        });
+        txs
     }
 
     /// A block arrived (or was found elsewhere): no longer wanted.
     pub fn block_arrived(&mut self, hash: &BlockHash) {
-        self.blocks.remove(hash);
+        self.blocks.arrived(hash);
     }
 
     /// A transaction arrived: no longer wanted.
     pub fn tx_arrived(&mut self, txid: &Txid) {
-        self.txs.remove(txid);
+        self.txs.arrived(txid);
     }
 
     /// `from` said it does not have these: ask the next announcer.
-    pub fn not_found(
-        &mut self,
-        from: PeerId,
-        blocks: &[BlockHash],
-        txs: &[Txid],
-        now: crate::time::Time,
-    ) -> Vec<(PeerId, Wanted)> {
+    pub fn not_found(&mut self, from: PeerId, blocks: &[BlockHash], txs: &[Txid], now: Time) -> Vec<(PeerId, Wanted)> {
         let blocks: Vec<(BlockHash, PeerId)> = blocks.iter().map(|h| (*h, from)).collect();
         let txs: Vec<(Txid, PeerId)> = txs.iter().map(|t| (*t, from)).collect();
         self.move_on(&blocks, &txs, now)
     }
 
     /// Moves each request on from the peer it names to its next announcer; returns what to
-    /// ask of whom.
-    fn move_on(
-        &mut self,
-        blocks: &[(BlockHash, PeerId)],
-        txs: &[(Txid, PeerId)],
-        now: crate::time::Time,
-    ) -> Vec<(PeerId, Wanted)> {
+    /// ask of whom, in link order.
+    fn move_on(&mut self, blocks: &[(BlockHash, PeerId)], txs: &[(Txid, PeerId)], now: Time) -> Vec<(PeerId, Wanted)> {
         let mut retry = BTreeMap::<PeerId, Wanted>::new();
         for (hash, from) in blocks {
-            if let Some(next) = next_source(&mut self.blocks, *hash, Some(*from), now) {
+            if let Some(next) = self.blocks.next_source(*hash, *from, now) {
                 retry.entry(next).or_default().blocks.push(*hash);
             }
         }
         for (txid, from) in txs {
-            if let Some(next) = next_source(&mut self.txs, *txid, Some(*from), now) {
+            if let Some(next) = self.txs.next_source(*txid, *from, now) {
                 retry.entry(next).or_default().txs.push(*txid);
             }
         }
@@ -247,107 +220,44 @@ impl Relay {
     }
 
     /// A link closed: forget it, and ask other announcers for what it owed us.
-    pub fn peer_gone(&mut self, peer: PeerId, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
+    pub fn peer_gone(&mut self, peer: PeerId, now: Time) -> Vec<(PeerId, Wanted)> {
         self.known.remove(&peer);
         self.pending_txs.retain(|(_, f)| *f != Some(peer));
-        let owed_blocks = ids_where(&self.blocks, |f| f.from == peer);
-        let owed_txs = ids_where(&self.txs, |f| f.from == peer);
-        for f in self.blocks.values_mut().chain(self.txs.values_mut()) {
-            f.others.retain(|p| *p != peer);
-        }
+        let owed_blocks = self.blocks.owed_by(peer);
+        let owed_txs = self.txs.owed_by(peer);
+        self.blocks.drop_announcer(peer);
+        self.txs.drop_announcer(peer);
         self.not_found(peer, &owed_blocks, &owed_txs, now)
     }
 
     /// Requests not answered within the fetch timeout: ask the next announcer.
-    pub fn on_timeout(&mut self, now: crate::time::Time) -> Vec<(PeerId, Wanted)> {
-        let timeout = self.fetch_timeout;
-        let late = |f: &Fetch| f.at + timeout <= now;
-        let blocks: Vec<(BlockHash, PeerId)> = ids_where(&self.blocks, late)
-            .into_iter()
-            .filter_map(|h| self.blocks.get(&h).map(|f| (h, f.from)))
-            .collect();
-        let txs: Vec<(Txid, PeerId)> = ids_where(&self.txs, late)
-            .into_iter()
-            .filter_map(|t| self.txs.get(&t).map(|f| (t, f.from)))
-            .collect();
+    pub fn on_timeout(&mut self, now: Time) -> Vec<(PeerId, Wanted)> {
+        let blocks = self.blocks.late(now, self.fetch_timeout);
+        let txs = self.txs.late(now, self.fetch_timeout);
+        if blocks.is_empty() && txs.is_empty() {
+            return Vec::new();
+        }
         self.move_on(&blocks, &txs, now)
     }
 
     /// When the oldest request times out.
-    pub fn next_deadline(&self) -> Option<crate::time::Time> {
-        self.blocks
-            .values()
-            .chain(self.txs.values())
-            .map(|f| f.at + self.fetch_timeout)
-            .min()
+    pub fn next_deadline(&self) -> Option<Time> {
+        let (blocks, txs) = (
+            self.blocks.deadline(self.fetch_timeout),
+            self.txs.deadline(self.fetch_timeout),
+        );
+        blocks.into_iter().chain(txs).min()
     }
 
-    /// Sends a block announcement or body to each of `targets` (see [`Relay::targets`]).
-    pub fn announce_block(
-        &self,
-        block: &std::sync::Arc<chainsim_primitives::Block>,
-        targets: &[PeerId],
-        out: &mut Outbox,
-    ) {
-        use crate::protocol::{Message, WireBlock, WireHeader};
-        for peer in targets {
-            let msg = match self.mode {
-                RelayMode::Announce => Message::Headers {
-                    headers: vec![WireHeader(block.header)],
-                },
-                RelayMode::Push => Message::Block {
-                    block: WireBlock(block.clone()),
-                },
-            };
-            out.send(*peer, msg);
+    /// What tells a peer of a new block: its header, or in push mode the block itself.
+    pub fn announcement(&self, block: &Arc<Block>) -> Message {
+        match self.mode {
+            RelayMode::Announce => Message::Headers {
+                headers: vec![WireHeader(block.header)],
+            },
+            RelayMode::Push => Message::Block {
+                block: WireBlock(block.clone()),
+            },
         }
     }
-}
-
-/// The ids of requests matching `pred`.
-fn ids_where<K: Ord + Copy>(map: &BTreeMap<K, Fetch>, pred: impl Fn(&Fetch) -> bool) -> Vec<K> {
-    map.iter().filter(|(_, f)| pred(f)).map(|(k, _)| *k).collect()
-}
-
-/// Records `from` as a source of `id`; true when it should be asked now (nobody else is).
-fn want<K: Ord + Copy>(map: &mut BTreeMap<K, Fetch>, id: K, from: PeerId, now: crate::time::Time) -> bool {
-    match map.get_mut(&id) {
-        Some(f) => {
-            if f.from != from && !f.others.contains(&from) {
-                f.others.push(from);
-            }
-            false
-        }
-        None => {
-            map.insert(
-                id,
-                Fetch {
-                    from,
-                    at: now,
-                    others: Vec::new(),
-                },
-            );
-            true
-        }
-    }
-}
-
-/// Moves a request on from `failed` to the next announcer; forgets it when none is left.
-fn next_source<K: Ord + Copy>(
-    map: &mut BTreeMap<K, Fetch>,
-    id: K,
-    failed: Option<PeerId>,
-    now: crate::time::Time,
-) -> Option<PeerId> {
-    let f = map.get_mut(&id)?;
-    if failed.is_some_and(|p| p != f.from) {
-        return None;
-    }
-    if f.others.is_empty() {
-        map.remove(&id);
-        return None;
-    }
-    f.from = f.others.remove(0);
-    f.at = now;
-    Some(f.from)
 }

@@ -52,6 +52,9 @@ pub struct Sync {
     exhausted: BTreeSet<PeerId>,
     /// Peers that sent a block we could not connect: ask them even without a work claim.
     wanted: BTreeSet<PeerId>,
+    /// The last look for a peer to sync from found none, and nothing since could have
+    /// brought one: see [`Sync::maybe_start`].
+    idle: bool,
 }
 
 /// A download peer passed over for not answering.
@@ -84,6 +87,7 @@ impl Sync {
             download: None,
             exhausted: BTreeSet::new(),
             wanted: BTreeSet::new(),
+            idle: false,
         }
     }
 
@@ -105,16 +109,25 @@ impl Sync {
     /// A peer announced more work (or a block): it is worth asking again.
     pub fn refreshed(&mut self, peer: PeerId) {
         self.exhausted.remove(&peer);
+        self.idle = false;
     }
 
     /// A peer sent a block whose parent we lack.
     pub fn want_from(&mut self, peer: PeerId) {
         self.exhausted.remove(&peer);
         self.wanted.insert(peer);
+        self.idle = false;
+    }
+
+    /// A link became ready or claims more work than before: the next
+    /// [`Sync::maybe_start`] looks at every link again.
+    pub fn links_changed(&mut self) {
+        self.idle = false;
     }
 
     /// Forgets a closed link; true when it was the download peer.
     pub fn peer_gone(&mut self, peer: PeerId) -> bool {
+        self.idle = false;
         self.exhausted.remove(&peer);
         self.wanted.remove(&peer);
         self.download.take_if(|d| d.peer == peer).is_some()
@@ -122,22 +135,42 @@ impl Sync {
 
     /// Starts downloading from the best peer when one has more work (or sent an orphan)
     /// and no download runs. Returns the request to send.
+    ///
+    /// Most calls find nothing to do, after every message, so a look that found no peer is
+    /// remembered until something could bring one: a link becoming ready or claiming more
+    /// work ([`Sync::links_changed`]), a peer leaving the passed-over set or sending an
+    /// orphan. Our own work only grows (the tip changes only to more work), which only
+    /// shrinks the set of peers with more than ours, so it needs no new look.
     pub fn maybe_start<'a>(
         &mut self,
-        mut ready: impl Iterator<Item = &'a Link>,
+        ready: impl Iterator<Item = &'a Link>,
         tree: &BlockTree,
         now: Time,
     ) -> Option<(PeerId, Message)> {
         if self.download.is_some() {
             return None;
         }
-        let our_work = tree.tip().chain_work;
-        let best = ready
-            .by_ref()
+        if self.idle {
+            debug_assert!(
+                self.best(ready, tree.tip().chain_work).is_none(),
+                "a peer to sync from appeared without Sync hearing of it"
+            );
+            return None;
+        }
+        let Some((peer, target)) = self.best(ready, tree.tip().chain_work) else {
+            self.idle = true;
+            return None;
+        };
+        Some(self.request(peer, target, None, tree, now))
+    }
+
+    /// The peer to sync from among `ready`, with its height: the one with the most work
+    /// beyond `our_work`, or one that sent an orphan, not passed over.
+    fn best<'a>(&self, ready: impl Iterator<Item = &'a Link>, our_work: Work) -> Option<(PeerId, u64)> {
+        ready
             .filter(|l| !self.exhausted.contains(&l.id) && (l.work > our_work || self.wanted.contains(&l.id)))
             .max_by_key(|l| (l.work, l.height, std::cmp::Reverse(l.id)))
-            .map(|l| (l.id, l.height))?;
-        Some(self.request(best.0, best.1, None, tree, now))
+            .map(|l| (l.id, l.height))
     }
 
     fn request(

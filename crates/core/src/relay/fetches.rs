@@ -1,0 +1,203 @@
+//! Items asked for and not yet arrived, each with the link asked and the other links that
+//! announced it, to ask in turn if that one fails.
+//!
+//! A hash table, looked up on every announcement of an item in flight, with the time of
+//! the oldest request kept beside it so that the node's next deadline (asked after every
+//! input) costs nothing. Nothing sent depends on the table's order: every list taken from
+//! it is sorted by id first, as the ordered map it replaces gave them.
+
+use std::hash::Hash;
+use std::time::Duration;
+
+use crate::keyed_hash::{KeyedHash, KeyedMap};
+use crate::peers::PeerId;
+use crate::time::Time;
+
+/// An item we asked a link for.
+#[derive(Debug, Clone)]
+struct Fetch {
+    from: PeerId,
+    at: Time,
+    /// Other links that announced it, asked in turn if `from` fails.
+    others: Vec<PeerId>,
+}
+
+/// The requests of one kind of item (blocks, or transactions).
+#[derive(Debug)]
+pub(super) struct Fetches<K> {
+    map: KeyedMap<K, Fetch>,
+    /// The earliest `at` of all requests; `None` when there are none.
+    oldest: Option<Time>,
+}
+
+impl<K: Copy + Ord + Hash> Fetches<K> {
+    /// No requests; `keyed` hashes the ids.
+    pub(super) fn new(keyed: KeyedHash) -> Self {
+        Self {
+            map: KeyedMap::with_hasher(keyed),
+            oldest: None,
+        }
+    }
+
+    /// Records `from` as a source of `id`; true when it should be asked now (nobody else
+    /// is).
+    pub(super) fn want(&mut self, id: K, from: PeerId, now: Time) -> bool {
+        if let Some(f) = self.map.get_mut(&id) {
+            if f.from != from && !f.others.contains(&from) {
+                f.others.push(from);
+            }
+            return false;
+        }
+        let others = Vec::new();
+        self.map.insert(id, Fetch { from, at: now, others });
+        self.oldest = Some(self.oldest.map_or(now, |t| t.min(now)));
+        true
+    }
+
+    /// `id` arrived: no longer wanted.
+    pub(super) fn arrived(&mut self, id: &K) {
+        if let Some(f) = self.map.remove(id) {
+            self.replaced(f.at);
+        }
+    }
+
+    /// Moves the request for `id` on from `failed` to its next announcer, or forgets it
+    /// when none is left. Returns the link to ask now; none when `failed` was not the one
+    /// asked.
+    pub(super) fn next_source(&mut self, id: K, failed: PeerId, now: Time) -> Option<PeerId> {
+        let f = self.map.get_mut(&id)?;
+        if f.from != failed {
+            return None;
+        }
+        let was = f.at;
+        let next = if f.others.is_empty() {
+            self.map.remove(&id);
+            None
+        } else {
+            f.from = f.others.remove(0);
+            f.at = now;
+            Some(f.from)
+        };
+        self.replaced(was);
+        next
+    }
+
+    /// A request made at `at` was answered or moved: finds the oldest again if it was
+    /// the oldest.
+    fn replaced(&mut self, at: Time) {
+        if self.oldest == Some(at) {
+            self.oldest = self.map.values().map(|f| f.at).min();
+        }
+    }
+
+    /// The ids asked of `peer`, in id order.
+    pub(super) fn owed_by(&self, peer: PeerId) -> Vec<K> {
+        self.sorted(|f| f.from == peer).into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// Requests made `timeout` or longer before `now`, with the link asked, in id order.
+    pub(super) fn late(&self, now: Time, timeout: Duration) -> Vec<(K, PeerId)> {
+        if self.deadline(timeout).is_none_or(|d| d > now) {
+            return Vec::new();
+        }
+        self.sorted(|f| f.at + timeout <= now)
+    }
+
+    /// The requests matching `pred` with the link asked, in id order.
+    fn sorted(&self, pred: impl Fn(&Fetch) -> bool) -> Vec<(K, PeerId)> {
+        let mut ids: Vec<(K, PeerId)> = self
+            .map
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .map(|(k, f)| (*k, f.from))
+            .collect();
+        ids.sort_unstable_by_key(|(k, _)| *k);
+        ids
+    }
+
+    /// Forgets `peer` as a fallback source of every request.
+    pub(super) fn drop_announcer(&mut self, peer: PeerId) {
+        for f in self.map.values_mut() {
+            f.others.retain(|p| *p != peer);
+        }
+    }
+
+    /// When the oldest request times out.
+    pub(super) fn deadline(&self, timeout: Duration) -> Option<Time> {
+        debug_assert_eq!(self.oldest, self.map.values().map(|f| f.at).min());
+        self.oldest.map(|t| t + timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn t(s: u64) -> Time {
+        Time::from_millis(s * 1_000)
+    }
+
+    fn fetches() -> Fetches<u32> {
+        Fetches::new(KeyedHash::new(5))
+    }
+
+    #[test]
+    fn the_first_announcer_is_asked_and_the_others_wait_in_turn() {
+        let mut f = fetches();
+        assert!(f.want(1, PeerId(7), t(0)));
+        assert!(!f.want(1, PeerId(8), t(1)));
+        assert!(!f.want(1, PeerId(9), t(1)));
+        assert!(!f.want(1, PeerId(8), t(1)), "an announcer is remembered once");
+        assert_eq!(f.next_source(1, PeerId(8), t(2)), None, "only the link asked can fail");
+        assert_eq!(f.next_source(1, PeerId(7), t(2)), Some(PeerId(8)));
+        assert_eq!(f.next_source(1, PeerId(8), t(3)), Some(PeerId(9)));
+        assert_eq!(f.next_source(1, PeerId(9), t(4)), None);
+        assert!(f.want(1, PeerId(7), t(5)), "forgotten once nobody is left");
+    }
+
+    #[test]
+    fn the_deadline_follows_the_oldest_request() {
+        let mut f = fetches();
+        assert_eq!(f.deadline(TIMEOUT), None);
+        f.want(3, PeerId(1), t(1));
+        f.want(2, PeerId(1), t(2));
+        f.want(1, PeerId(2), t(3));
+        assert_eq!(f.deadline(TIMEOUT), Some(t(11)));
+        f.arrived(&2);
+        assert_eq!(f.deadline(TIMEOUT), Some(t(11)), "a younger one left");
+        f.arrived(&3);
+        assert_eq!(f.deadline(TIMEOUT), Some(t(13)), "the oldest left");
+        f.want(4, PeerId(3), t(4));
+        f.want(4, PeerId(4), t(4));
+        assert_eq!(f.next_source(1, PeerId(2), t(5)), None);
+        assert_eq!(f.deadline(TIMEOUT), Some(t(14)));
+        assert_eq!(f.next_source(4, PeerId(3), t(6)), Some(PeerId(4)));
+        assert_eq!(f.deadline(TIMEOUT), Some(t(16)), "moved on, asked again now");
+        f.arrived(&4);
+        assert_eq!(f.deadline(TIMEOUT), None);
+    }
+
+    #[test]
+    fn lists_come_in_id_order() {
+        let mut f = fetches();
+        for id in [9, 3, 7, 1, 5] {
+            f.want(id, PeerId(u64::from(id % 2)), t(u64::from(id)));
+        }
+        assert_eq!(f.owed_by(PeerId(1)), vec![1, 3, 5, 7, 9]);
+        let late = f.late(t(15), TIMEOUT);
+        assert_eq!(late, vec![(1, PeerId(1)), (3, PeerId(1)), (5, PeerId(1))]);
+        assert!(f.late(t(10), TIMEOUT).is_empty());
+    }
+
+    #[test]
+    fn a_gone_announcer_is_not_asked() {
+        let mut f = fetches();
+        f.want(1, PeerId(1), t(0));
+        f.want(1, PeerId(2), t(0));
+        f.want(1, PeerId(3), t(0));
+        f.drop_announcer(PeerId(2));
+        assert_eq!(f.next_source(1, PeerId(1), t(1)), Some(PeerId(3)));
+    }
+}
