@@ -1,5 +1,5 @@
-//! Hashing for map keys whose leading bytes are already random: block hashes, transaction
-//! ids and their 8-byte prefixes. Each value of 8 bytes costs one multiply, keyed by a
+//! Hashing for map keys whose trailing bytes are already random: block hashes, transaction
+//! ids and 8-byte keys cut from them. Each value of 8 bytes costs one multiply, keyed by a
 //! secret seed per node so that no one can craft ids that pile into one bucket. The
 //! standard hasher (SipHash over all 32 bytes) cost more than the lookups it served: a node
 //! looks up a block hash several times for every announcement it hears.
@@ -25,8 +25,8 @@ impl KeyedHash {
 pub type KeyedMap<K, V> = HashMap<K, V, KeyedHash>;
 
 /// The hasher of [`KeyedHash`]. Equal keys always hash equal, so it is correct for any key;
-/// it is only fast and well spread for keys whose first 8 bytes are random, because it
-/// looks at no more than the first 8 bytes of each write.
+/// it is only fast and well spread for keys whose last 8 bytes are random, because it
+/// looks at no more than the last 8 bytes of each write.
 #[derive(Debug, Default)]
 pub struct KeyedHasher {
     seed: u64,
@@ -42,8 +42,10 @@ impl BuildHasher for KeyedHash {
 
 impl Hasher for KeyedHasher {
     fn write(&mut self, bytes: &[u8]) {
-        match bytes.first_chunk::<8>() {
-            Some(head) => self.write_u64(u64::from_le_bytes(*head)),
+        // The last 8 bytes: a block hash's first bytes are the zeros its proof of work
+        // buys, all alike at a real difficulty; its last bytes are as random as any.
+        match bytes.last_chunk::<8>() {
+            Some(tail) => self.write_u64(u64::from_le_bytes(*tail)),
             None => {
                 let mut k = [0u8; 8];
                 k[..bytes.len()].copy_from_slice(bytes);
@@ -188,6 +190,20 @@ mod tests {
             a.hash_one([1u8, 2, 0]),
             "short writes keep their length"
         );
+    }
+
+    #[test]
+    fn hashes_with_the_zeros_of_a_real_difficulty_still_spread() {
+        // Bitcoin's hashes today start with about 10 zero bytes: only the end differs.
+        let a = KeyedHash::new(3);
+        let hashes: std::collections::HashSet<u64> = (0..1000u32)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[28..].copy_from_slice(&i.to_le_bytes());
+                a.hash_one(k) & 0xfff
+            })
+            .collect();
+        assert!(hashes.len() > 700, "{} of 1000 distinct buckets", hashes.len());
     }
 
     #[test]
