@@ -294,10 +294,10 @@ impl Node {
                 self.maybe_start_sync(now);
             }
             Err(BlockRejected::Invalid(e)) => {
-                // A block from the future may become valid: a small penalty only.
-                let points = if e.rule() == "time-too-new" { 10 } else { 50 };
-                let reason = format!("sent an invalid block ({}): {e}", e.rule());
-                self.violation(from, points, &reason, now);
+                if let Some(points) = invalid_block_points(&e) {
+                    let reason = format!("sent an invalid block ({}): {e}", e.rule());
+                    self.violation(from, points, &reason, now);
+                }
             }
         }
     }
@@ -334,8 +334,10 @@ impl Node {
                     break;
                 }
                 Err(BlockRejected::Invalid(e)) => {
-                    let reason = format!("sent an invalid block during sync ({}): {e}", e.rule());
-                    self.violation(from, 50, &reason, now);
+                    if let Some(points) = invalid_block_points(&e) {
+                        let reason = format!("sent an invalid block during sync ({}): {e}", e.rule());
+                        self.violation(from, points, &reason, now);
+                    }
                     failed = true;
                     break;
                 }
@@ -422,5 +424,40 @@ impl Node {
         for (peer, txids) in self.relay.take_pending_txs(&ready) {
             self.send_txs(peer, &txids);
         }
+    }
+}
+
+/// Misbehaviour points for a peer that sent a block we refused, by the rule it broke; `None`
+/// when refusing it is no fault of the sender's. A block from the future may become valid
+/// (a small penalty only); a fork deeper than a pruning node keeps (`fork-too-deep`) is
+/// refused because of what this node forgot, and an honest peer on an old branch sends it.
+pub(crate) fn invalid_block_points(e: &crate::chain::ValidationError) -> Option<u32> {
+    match e.rule() {
+        "fork-too-deep" => None,
+        "time-too-new" => Some(10),
+        _ => Some(50),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::ValidationError;
+
+    #[test]
+    fn a_refused_block_costs_its_sender_by_the_rule_it_broke() {
+        let future = ValidationError::TimeTooNew { got: 9, now: 1 };
+        let forged = ValidationError::TargetNotMet(chainsim_primitives::BlockHash::ZERO);
+        let too_deep = ValidationError::ForkTooDeep {
+            fork_height: 10,
+            depth: 288,
+        };
+        assert_eq!(invalid_block_points(&future), Some(10), "may become valid");
+        assert_eq!(invalid_block_points(&forged), Some(50));
+        assert_eq!(
+            invalid_block_points(&too_deep),
+            None,
+            "our pruning, not the peer's fault"
+        );
     }
 }
