@@ -64,7 +64,9 @@ test('lab: a link delay, mining mode, partition and heal, a tampered block', { t
 
     // Partition: {a, b} | {c}. A transaction mined on c's side, two blocks on the other.
     await page.locator('#split-half').click();
-    assert.equal(await page.locator(`[data-group-node="${c}"]`).getAttribute('data-group'), 'b');
+    // The chips are drawn on the next render, not within the click.
+    const groupOfC = () => page.locator(`[data-group-node="${c}"]`).getAttribute('data-group');
+    await waitFor(async () => (await groupOfC()) === 'b', 'c to be put in group b');
     await page.locator('#partition').click();
     await waitOk(page, '#partition-msg', 'the partition');
     await waitCells(page, c, { peers: '0' }, 60_000);
