@@ -11,6 +11,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid, Work};
 
+use crate::keyed_hash::KeyedMap;
+
 /// One change to persistent state.
 #[derive(Debug, Clone)]
 pub enum StoreOp {
@@ -113,38 +115,68 @@ pub struct StoredMeta {
     pub meta: HashMap<String, Vec<u8>>,
 }
 
-/// [`MemoryStore`]'s blocks by hash, shared with its readers. Cloning copies the blocks
-/// (cheaply, they are `Arc`s): a cloned store is a separate store with readers of its own.
-#[derive(Debug, Default)]
-struct SharedBlocks(Arc<RwLock<HashMap<BlockHash, Arc<Block>>>>);
+/// Blocks by hash behind a lock, one copy however many handles read it: the read side of a
+/// [`MemoryStore`], and the one store all of a simulation's nodes share. Cloning a
+/// `BlockMap` shares it; every put or remove is seen through every clone.
+#[derive(Debug, Default, Clone)]
+pub struct BlockMap(Arc<RwLock<KeyedMap<BlockHash, Arc<Block>>>>);
 
-impl SharedBlocks {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<BlockHash, Arc<Block>>> {
+impl BlockMap {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KeyedMap<BlockHash, Arc<Block>>> {
         // Every update is a single insert or remove, so a panic elsewhere while the lock was
         // held cannot have left the map half-updated.
         self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl Clone for SharedBlocks {
-    fn clone(&self) -> Self {
-        let blocks = self.0.read().unwrap_or_else(PoisonError::into_inner).clone();
-        Self(Arc::new(RwLock::new(blocks)))
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyedMap<BlockHash, Arc<Block>>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `block` under `hash` unless a block is stored there already.
+    pub fn put(&self, hash: BlockHash, block: &Arc<Block>) {
+        self.write().entry(hash).or_insert_with(|| block.clone());
+    }
+
+    /// Forgets the block under `hash`.
+    pub fn remove(&self, hash: &BlockHash) {
+        self.write().remove(hash);
+    }
+
+    /// Blocks stored.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether no block is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A separate map holding the same blocks.
+    fn deep_copy(&self) -> Self {
+        Self(Arc::new(RwLock::new(self.read().clone())))
     }
 }
 
-/// The [`BlockSource`] of a [`MemoryStore`].
-#[derive(Debug)]
-struct MemoryReader(Arc<RwLock<HashMap<BlockHash, Arc<Block>>>>);
-
-impl BlockSource for MemoryReader {
+impl BlockSource for BlockMap {
     fn read_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, ReadError> {
-        Ok(self.0.read().unwrap_or_else(PoisonError::into_inner).get(hash).cloned())
+        Ok(self.read().get(hash).cloned())
     }
 
     fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
-        let blocks = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        let blocks = self.read();
         Ok(hashes.iter().map(|h| blocks.get(h).cloned()).collect())
+    }
+}
+
+/// A [`MemoryStore`]'s own [`BlockMap`]: cloning the store copies it, so that a cloned store
+/// is a separate store with readers of its own.
+#[derive(Debug, Default)]
+struct OwnBlocks(BlockMap);
+
+impl Clone for OwnBlocks {
+    fn clone(&self) -> Self {
+        Self(self.0.deep_copy())
     }
 }
 
@@ -158,7 +190,7 @@ pub struct MemoryStore {
     mempool: HashMap<Txid, Transaction>,
     meta: HashMap<String, Vec<u8>>,
     /// The blocks again, by hash, for [`ChainStore::reader`].
-    by_hash: SharedBlocks,
+    by_hash: OwnBlocks,
 }
 
 impl ChainStore for MemoryStore {
@@ -171,12 +203,12 @@ impl ChainStore for MemoryStore {
                     if !self.positions.contains_key(hash) {
                         self.positions.insert(*hash, self.blocks.len());
                         self.blocks.push((*hash, block.clone()));
-                        self.by_hash.write().insert(*hash, block.clone());
+                        self.by_hash.0.put(*hash, block);
                     }
                 }
                 StoreOp::DeleteBlock(hash) => {
                     if self.positions.remove(hash).is_some() {
-                        self.by_hash.write().remove(hash);
+                        self.by_hash.0.remove(hash);
                         self.blocks.retain(|(h, _)| h != hash);
                         self.positions = self.blocks.iter().enumerate().map(|(i, (h, _))| (*h, i)).collect();
                     }
@@ -227,7 +259,7 @@ impl ChainStore for MemoryStore {
     }
 
     fn reader(&self) -> Arc<dyn BlockSource> {
-        Arc::new(MemoryReader(self.by_hash.0.clone()))
+        Arc::new(self.by_hash.0.clone())
     }
 }
 

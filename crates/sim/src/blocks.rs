@@ -9,44 +9,30 @@
 //! Deletes are ignored: a side block one node pruned may still be held by another, and a
 //! run's blocks are few next to what the nodes would hold without sharing.
 
-use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
-use chainsim_core::keyed_hash::KeyedHash;
-use chainsim_core::store::StoreOp;
-use chainsim_core::store::{BlockSource, ChainStore, ReadError, StoredMeta, StoredState};
+use chainsim_core::store::{BlockMap, BlockSource, ChainStore, StoreOp, StoredMeta, StoredState};
 use chainsim_primitives::{Block, BlockHash};
 
-/// Blocks by hash; the hashes are random, so one multiply hashes them.
-type Map = HashMap<BlockHash, Arc<Block>, KeyedHash>;
-
-/// The shared store: every node's reader sees every block put by any node.
+/// The shared store: every node's reader sees every block put by any node (clones share it).
 #[derive(Debug, Default, Clone)]
-pub struct SharedBlocks(Arc<RwLock<Map>>);
+pub struct SharedBlocks(BlockMap);
 
 impl SharedBlocks {
     /// Stores `block` under `hash` unless it is there already.
     pub fn put(&self, hash: BlockHash, block: &Arc<Block>) {
-        // One insert per update: a panic elsewhere cannot leave the map half-updated.
-        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        map.entry(hash).or_insert_with(|| block.clone());
+        self.0.put(hash, block);
     }
 
     /// Blocks stored.
     pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.0.len()
     }
 
     /// Whether no block is stored.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl BlockSource for SharedBlocks {
-    fn read_block(&self, hash: &BlockHash) -> Result<Option<Arc<Block>>, ReadError> {
-        Ok(self.0.read().unwrap_or_else(PoisonError::into_inner).get(hash).cloned())
+        self.0.is_empty()
     }
 }
 
@@ -78,6 +64,6 @@ impl ChainStore for SharedBlocks {
     }
 
     fn reader(&self) -> Arc<dyn BlockSource> {
-        Arc::new(self.clone())
+        Arc::new(self.0.clone())
     }
 }
