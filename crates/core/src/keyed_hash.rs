@@ -10,6 +10,16 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
+/// A short key for a 32-byte id (a block hash, a transaction id): its last 8 bytes, the
+/// ones that are random whatever the difficulty (a block hash's first bytes are its proof of
+/// work's zeros). Tables that keep ids by such keys treat a collision as the same id, which
+/// each of them shows to cost at most a redundant message or a second look.
+pub fn short_key(id: &[u8; 32]) -> u64 {
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&id[24..]);
+    u64::from_le_bytes(k)
+}
+
 /// Builds [`KeyedHasher`]s with one node's secret seed.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KeyedHash(u64);

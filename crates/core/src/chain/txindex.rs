@@ -1,7 +1,7 @@
-//! Where each transaction of the best chain was mined, compactly: an 8-byte prefix of the
-//! txid and the height of its block. A million transactions take about 12 MB: a large
+//! Where each transaction of the best chain was mined, compactly: an 8-byte key of the
+//! txid ([`crate::keyed_hash::short_key`]) and the height of its block. A million transactions take about 12 MB: a large
 //! sorted base (two flat arrays) plus a small map of recent changes, merged into the base
-//! in place from time to time (no second copy of the base is ever allocated). A prefix can match more than one transaction; callers confirm a
+//! in place from time to time (no second copy of the base is ever allocated). A key can match more than one transaction; callers confirm a
 //! candidate against the block's body, so the index never gives a wrong answer, only a
 //! rare extra read.
 
@@ -11,7 +11,7 @@ use chainsim_primitives::Txid;
 
 use crate::keyed_hash::KeyedHash;
 
-/// Most top bits of the base's directory: keys are uniform (hash prefixes), so the top bits
+/// Most top bits of the base's directory: keys are uniform (8 bytes of a hash), so the top bits
 /// of a key say where in the sorted base to look. The directory has about a bucket for every
 /// four entries, up to 65,536 buckets: a small index (a simulated node's, thousands of them
 /// in one process) then takes a small directory.
@@ -41,9 +41,7 @@ pub struct TxIndex {
 }
 
 fn key(txid: &Txid) -> u64 {
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&txid.as_bytes()[..8]);
-    u64::from_le_bytes(k)
+    crate::keyed_hash::short_key(txid.as_bytes())
 }
 
 impl TxIndex {
@@ -242,7 +240,8 @@ mod tests {
 
     fn txid(n: u64) -> Txid {
         let mut b = [0u8; 32];
-        b[..8].copy_from_slice(&(n % 1_000).to_le_bytes());
+        // The key (last 8 bytes) repeats every 1,000: prefixes shared by several txids.
+        b[24..].copy_from_slice(&(n % 1_000).to_le_bytes());
         b[8..16].copy_from_slice(&n.to_le_bytes());
         Txid(b)
     }

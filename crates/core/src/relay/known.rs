@@ -17,19 +17,12 @@
 
 use chainsim_primitives::{BlockHash, Txid};
 
+use crate::keyed_hash::short_key as key;
+
 /// Block ids remembered per link (two cache lines of keys).
 pub(super) const BLOCKS_PER_LINK: usize = 16;
 /// Transaction ids remembered per link.
 pub(super) const TXS_PER_LINK: usize = 256;
-
-/// A short key for an id: its last 8 bytes. A block hash's first bytes are the zeros its
-/// proof of work needs, its last ones are as random as a transaction id's. A collision
-/// only skips one announcement to one link.
-fn key(bytes: &[u8; 32]) -> u64 {
-    let mut k = [0u8; 8];
-    k.copy_from_slice(&bytes[24..]);
-    u64::from_le_bytes(k)
-}
 
 /// A ring of the last `N` keys added, the oldest overwritten first. A slot holding 0 is
 /// empty (or was forgotten); an id whose key is 0 (one in 2^64) is then taken as known,
