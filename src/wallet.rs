@@ -93,19 +93,29 @@ async fn error_of(resp: reqwest::Response) -> anyhow::Error {
     }
 }
 
-async fn account(client: &reqwest::Client, node: &str, address: &Address) -> anyhow::Result<AccountView> {
-    let url = format!("http://{node}/accounts/{address}");
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {node}"))?;
+/// Sends `request` to `node` and decodes its answer as `T`; an error answer becomes its
+/// `{"error": ...}` text, and an answer that is not a `T` says it is not `what`.
+async fn call<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    node: &str,
+    what: &str,
+) -> anyhow::Result<T> {
+    let resp = request.send().await.with_context(|| format!("cannot reach {node}"))?;
     if !resp.status().is_success() {
         return Err(error_of(resp).await);
     }
     resp.json()
         .await
-        .with_context(|| format!("{node} answered something that is not an account"))
+        .with_context(|| format!("{node} answered something that is not {what}"))
+}
+
+async fn account(client: &reqwest::Client, node: &str, address: &Address) -> anyhow::Result<AccountView> {
+    call(
+        client.get(format!("http://{node}/accounts/{address}")),
+        node,
+        "an account",
+    )
+    .await
 }
 
 async fn send(key: &str, to: &str, amount: u64, node: &str) -> anyhow::Result<()> {
@@ -118,19 +128,8 @@ async fn send(key: &str, to: &str, amount: u64, node: &str) -> anyhow::Result<()
     let from = account(&client, node, &key.address()).await?;
     let tx = Transaction::signed(&key, &to, amount, from.next_nonce, chainsim_api::now_ms());
     let body = SignedTxRequest::of(&tx).ok_or_else(|| anyhow!("the transfer is not signed"))?;
-    let resp = client
-        .post(format!("http://{node}/transactions/signed"))
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {node}"))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
-    let answer: NewTxAnswer = resp
-        .json()
-        .await
-        .context("the node's answer is not a transaction answer")?;
+    let request = client.post(format!("http://{node}/transactions/signed")).json(&body);
+    let answer: NewTxAnswer = call(request, node, "a transaction answer").await?;
     println!(
         "sent {amount} from {} to {to} (nonce {}): txid {}",
         key.address(),
