@@ -10,6 +10,7 @@
 //! smaller address stays, on both sides, and the other closes without blame.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Work, sha256};
@@ -22,6 +23,12 @@ use crate::output::Outbox;
 use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
 use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
 use crate::time::Time;
+
+/// How many other peers hear of a newly connected peer's address: two, as Bitcoin Core
+/// relays an address. They keep it in their books and hand it on in answers to GetAddr.
+/// Telling every ready peer made a forming network's messages mostly `addr`: each node's
+/// k links cost it about k²/2 of them (120 of 170 messages a node at 16 links).
+pub const ADDR_RELAY_PEERS: usize = 2;
 
 /// Settings of peering.
 #[derive(Debug, Clone)]
@@ -486,14 +493,26 @@ impl Peering {
             reason: None,
         });
         self.send(id, Message::GetAddr, now, out);
-        // Tell the others about the newcomer, so that knowing one node is enough to join.
-        for other in self.ready_ids() {
-            if other != id {
-                let addrs = vec![addr.clone()];
-                self.send(other, Message::Addr { addrs }, now, out);
-            }
+        // Tell others about the newcomer, so that knowing one node is enough to join.
+        for other in self.addr_relay_targets(&addr, id) {
+            let addrs = vec![addr.clone()];
+            self.send(other, Message::Addr { addrs }, now, out);
         }
         HelloOutcome::Ready
+    }
+
+    /// The ready links (other than `except`) that hear of `addr`: [`ADDR_RELAY_PEERS`] of
+    /// them, the same ones whenever this node relays that address, ranked by a hash keyed
+    /// with its secret (so a peer can neither predict nor steer who hears what).
+    fn addr_relay_targets(&self, addr: &PeerAddr, except: PeerId) -> Vec<PeerId> {
+        let keyed = self.book.hasher();
+        let mut ranked: Vec<(u64, PeerId)> = self
+            .ready_links()
+            .filter(|l| l.id != except)
+            .map(|l| (keyed.hash_one((addr.as_str(), l.id.0)), l.id))
+            .collect();
+        ranked.sort_unstable();
+        ranked.into_iter().take(ADDR_RELAY_PEERS).map(|(_, id)| id).collect()
     }
 
     /// Why a hello is refused, if it is.
@@ -867,6 +886,53 @@ mod tests {
             let fresh = p.fresh_addrs(p.addr_of(id), MAX_ADDRS_PER_MESSAGE);
             assert_eq!(p.shareable_addrs(id), fresh, "answer to {id}");
         }
+    }
+
+    /// The links an `addr` message goes to while link `id` becomes ready with a peer at `addr`.
+    fn addr_relayed_to(p: &mut Peering, id: u64, addr: &PeerAddr) -> Vec<PeerId> {
+        p.on_link_up(PeerId(id), None, TIP, Time::ZERO, &mut Outbox::default());
+        let hello = p.hello(None, TIP);
+        let hello = Hello {
+            listen: addr.clone(),
+            token: format!("t{id}"),
+            ..hello
+        };
+        let mut out = Outbox::default();
+        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut out);
+        let mut to = Vec::new();
+        while let Some(o) = out.pop() {
+            if let crate::output::Output::Send {
+                to: peer,
+                msg: Message::Addr { addrs },
+            } = o
+            {
+                assert_eq!(addrs, vec![addr.clone()]);
+                to.push(peer);
+            }
+        }
+        to
+    }
+
+    #[test]
+    fn a_newcomer_is_announced_to_two_other_peers_the_same_two_for_its_address() {
+        let mut p = peering(0);
+        assert!(addr_relayed_to(&mut p, 1, &a("10.0.1.1:1")).is_empty(), "nobody else");
+        assert_eq!(addr_relayed_to(&mut p, 2, &a("10.0.1.2:1")), vec![PeerId(1)]);
+        for i in 3..=9 {
+            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), false, &format!("t{i}"));
+        }
+        let newcomer = a("10.0.3.1:1");
+        let to = addr_relayed_to(&mut p, 10, &newcomer);
+        assert_eq!(to.len(), ADDR_RELAY_PEERS);
+        assert!(!to.contains(&PeerId(10)), "not back to the newcomer");
+        // Had it come on another link, the same two would hear of it.
+        p.on_link_down(PeerId(10), "test", Time::ZERO, &mut Outbox::default());
+        assert_eq!(addr_relayed_to(&mut p, 11, &newcomer), to);
+        // Another address goes to its own two (which two is a keyed hash of the address).
+        let others: std::collections::BTreeSet<Vec<PeerId>> = (2..40)
+            .map(|i| addr_relayed_to(&mut p, 10 + i, &a(&format!("10.0.3.{i}:1"))))
+            .collect();
+        assert!(others.len() > 1, "every address went to the same peers: {others:?}");
     }
 
     #[test]
