@@ -123,9 +123,16 @@ impl Outbox {
     pub fn reply(&mut self, id: CommandId, reply: Reply) {
         self.queue.push_back(Output::Reply { id, reply });
     }
-    /// The oldest output.
+    /// The oldest output. Once all are taken the queue gives its memory back: a simulator
+    /// holds thousands of nodes whose queues are empty between their inputs, and each would
+    /// otherwise keep room for the most it ever queued (a block relayed to all its peers);
+    /// the next input's outputs get memory the allocator has just had back, still in cache.
     pub fn pop(&mut self) -> Option<Output> {
-        self.queue.pop_front()
+        let out = self.queue.pop_front();
+        if out.is_none() && self.queue.capacity() > 0 {
+            self.queue = std::collections::VecDeque::new();
+        }
+        out
     }
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
@@ -134,5 +141,35 @@ impl Outbox {
     /// Drops everything queued (outputs of a restore, which are stored already).
     pub fn clear(&mut self) {
         self.queue.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::PeerId;
+
+    #[test]
+    fn a_drained_outbox_keeps_no_memory_and_works_on() {
+        let mut out = Outbox::default();
+        for i in 0..20 {
+            out.send(PeerId(i), Message::GetAddr);
+        }
+        assert!(out.queue.capacity() >= 20);
+        let mut sent = 0;
+        while let Some(o) = out.pop() {
+            assert!(matches!(
+                o,
+                Output::Send {
+                    msg: Message::GetAddr,
+                    ..
+                }
+            ));
+            sent += 1;
+        }
+        assert_eq!((sent, out.queue.capacity(), out.messages), (20, 0, 20));
+        out.start_mining();
+        assert!(matches!(out.pop(), Some(Output::StartMining)));
+        assert!(out.pop().is_none() && out.is_empty());
     }
 }
