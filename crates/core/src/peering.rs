@@ -492,7 +492,11 @@ impl Peering {
             state: PeerState::Connected,
             reason: None,
         });
-        self.send(id, Message::GetAddr, now, out);
+        if direction == Direction::Outbound {
+            // As Bitcoin Core: ask the peers we chose, not those who chose us (both ends
+            // asking made every link carry two full answers while a network forms).
+            self.send(id, Message::GetAddr, now, out);
+        }
         // Tell others about the newcomer, so that knowing one node is enough to join.
         for other in self.addr_relay_targets(&addr, id) {
             let addrs = vec![addr.clone()];
@@ -911,6 +915,37 @@ mod tests {
             }
         }
         to
+    }
+
+    #[test]
+    fn only_the_dialling_end_asks_for_addresses() {
+        let asks = |outbound: bool| {
+            let mut p = peering(0);
+            let addr = a("10.0.1.1:1");
+            let dialled = outbound.then(|| addr.clone());
+            p.on_link_up(PeerId(1), dialled, TIP, Time::ZERO, &mut Outbox::default());
+            let hello = Hello {
+                listen: addr,
+                ..p.hello(None, TIP)
+            };
+            let mut out = Outbox::default();
+            p.on_hello(PeerId(1), hello, TIP, Time::ZERO, &mut out);
+            let mut asked = 0;
+            while let Some(o) = out.pop() {
+                if matches!(
+                    o,
+                    crate::output::Output::Send {
+                        msg: Message::GetAddr,
+                        ..
+                    }
+                ) {
+                    asked += 1;
+                }
+            }
+            asked
+        };
+        assert_eq!(asks(true), 1, "a link we dialled");
+        assert_eq!(asks(false), 0, "a link dialled to us");
     }
 
     #[test]
