@@ -506,8 +506,9 @@ impl Peering {
     }
 
     /// The ready links (other than `except`) that hear of `addr`: [`ADDR_RELAY_PEERS`] of
-    /// them, the same ones whenever this node relays that address, ranked by a hash keyed
-    /// with its secret (so a peer can neither predict nor steer who hears what).
+    /// them, ranked by a hash of the address and the link keyed with this node's secret, so
+    /// the same links always get the same address and a peer can neither predict nor steer
+    /// who hears what.
     fn addr_relay_targets(&self, addr: &PeerAddr, except: PeerId) -> Vec<PeerId> {
         let keyed = self.book.hasher();
         let mut ranked: Vec<(u64, PeerId)> = self
