@@ -25,7 +25,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// pages (transparent huge pages on Linux), and freed memory kept rather than handed back to
 /// the system. A simulation of thousands of nodes touches a few bytes here and there in
 /// gigabytes of state, so with 4 kB pages most of its memory accesses missed the
-/// address-translation cache (huge pages: a third less time at 10,000 nodes); and memory
+/// address-translation cache (huge pages: a fifth less time at 10,000 nodes); and memory
 /// handed back is faulted in and zeroed again a moment later (keeping it: 50 times fewer page
 /// faults, a tenth less time, 3% more memory). Not for a live node, whose small heap would
 /// only grow.
