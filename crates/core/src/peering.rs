@@ -872,6 +872,11 @@ mod tests {
 
     /// The hello on link `id` of a peer listening at `addr`, carrying `token`.
     fn hello(p: &mut Peering, id: u64, addr: &PeerAddr, token: &str) {
+        hello_sends(p, id, addr, token);
+    }
+
+    /// [`hello`], returning the messages it has the node send, with their links.
+    fn hello_sends(p: &mut Peering, id: u64, addr: &PeerAddr, token: &str) -> Vec<(PeerId, Message)> {
         let hello = Hello {
             version: PROTOCOL_VERSION,
             genesis: BlockHash::ZERO,
@@ -881,7 +886,14 @@ mod tests {
             agent: String::new(),
             token: token.to_string(),
         };
-        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut Outbox::default());
+        let mut out = Outbox::default();
+        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut out);
+        std::iter::from_fn(|| out.pop())
+            .filter_map(|o| match o {
+                crate::output::Output::Send { to, msg } => Some((to, msg)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Asserts that every link gets the answer a node building it afresh would give.
@@ -896,26 +908,17 @@ mod tests {
     /// The links an `addr` message goes to while link `id` becomes ready with a peer at `addr`.
     fn addr_relayed_to(p: &mut Peering, id: u64, addr: &PeerAddr) -> Vec<PeerId> {
         p.on_link_up(PeerId(id), None, TIP, Time::ZERO, &mut Outbox::default());
-        let hello = p.hello(None, TIP);
-        let hello = Hello {
-            listen: addr.clone(),
-            token: format!("t{id}"),
-            ..hello
-        };
-        let mut out = Outbox::default();
-        p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut out);
-        let mut to = Vec::new();
-        while let Some(o) = out.pop() {
-            if let crate::output::Output::Send {
-                to: peer,
-                msg: Message::Addr { addrs },
-            } = o
-            {
+        let sends = hello_sends(p, id, addr, &format!("t{id}"));
+        let relayed = sends.into_iter().filter_map(|(to, msg)| match msg {
+            Message::Addr { addrs } => Some((to, addrs)),
+            _ => None,
+        });
+        relayed
+            .map(|(to, addrs)| {
                 assert_eq!(addrs, vec![addr.clone()]);
-                to.push(peer);
-            }
-        }
-        to
+                to
+            })
+            .collect()
     }
 
     #[test]
@@ -925,25 +928,8 @@ mod tests {
             let addr = a("10.0.1.1:1");
             let dialled = outbound.then(|| addr.clone());
             p.on_link_up(PeerId(1), dialled, TIP, Time::ZERO, &mut Outbox::default());
-            let hello = Hello {
-                listen: addr,
-                ..p.hello(None, TIP)
-            };
-            let mut out = Outbox::default();
-            p.on_hello(PeerId(1), hello, TIP, Time::ZERO, &mut out);
-            let mut asked = 0;
-            while let Some(o) = out.pop() {
-                if matches!(
-                    o,
-                    crate::output::Output::Send {
-                        msg: Message::GetAddr,
-                        ..
-                    }
-                ) {
-                    asked += 1;
-                }
-            }
-            asked
+            let sends = hello_sends(&mut p, 1, &addr, "t1");
+            sends.iter().filter(|(_, m)| matches!(m, Message::GetAddr)).count()
         };
         assert_eq!(asks(true), 1, "a link we dialled");
         assert_eq!(asks(false), 0, "a link dialled to us");
