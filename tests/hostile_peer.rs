@@ -139,7 +139,7 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
     // evil4: a hello from another network.
     let evil4 = FakePeer::start(params.clone()).await;
     let other = ChainParams::testnet();
-    let hello = Message::Hello(Hello {
+    let hello = Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
         genesis: other.genesis_hash(),
         listen: evil4.addr().parse().unwrap(),
@@ -147,7 +147,7 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
         work: WireWork(Work(1)),
         agent: "evil4".into(),
         token: "evil4".into(),
-    });
+    }));
     let mut link = evil4.open(&node.addr()).await;
     link.send(&hello).await;
     assert!(link.closed().await, "a foreign hello must close the link");
@@ -207,7 +207,7 @@ async fn a_peer_cannot_be_impersonated_or_banned_by_a_stranger() {
         assert!(link.closed().await, "round {round}: the stranger's link stays open");
     }
     // A hello on another network, claiming to be B.
-    let mut foreign = Message::Hello(Hello {
+    let mut foreign = Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
         genesis: ChainParams::testnet().genesis_hash(),
         listen: b.addr().parse().unwrap(),
@@ -215,7 +215,7 @@ async fn a_peer_cannot_be_impersonated_or_banned_by_a_stranger() {
         work: WireWork(Work(1)),
         agent: "spoof".into(),
         token: "spoof".into(),
-    });
+    }));
     let mut link = stranger.open(&a.addr()).await;
     link.send(&foreign).await;
     assert!(link.closed().await);

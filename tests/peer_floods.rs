@@ -20,12 +20,12 @@ fn hello_claiming(fake: &FakePeer, work: u128) -> Message {
     let Message::Hello(hello) = fake.hello() else {
         unreachable!()
     };
-    Message::Hello(Hello {
+    Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
         work: WireWork(Work(work)),
         height: 1_000_000,
-        ..hello
-    })
+        ..*hello
+    }))
 }
 
 /// The bytes of a frame head announcing `len` bytes of a `kind` message; the body that

@@ -162,7 +162,7 @@ impl Shared {
     async fn answer(&self, msg: Message) -> Vec<Message> {
         self.received.lock().unwrap().push(msg.kind().to_string());
         match msg {
-            Message::Hello(_) => vec![Message::Hello(self.hello(&self.listen))],
+            Message::Hello(_) => vec![Message::Hello(Box::new(self.hello(&self.listen)))],
             Message::GetAddr => vec![Message::Addr { addrs: Vec::new() }],
             Message::GetBlocks { locator, limit } => {
                 let n = self.getblocks.fetch_add(1, Ordering::SeqCst) + 1;
@@ -335,7 +335,7 @@ impl FakePeer {
 
     /// Its handshake, claiming `listen` as its address.
     pub fn hello_as(&self, listen: &str) -> Message {
-        Message::Hello(self.shared.hello(listen))
+        Message::Hello(Box::new(self.shared.hello(listen)))
     }
 
     /// Its handshake.

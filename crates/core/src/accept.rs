@@ -68,7 +68,7 @@ impl Node {
         }
         self.stats.txs_accepted += 1;
         let from_peer = self.peer_addr(from);
-        self.out.store(StoreOp::PutTx(txid, tx.clone()));
+        self.out.store(StoreOp::PutTx(txid, Box::new(tx.clone())));
         self.out.emit(Event::Tx {
             txid,
             sender: tx.sender,
@@ -218,7 +218,7 @@ impl Node {
                 let txid = &tx.compute_txid();
                 if self.tree.find_tx(txid).is_none() && self.mempool.insert_unbounded(*txid, tx.clone()) {
                     returned.push(*txid);
-                    self.out.store(StoreOp::PutTx(*txid, tx.clone()));
+                    self.out.store(StoreOp::PutTx(*txid, Box::new(tx.clone())));
                     // Relay it again: peers that were on the winning branch all along never
                     // saw it, and would otherwise never mine it.
                     self.relay.forget_tx(txid);

@@ -158,6 +158,19 @@ impl<E> EventQueue<E> {
         self.now.front().map(|k| k.at)
     }
 
+    /// The earliest event, if any, without taking it (a driver may prepare for it while
+    /// it handles the current one).
+    pub fn peek(&mut self) -> Option<&E> {
+        let key = match self.late.peek() {
+            Some(key) => *key,
+            None => {
+                self.sort_out();
+                *self.now.front()?
+            }
+        };
+        self.slots[key.slot as usize].as_ref()
+    }
+
     /// Events popped so far.
     pub fn popped(&self) -> u64 {
         self.popped
@@ -240,8 +253,9 @@ mod tests {
                         clock = at;
                     }
                 } else if op == 1 {
-                    let next = r.items.iter().map(|x| (x.0, x.1)).min().map(|x| x.0);
-                    prop_assert_eq!(q.peek_time(), next);
+                    let next = r.items.iter().map(|x| (x.0, x.1, x.2)).min();
+                    prop_assert_eq!(q.peek_time(), next.map(|x| x.0));
+                    prop_assert_eq!(q.peek().copied(), next.map(|x| x.2));
                 } else {
                     let at = if past && delta % 7 == 0 { clock.saturating_sub(delta % 50) } else { clock + delta % (1 << (delta % 13)) };
                     q.push(at, i as u32);

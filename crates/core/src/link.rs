@@ -54,8 +54,8 @@ pub fn drain(node: &mut Node, fx: &mut impl Effects) {
             Output::Send { to, msg } => fx.send(to, msg),
             Output::Disconnect { peer, reason } => fx.disconnect(peer, reason),
             Output::Store(op) => fx.store(op),
-            Output::Event(e) => fx.event(e),
-            Output::Reply { id, reply } => fx.reply(id, reply),
+            Output::Event(e) => fx.event(*e),
+            Output::Reply { id, reply } => fx.reply(id, *reply),
             Output::StartMining => fx.start_mining(),
         }
     }
@@ -82,8 +82,18 @@ pub struct LinkUpNotice {
 /// map: a node's links are numbered 1, 2, 3, ... in the order they open and never reused.
 #[derive(Debug, Default, Clone)]
 pub struct Pairs {
-    /// By slot (see [`Pairs::slot`]), then by link number − 1.
-    ends: Vec<Vec<End>>,
+    /// By slot (see [`Pairs::slot`]).
+    nodes: Vec<NodeEnds>,
+}
+
+/// The link ends of one node.
+#[derive(Debug, Default, Clone)]
+struct NodeEnds {
+    /// By link number − 1.
+    ends: Vec<End>,
+    /// How many of `ends` are not open: while none is, [`Pairs::is_open`] answers from
+    /// here without reading the end itself (a cache miss on every message otherwise).
+    not_open: u32,
 }
 
 /// One end of a link.
@@ -105,28 +115,31 @@ impl Pairs {
         n.wrapping_add(1)
     }
 
-    fn ends_mut(&mut self, n: usize) -> &mut Vec<End> {
+    fn node_mut(&mut self, n: usize) -> &mut NodeEnds {
         let slot = Self::slot(n);
-        if self.ends.len() <= slot {
-            self.ends.resize_with(slot + 1, Vec::new);
+        if self.nodes.len() <= slot {
+            self.nodes.resize_with(slot + 1, NodeEnds::default);
         }
-        &mut self.ends[slot]
+        &mut self.nodes[slot]
+    }
+
+    /// Adds a closed end at node `n`, whose other end is `other`.
+    fn push_end(&mut self, n: usize, other: (usize, PeerId)) {
+        let node = self.node_mut(n);
+        node.not_open += 1;
+        node.ends.push(End {
+            other,
+            open: false,
+            tag: 0,
+        });
     }
 
     /// Opens a link from node `a` to node `b`: returns the link's number at `a` and at `b`.
     pub fn open(&mut self, a: usize, b: usize) -> (PeerId, PeerId) {
-        let at_a = PeerId(self.ends_mut(a).len() as u64 + 1);
-        let at_b = PeerId(self.ends_mut(b).len() as u64 + 1 + u64::from(a == b));
-        self.ends_mut(a).push(End {
-            other: (b, at_b),
-            open: false,
-            tag: 0,
-        });
-        self.ends_mut(b).push(End {
-            other: (a, at_a),
-            open: false,
-            tag: 0,
-        });
+        let at_a = PeerId(self.node_mut(a).ends.len() as u64 + 1);
+        let at_b = PeerId(self.node_mut(b).ends.len() as u64 + 1 + u64::from(a == b));
+        self.push_end(a, (b, at_b));
+        self.push_end(b, (a, at_a));
         (at_a, at_b)
     }
     /// Dials from node `a` to node `b` (listening at `addr`): opens the link and returns
@@ -151,14 +164,13 @@ impl Pairs {
         ]
     }
 
-    fn end(&self, node: usize, link: PeerId) -> Option<&End> {
-        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
-        self.ends.get(Self::slot(node))?.get(i)
+    /// Where link `link` is among its node's ends.
+    fn index(link: PeerId) -> Option<usize> {
+        usize::try_from(link.0).ok()?.checked_sub(1)
     }
 
-    fn end_mut(&mut self, node: usize, link: PeerId) -> Option<&mut End> {
-        let i = usize::try_from(link.0).ok()?.checked_sub(1)?;
-        self.ends.get_mut(Self::slot(node))?.get_mut(i)
+    fn end(&self, node: usize, link: PeerId) -> Option<&End> {
+        self.nodes.get(Self::slot(node))?.ends.get(Self::index(link)?)
     }
 
     /// The other end of `(node, link)`.
@@ -180,16 +192,17 @@ impl Pairs {
 
     /// Whether `(node, link)` is open: messages on it reach its core.
     pub fn is_open(&self, node: usize, link: PeerId) -> bool {
-        self.end(node, link).is_some_and(|e| e.open)
+        let Some((ends, i)) = self.nodes.get(Self::slot(node)).zip(Self::index(link)) else {
+            return false;
+        };
+        i < ends.ends.len() && (ends.not_open == 0 || ends.ends[i].open)
     }
 
     /// Marks `(node, link)` open (its core is being told [`Input::LinkUp`]).
     ///
     /// [`Input::LinkUp`]: crate::input::Input::LinkUp
     pub fn set_open(&mut self, node: usize, link: PeerId) {
-        if let Some(e) = self.end_mut(node, link) {
-            e.open = true;
-        }
+        self.set_state(node, link, true);
     }
 
     /// Marks `(node, link)` closed; returns whether it was open (so its core is to be told
@@ -197,12 +210,35 @@ impl Pairs {
     ///
     /// [`Input::LinkDown`]: crate::input::Input::LinkDown
     pub fn close(&mut self, node: usize, link: PeerId) -> bool {
-        self.end_mut(node, link)
-            .is_some_and(|e| std::mem::replace(&mut e.open, false))
+        self.set_state(node, link, false)
     }
+
+    /// Sets whether `(node, link)` is open; returns whether it was, keeping count of the
+    /// node's ends not open.
+    fn set_state(&mut self, node: usize, link: PeerId, open: bool) -> bool {
+        let Some((ends, i)) = self.nodes.get_mut(Self::slot(node)).zip(Self::index(link)) else {
+            return false;
+        };
+        let Some(end) = ends.ends.get_mut(i) else {
+            return false;
+        };
+        let was = std::mem::replace(&mut end.open, open);
+        match (was, open) {
+            (false, true) => ends.not_open -= 1,
+            (true, false) => ends.not_open += 1,
+            _ => {}
+        }
+        was
+    }
+
+    fn end_mut(&mut self, node: usize, link: PeerId) -> Option<&mut End> {
+        let i = Self::index(link)?;
+        self.nodes.get_mut(Self::slot(node))?.ends.get_mut(i)
+    }
+
     /// Every link end at `node`.
     pub fn links_of(&self, node: usize) -> Vec<PeerId> {
-        let count = self.ends.get(Self::slot(node)).map_or(0, Vec::len);
+        let count = self.nodes.get(Self::slot(node)).map_or(0, |n| n.ends.len());
         (1..=count as u64).map(PeerId).collect()
     }
 }
@@ -210,6 +246,46 @@ impl Pairs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// However ends open and close, `is_open` says what each end was last set to (the
+        /// count that lets it skip reading the end stays right).
+        #[test]
+        fn is_open_follows_every_open_and_close(ops in proptest::collection::vec((0u8..4, 0usize..4, 1u64..8), 1..200)) {
+            let mut pairs = Pairs::default();
+            let mut truth = std::collections::HashMap::<(usize, u64), bool>::new();
+            for (op, node, link) in ops {
+                match op {
+                    0 => {
+                        let other = (node + 1) % 4;
+                        let (a, b) = pairs.open(node, other);
+                        truth.insert((node, a.0), false);
+                        truth.insert((other, b.0), false);
+                    }
+                    1 => {
+                        pairs.set_open(node, PeerId(link));
+                        if let Some(t) = truth.get_mut(&(node, link)) {
+                            *t = true;
+                        }
+                    }
+                    _ => {
+                        let was = truth.get(&(node, link)).copied().unwrap_or(false);
+                        prop_assert_eq!(pairs.close(node, PeerId(link)), was);
+                        if let Some(t) = truth.get_mut(&(node, link)) {
+                            *t = false;
+                        }
+                    }
+                }
+                for n in 0..4 {
+                    for l in 0..9 {
+                        let want = truth.get(&(n, l)).copied().unwrap_or(false);
+                        prop_assert_eq!(pairs.is_open(n, PeerId(l)), want, "node {} link {}", n, l);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_tag_is_kept_per_end_and_read_with_the_other_end() {

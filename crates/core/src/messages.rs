@@ -29,7 +29,7 @@ impl Node {
         self.peering.heard(from, now);
         if let Message::Hello(hello) = msg {
             let tip = self.tip_info();
-            if self.peering.on_hello(from, hello, tip, now, &mut self.out) == HelloOutcome::Ready {
+            if self.peering.on_hello(from, *hello, tip, now, &mut self.out) == HelloOutcome::Ready {
                 self.on_ready(from, now);
             }
             return;

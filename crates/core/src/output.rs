@@ -34,8 +34,9 @@ pub enum Output {
     },
     /// Persist this (applied atomically with the rest of the drain).
     Store(StoreOp),
-    /// Tell the world.
-    Event(Event),
+    /// Tell the world (boxed, as the reply below: the queue moves every output, and most
+    /// are small messages).
+    Event(Box<Event>),
     /// The mining schedule says: start mining a block on the best tip now (the driver
     /// searches the nonce and hands the block back as [`crate::Command::MinedBlock`]).
     StartMining,
@@ -44,7 +45,7 @@ pub enum Output {
         /// The command it answers.
         id: CommandId,
         /// The answer.
-        reply: Reply,
+        reply: Box<Reply>,
     },
 }
 
@@ -98,7 +99,7 @@ impl Outbox {
     }
     /// Queues an event.
     pub fn emit(&mut self, event: Event) {
-        self.queue.push_back(Output::Event(event));
+        self.queue.push_back(Output::Event(Box::new(event)));
     }
     /// Queues a store operation.
     pub fn store(&mut self, op: StoreOp) {
@@ -121,7 +122,10 @@ impl Outbox {
     }
     /// Queues the answer to a command.
     pub fn reply(&mut self, id: CommandId, reply: Reply) {
-        self.queue.push_back(Output::Reply { id, reply });
+        self.queue.push_back(Output::Reply {
+            id,
+            reply: Box::new(reply),
+        });
     }
     /// The oldest output. Once all are taken the queue gives its memory back: a simulator
     /// holds thousands of nodes whose queues are empty between their inputs, and each would

@@ -394,7 +394,7 @@ impl Peering {
                     e.state = AddrState::Idle;
                 }
                 let hello = self.hello(Some(&addr), tip);
-                self.send(id, Message::Hello(hello), now, out);
+                self.send(id, Message::Hello(Box::new(hello)), now, out);
             }
             None if self.links.count(Direction::Inbound) > self.config.limits.max_inbound => {
                 match eviction::candidate(&self.links, id) {
@@ -468,7 +468,7 @@ impl Peering {
         let addr = dialled.unwrap_or_else(|| hello.listen.clone());
         if direction == Direction::Inbound {
             let answer = self.hello(Some(&addr), tip);
-            self.send(id, Message::Hello(answer), now, out);
+            self.send(id, Message::Hello(Box::new(answer)), now, out);
             self.book.add(&addr, false, self.config.limits.max_known, now);
         }
         self.addr_cache.link_ready(id, &addr);

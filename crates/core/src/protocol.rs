@@ -165,7 +165,7 @@ pub struct Hello {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Message {
     /// Handshake (once per direction per link).
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// Keep-alive carrying the sender's best height and work.
     Ping {
         /// Sender's best height.

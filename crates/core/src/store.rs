@@ -30,7 +30,7 @@ pub enum StoreOp {
     /// Record the best tip.
     SetTip(BlockHash),
     /// Store a pending transaction.
-    PutTx(Txid, Transaction),
+    PutTx(Txid, Box<Transaction>),
     /// Forget a pending transaction (mined, or dropped).
     DeleteTx(Txid),
     /// Store a small named value (miner identity, settings).
@@ -215,7 +215,7 @@ impl ChainStore for MemoryStore {
                 }
                 StoreOp::SetTip(hash) => self.tip = Some(*hash),
                 StoreOp::PutTx(txid, tx) => {
-                    self.mempool.insert(*txid, tx.clone());
+                    self.mempool.insert(*txid, Transaction::clone(tx));
                 }
                 StoreOp::DeleteTx(txid) => {
                     self.mempool.remove(txid);
@@ -334,7 +334,7 @@ mod tests {
                 StoreOp::DeleteBlock(blocks[1].compute_hash()),
                 put(&blocks[1]),
                 StoreOp::SetTip(blocks[4].compute_hash()),
-                StoreOp::PutTx(Txid([1; 32]), Transaction::new("a", "b", 1, 5)),
+                StoreOp::PutTx(Txid([1; 32]), Box::new(Transaction::new("a", "b", 1, 5))),
                 StoreOp::PutMeta("k".into(), vec![1]),
             ])
             .unwrap();

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use chainsim_core::peers::PeerState;
-use chainsim_core::protocol::{Hello, Message};
+use chainsim_core::protocol::Message;
 use chainsim_core::{ChainParams, Input, Node};
 use chainsim_primitives::{CompactTarget, Work};
 use support::{Sim, addr, at, hello_from, sim_config};
@@ -123,10 +123,7 @@ fn a_second_hello_is_scored_not_obeyed() {
     let l = sim.node(0).peering().links().get(link).unwrap();
     assert_eq!(l.addr, Some(addr(5)), "the first hello's claim stays");
     assert!(l.score > 0);
-    assert!(matches!(
-        sim.external_inbox.first(),
-        Some((0, _, Message::Hello(Hello { .. })))
-    ));
+    assert!(matches!(sim.external_inbox.first(), Some((0, _, Message::Hello(_)))));
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn events(outputs: &[Output]) -> Vec<&Event> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Event(e) => Some(e),
+            Output::Event(e) => Some(&**e),
             _ => None,
         })
         .collect()
@@ -63,7 +63,7 @@ fn submitted_transaction_is_pooled_stored_and_announced() {
     let out = drain(&mut node, None);
     assert!(has_store(
         &out,
-        |op| matches!(op, StoreOp::PutTx(id, stored) if *id == txid && *stored == t)
+        |op| matches!(op, StoreOp::PutTx(id, stored) if *id == txid && **stored == t)
     ));
     assert!(events(&out).iter().any(|e| matches!(e,
         Event::Tx { txid: id, sender, recipient, amount, from_peer: None }

@@ -13,7 +13,8 @@
 //! - [`txload`]: synthetic transactions submitted to the nodes, and what became of them;
 //! - [`mining`]: who finds the next block, and when;
 //! - [`blocks`]: the one block store the nodes share;
-//! - [`run`]: the loop that ties them to the nodes;
+//! - [`run`]: the loop that ties them to the nodes; [`prefetch`]: loading the next
+//!   event's node early;
 //! - [`results`]: what a run measured (stale rate, reception times, traffic);
 //! - [`report`]: plots of a run, as SVG;
 //! - [`sweep`]: many runs over a parameter's values and seeds, in parallel.
@@ -29,6 +30,7 @@ pub mod edges;
 pub mod error;
 pub mod mining;
 pub mod network;
+pub mod prefetch;
 pub mod queue;
 pub mod report;
 pub mod results;

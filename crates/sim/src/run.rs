@@ -30,6 +30,7 @@ use crate::blocks::SharedBlocks;
 use crate::changes::LinkChanges;
 use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
+use crate::prefetch::prefetch;
 use crate::queue::{EventQueue, Micros};
 use crate::results::{Recorder, Results, Summary, Tally};
 use crate::scenario::Scenario;
@@ -49,9 +50,14 @@ pub const SIM_BITS: CompactTarget = CompactTarget(0x207f_ffff);
 enum Ev {
     /// `node` finds a block.
     Mine { node: usize },
-    /// A message reaches `(node, link)`; it is processed now or after what the node is
-    /// busy validating.
-    Arrive { node: usize, link: PeerId, msg: Message },
+    /// A message from node `from` reaches `(node, link)`; it is processed now or after
+    /// what the node is busy validating.
+    Arrive {
+        node: usize,
+        link: PeerId,
+        from: usize,
+        msg: Message,
+    },
     /// A message, processed, is handed to the node's core.
     Deliver { node: usize, link: PeerId, msg: Message },
     /// A link end comes up (`addr` for the dialler).
@@ -237,6 +243,7 @@ impl World {
             Ev::Arrive {
                 node: to,
                 link: olink,
+                from,
                 msg,
             },
         );
@@ -463,9 +470,10 @@ impl Simulation {
             return false;
         };
         self.world.now = at;
+        self.prefetch_next();
         match ev {
             Ev::Mine { node } => self.mine(node),
-            Ev::Arrive { node, link, msg } => self.arrive(node, link, msg),
+            Ev::Arrive { node, link, from, msg } => self.arrive(node, link, from, msg),
             Ev::Deliver { node, link, msg } => {
                 if self.world.pairs.is_open(node, link) {
                     self.input(node, Input::Message { from: link, msg });
@@ -500,10 +508,15 @@ impl Simulation {
         true
     }
 
-    fn arrive(&mut self, node: usize, link: PeerId, msg: Message) {
-        let from = self.world.pairs.other(node, link).map(|(n, _)| n);
-        let cut_off = from.is_some_and(|from| self.world.apart(from, node));
-        if cut_off || !self.world.pairs.is_open(node, link) {
+    /// Starts loading the state of the node the next event is for (see [`prefetch`]).
+    fn prefetch_next(&mut self) {
+        if let Some(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node }) = self.world.queue.peek() {
+            prefetch(&self.nodes[*node]);
+        }
+    }
+
+    fn arrive(&mut self, node: usize, link: PeerId, from: usize, msg: Message) {
+        if self.world.apart(from, node) || !self.world.pairs.is_open(node, link) {
             self.world.dropped += 1;
             return;
         }

@@ -22,7 +22,7 @@ fn tx_batch(c: u64, n: u64) -> Vec<StoreOp> {
     (0..n)
         .map(|i| {
             let t = tx(c, i);
-            StoreOp::PutTx(t.compute_txid(), t)
+            StoreOp::PutTx(t.compute_txid(), Box::new(t))
         })
         .collect()
 }
@@ -54,7 +54,7 @@ fn block_batch(c: u64, n: u64, prev: &mut BlockHash) -> Vec<StoreOp> {
         },
         StoreOp::SetTip(*prev),
     ];
-    ops.extend(txs.into_iter().map(|t| StoreOp::PutTx(t.compute_txid(), t)));
+    ops.extend(txs.into_iter().map(|t| StoreOp::PutTx(t.compute_txid(), Box::new(t))));
     ops
 }
 

@@ -571,7 +571,12 @@ impl ChainStore for RedbStore {
             });
         }
         base.extend(state.tip.map(StoreOp::SetTip));
-        base.extend(state.mempool.drain(..).map(|tx| StoreOp::PutTx(tx.compute_txid(), tx)));
+        base.extend(
+            state
+                .mempool
+                .drain(..)
+                .map(|tx| StoreOp::PutTx(tx.compute_txid(), Box::new(tx))),
+        );
         base.extend(state.meta.drain().map(|(k, v)| StoreOp::PutMeta(k, v)));
         let infallible = |r: Result<(), std::convert::Infallible>| match r {
             Ok(()) => {}
@@ -598,7 +603,7 @@ impl ChainStore for RedbStore {
                 StoreOp::PutBlock { .. } | StoreOp::DeleteBlock(_) => {}
                 StoreOp::SetTip(hash) => tip = Some(*hash),
                 StoreOp::PutTx(txid, tx) => {
-                    mempool.insert(*txid, tx.clone());
+                    mempool.insert(*txid, Transaction::clone(tx));
                 }
                 StoreOp::DeleteTx(txid) => {
                     mempool.remove(txid);

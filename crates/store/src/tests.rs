@@ -192,7 +192,7 @@ fn commit_failing_part_way_leaves_nothing() {
         StoreOp::SetTip(b.compute_hash()),
         StoreOp::PutTx(
             Transaction::new("x", "y", 1, 2).compute_txid(),
-            Transaction::new("x", "y", 1, 2),
+            Box::new(Transaction::new("x", "y", 1, 2)),
         ),
         StoreOp::DeleteBlock(a.compute_hash()),
     ];
@@ -275,13 +275,13 @@ fn batches() -> Vec<Vec<StoreOp>> {
         vec![
             put(&a),
             StoreOp::SetTip(a.compute_hash()),
-            StoreOp::PutTx(tx(1).compute_txid(), tx(1)),
+            StoreOp::PutTx(tx(1).compute_txid(), Box::new(tx(1))),
             StoreOp::PutMeta("k".into(), vec![1]),
         ],
         vec![
             put(&b),
             StoreOp::SetTip(b.compute_hash()),
-            StoreOp::PutTx(tx(2).compute_txid(), tx(2)),
+            StoreOp::PutTx(tx(2).compute_txid(), Box::new(tx(2))),
         ],
         vec![
             StoreOp::DeleteTx(tx(1).compute_txid()),

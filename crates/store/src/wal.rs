@@ -206,7 +206,7 @@ fn decode_payload(payload: &[u8]) -> Result<Record, String> {
                         crate::short(&txid)
                     ));
                 }
-                StoreOp::PutTx(txid, tx)
+                StoreOp::PutTx(txid, Box::new(tx))
             }
             TAG_DELETE_TX => StoreOp::DeleteTx(Txid(c.array("a txid")?)),
             TAG_PUT_META => {

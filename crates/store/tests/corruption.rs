@@ -26,7 +26,7 @@ fn populated(dir: &Path) {
             StoreOp::SetTip(prev),
         ];
         let t: Transaction = tx(h);
-        ops.push(StoreOp::PutTx(t.compute_txid(), t));
+        ops.push(StoreOp::PutTx(t.compute_txid(), Box::new(t)));
         store.commit(&ops).expect("commit");
     }
     store.close().expect("close");

@@ -59,7 +59,7 @@ fn batch_ops(b: u64, block: &Block) -> Vec<StoreOp> {
     }];
     for i in 0..TXS_PER_BATCH {
         let t = batch_tx(b, i);
-        ops.push(StoreOp::PutTx(t.compute_txid(), t));
+        ops.push(StoreOp::PutTx(t.compute_txid(), Box::new(t)));
     }
     if b > 0 {
         for i in 0..DELETED_PER_BATCH {

@@ -56,7 +56,7 @@ fn to_store_op(op: &Op, blocks: &[Block], txs: &[Transaction]) -> StoreOp {
         },
         Op::DeleteBlock(i) => StoreOp::DeleteBlock(blocks[*i].compute_hash()),
         Op::SetTip(i) => StoreOp::SetTip(blocks[*i].compute_hash()),
-        Op::PutTx(i) => StoreOp::PutTx(txs[*i].compute_txid(), txs[*i].clone()),
+        Op::PutTx(i) => StoreOp::PutTx(txs[*i].compute_txid(), Box::new(txs[*i].clone())),
         Op::DeleteTx(i) => StoreOp::DeleteTx(txs[*i].compute_txid()),
         Op::PutMeta(k, v) => StoreOp::PutMeta(format!("key{k}"), v.clone()),
     }

@@ -101,7 +101,7 @@ pub fn sends(node: &mut Node) -> Vec<(PeerId, Message)> {
 
 /// A hello as a peer listening at `from` would send it, claiming `height` and `work`.
 pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_primitives::Work) -> Message {
-    Message::Hello(chainsim_core::protocol::Hello {
+    Message::Hello(Box::new(chainsim_core::protocol::Hello {
         version: chainsim_core::protocol::PROTOCOL_VERSION,
         genesis: node.params().genesis_hash(),
         listen: from.clone(),
@@ -109,7 +109,7 @@ pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_prim
         work: chainsim_core::protocol::WireWork(work),
         agent: "test".into(),
         token: format!("token-of-{from}"),
-    })
+    }))
 }
 
 /// Opens an inbound link `link` at `node` from a peer at `from` and completes its
