@@ -8,31 +8,45 @@
 //! time differs from the last popped time, and only the lowest non-empty bucket is ever
 //! sorted out. Each event moves down a few buckets in all, through vectors read in order,
 //! where a binary heap of a simulation's hundreds of thousands of pending events takes a
-//! cache miss at most levels of every pop. Events scheduled in the past anyway (not done by
-//! the drivers, but allowed) wait in a small binary heap and come out first.
+//! cache miss at most levels of every pop. The events travel with their keys: moving a
+//! small event a few times through vectors read in order costs less than reading it back
+//! from a slot of its own, which a pop would find long gone from the caches. Events
+//! scheduled in the past anyway (not done by the drivers, but allowed) wait in a small
+//! binary heap and come out first.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// The key of one scheduled item; the item itself waits in a slot, so that the buckets move
-/// only these 24 bytes, however large the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When an item is due, and its place among items due at the same time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     at: u64,
     seq: u64,
-    slot: u32,
 }
 
-impl PartialOrd for Key {
+/// One scheduled item.
+#[derive(Debug)]
+struct Entry<E> {
+    key: Key,
+    event: E,
+}
+
+impl<E> PartialEq for Entry<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl<E> Eq for Entry<E> {}
+impl<E> PartialOrd for Entry<E> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Key {
+impl<E> Ord for Entry<E> {
     // Reversed: `BinaryHeap` is a max-heap and we want the earliest first. Sequence
-    // numbers are unique, so the slot never decides.
+    // numbers are unique, so keys never tie.
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -43,16 +57,14 @@ const BUCKETS: usize = 65;
 #[derive(Debug)]
 pub struct EventQueue<E> {
     /// Events due exactly at `last`, in scheduling order.
-    now: VecDeque<Key>,
+    now: VecDeque<Entry<E>>,
     /// Later events by radix bucket (index 0 unused).
-    buckets: Vec<Vec<Key>>,
+    buckets: Vec<Vec<Entry<E>>>,
     /// Events scheduled before `last`.
-    late: BinaryHeap<Key>,
+    late: BinaryHeap<Entry<E>>,
     /// The time last sorted out: no bucketed event is earlier.
     last: u64,
     len: usize,
-    slots: Vec<Option<E>>,
-    free: Vec<u32>,
     seq: u64,
     popped: u64,
 }
@@ -65,8 +77,6 @@ impl<E> Default for EventQueue<E> {
             late: BinaryHeap::new(),
             last: 0,
             len: 0,
-            slots: Vec::new(),
-            free: Vec::new(),
             seq: 0,
             popped: 0,
         }
@@ -82,44 +92,30 @@ impl<E> EventQueue<E> {
     /// Schedules `event` at `at`, after everything already scheduled for that instant.
     pub fn push(&mut self, at: u64, event: E) {
         self.seq += 1;
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(event);
-                slot
-            }
-            None => {
-                self.slots.push(Some(event));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let key = Key {
-            at,
-            seq: self.seq,
-            slot,
+        let entry = Entry {
+            key: Key { at, seq: self.seq },
+            event,
         };
         self.len += 1;
         match at.cmp(&self.last) {
-            Ordering::Less => self.late.push(key),
-            Ordering::Equal => self.now.push_back(key),
-            Ordering::Greater => self.buckets[bucket(at, self.last)].push(key),
+            Ordering::Less => self.late.push(entry),
+            Ordering::Equal => self.now.push_back(entry),
+            Ordering::Greater => self.buckets[bucket(at, self.last)].push(entry),
         }
     }
 
     /// The earliest event, if any.
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        let key = match self.late.pop() {
-            Some(key) => key,
+        let entry = match self.late.pop() {
+            Some(entry) => entry,
             None => {
                 self.sort_out();
                 self.now.pop_front()?
             }
         };
         self.len -= 1;
-        self.free.push(key.slot);
         self.popped += 1;
-        // A slot is filled for as long as its key is queued.
-        let event = self.slots[key.slot as usize].take()?;
-        Some((key.at, event))
+        Some((entry.key.at, entry.event))
     }
 
     /// When nothing is due at `last`, moves the clock base to the earliest bucketed time
@@ -132,43 +128,37 @@ impl<E> EventQueue<E> {
         let Some(b) = (1..BUCKETS).find(|&b| !self.buckets[b].is_empty()) else {
             return;
         };
-        let keys = std::mem::take(&mut self.buckets[b]);
-        self.last = keys.iter().map(|k| k.at).min().unwrap_or(self.last);
-        let mut due = Vec::new();
-        for key in &keys {
-            match bucket(key.at, self.last) {
-                0 => due.push(*key),
-                lower => self.buckets[lower].push(*key),
+        let mut entries = std::mem::take(&mut self.buckets[b]);
+        self.last = entries.iter().map(|e| e.key.at).min().unwrap_or(self.last);
+        let first_due = self.now.len();
+        for entry in entries.drain(..) {
+            match bucket(entry.key.at, self.last) {
+                0 => self.now.push_back(entry),
+                lower => self.buckets[lower].push(entry),
             }
         }
-        due.sort_unstable_by_key(|k| k.seq);
-        self.now.extend(due);
+        self.now.make_contiguous()[first_due..].sort_unstable_by_key(|e| e.key.seq);
         // Keep the emptied bucket's allocation for the events that will fill it again.
-        let mut keys = keys;
-        keys.clear();
-        self.buckets[b] = keys;
+        self.buckets[b] = entries;
     }
 
     /// When the earliest event is due.
     pub fn peek_time(&mut self) -> Option<u64> {
-        if let Some(key) = self.late.peek() {
-            return Some(key.at);
+        if let Some(entry) = self.late.peek() {
+            return Some(entry.key.at);
         }
         self.sort_out();
-        self.now.front().map(|k| k.at)
+        self.now.front().map(|e| e.key.at)
     }
 
     /// The earliest event, if any, without taking it (a driver may prepare for it while
     /// it handles the current one).
     pub fn peek(&mut self) -> Option<&E> {
-        let key = match self.late.peek() {
-            Some(key) => *key,
-            None => {
-                self.sort_out();
-                *self.now.front()?
-            }
-        };
-        self.slots[key.slot as usize].as_ref()
+        if self.late.is_empty() {
+            self.sort_out();
+            return self.now.front().map(|e| &e.event);
+        }
+        self.late.peek().map(|e| &e.event)
     }
 
     /// Events popped so far.
