@@ -221,7 +221,7 @@ impl Node {
                     self.out.store(StoreOp::PutTx(*txid, Box::new(tx.clone())));
                     // Relay it again: peers that were on the winning branch all along never
                     // saw it, and would otherwise never mine it.
-                    self.relay.forget_tx(txid);
+                    crate::relay::forget_tx(self.peering.links_mut(), txid);
                     self.relay.queue_tx(*txid, None);
                 }
             }

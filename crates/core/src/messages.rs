@@ -88,7 +88,7 @@ impl Node {
         self.sync.links_changed();
         let pending: Vec<Txid> = self.mempool.iter_oldest().map(|(id, _)| *id).collect();
         for txid in &pending {
-            self.relay.mark_tx(peer, txid);
+            crate::relay::mark_tx(self.peering.links_mut(), peer, txid);
         }
         self.send_txs(peer, &pending);
         self.maybe_start_sync(now);
@@ -158,7 +158,7 @@ impl Node {
                 // that `from` has it would only push ids that still matter out of its ring.
                 continue;
             }
-            self.relay.mark_block(from, &hash);
+            crate::relay::mark_block(self.peering.links_mut(), from, &hash);
             if self.orphans.contains(&hash) || self.rejected.contains_key(&hash) {
                 continue;
             }
@@ -169,7 +169,7 @@ impl Node {
                 self.sync.want_from(from);
             }
         }
-        let blocks = self.relay.want_blocks(from, &lacking, now);
+        let blocks = self.relay.want_blocks(self.peering.links_mut(), from, &lacking, now);
         self.relay.put_lacking(lacking);
         self.ask(
             from,
@@ -188,12 +188,12 @@ impl Node {
         }
         let mut lacking_txs = Vec::new();
         for txid in txids {
-            self.relay.mark_tx(from, &txid);
+            crate::relay::mark_tx(self.peering.links_mut(), from, &txid);
             if !self.mempool.contains(&txid) && self.tree.find_tx(&txid).is_none() {
                 lacking_txs.push(txid);
             }
         }
-        let txs = self.relay.want_txs(from, lacking_txs, now);
+        let txs = self.relay.want_txs(self.peering.links_mut(), from, lacking_txs, now);
         self.ask(
             from,
             Wanted {
@@ -227,7 +227,7 @@ impl Node {
                     let msg = Message::Block {
                         block: WireBlock(block),
                     };
-                    self.relay.mark_block(from, &hash);
+                    crate::relay::mark_block(self.peering.links_mut(), from, &hash);
                     self.peering.send(from, msg, now, &mut self.out);
                 }
                 None => missing_blocks.push(hash),
@@ -261,7 +261,7 @@ impl Node {
         for tx in txs {
             let txid = tx.compute_txid();
             self.relay.tx_arrived(&txid);
-            self.relay.mark_tx(from, &txid);
+            crate::relay::mark_tx(self.peering.links_mut(), from, &txid);
             match self.accept_tx(tx, Some(from), now, false) {
                 Err(TxRejected::Malformed(_)) => malformed += 1,
                 // A forged signature or a transaction of the other ledger is the sender's
@@ -279,7 +279,7 @@ impl Node {
     fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
         let hash = block.compute_hash();
         self.relay.block_arrived(&hash);
-        self.relay.mark_block(from, &hash);
+        crate::relay::mark_block(self.peering.links_mut(), from, &hash);
         self.note_peer_block(from, &block);
         match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
@@ -321,7 +321,7 @@ impl Node {
         for block in blocks {
             let hash = block.compute_hash();
             self.relay.block_arrived(&hash);
-            self.relay.mark_block(from, &hash);
+            crate::relay::mark_block(self.peering.links_mut(), from, &hash);
             match self.accept_block(block, Origin::Peer(from), false, now) {
                 Ok(_) => {
                     taken.push(hash);
@@ -408,10 +408,15 @@ impl Node {
     /// Announces (or pushes) a block to every ready peer not known to have it.
     pub(crate) fn relay_block(&mut self, hash: BlockHash, block: &Arc<Block>, from: Option<PeerId>) {
         if let Some(from) = from {
-            self.relay.mark_block(from, &hash);
+            crate::relay::mark_block(self.peering.links_mut(), from, &hash);
         }
-        for link in self.peering.ready_links() {
-            if self.relay.first_time_block(link.id, &hash) {
+        let ready = self
+            .peering
+            .links_mut()
+            .iter_mut()
+            .filter(|l| l.ready && !l.is_closing());
+        for link in ready {
+            if link.known.insert_block(&hash) {
                 self.out.send(link.id, self.relay.announcement(block));
             }
         }
@@ -420,8 +425,7 @@ impl Node {
     /// Sends the transactions accepted since the last drain, one batch per peer, leaving
     /// out the ones a peer has. Batching happens naturally under load.
     pub(crate) fn flush_tx_relay(&mut self) {
-        let ready = self.peering.ready_ids();
-        for (peer, txids) in self.relay.take_pending_txs(&ready) {
+        for (peer, txids) in self.relay.take_pending_txs(self.peering.links_mut()) {
             self.send_txs(peer, &txids);
         }
     }

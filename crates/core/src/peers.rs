@@ -75,6 +75,8 @@ pub struct Link {
     pub last_tx: Option<Time>,
     /// Whether we asked the transport to close it (see [`LinkTable::set_closing`]).
     closing: bool,
+    /// What relay knows the peer has (see [`crate::relay`]).
+    pub(crate) known: crate::relay::Known,
 }
 
 impl Link {
@@ -97,6 +99,7 @@ impl Link {
             last_block: None,
             last_tx: None,
             closing: false,
+            known: crate::relay::Known::default(),
         }
     }
 
@@ -235,6 +238,10 @@ impl LinkTable {
     /// Every link.
     pub fn iter(&self) -> impl Iterator<Item = &Link> {
         self.links.iter()
+    }
+    /// Every link, mutable (for what the counts do not cover).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Link> {
+        self.links.iter_mut()
     }
     /// Links whose handshake is done.
     pub fn ready(&self) -> impl Iterator<Item = &Link> {

@@ -2,7 +2,9 @@
 //! as Bitcoin does) a node announces ids with `Inv`, and a peer that lacks an item asks for
 //! it with `GetData` from the first peer that announced it, so each body crosses each link
 //! at most once in the common case. [`RelayMode::Push`] sends bodies to every peer at once,
-//! for comparison. This part owns what each link is known to have and what we asked for.
+//! for comparison. This part owns what we asked for, and what each link is known to have
+//! ([`Known`], kept in the link's slot of the [`LinkTable`]: every message reads its link
+//! anyway, and announcing a block walks the links in order).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,8 +12,8 @@ use std::time::Duration;
 
 use chainsim_primitives::{Block, BlockHash, Txid};
 
-use crate::keyed_hash::{KeyedHash, KeyedMap};
-use crate::peers::PeerId;
+use crate::keyed_hash::KeyedHash;
+use crate::peers::{LinkTable, PeerId};
 use crate::protocol::{Message, WireBlock, WireHeader};
 use crate::time::Time;
 
@@ -19,7 +21,7 @@ mod fetches;
 mod known;
 
 use fetches::Fetches;
-use known::Known;
+pub use known::Known;
 
 /// Most block hashes the list of [`Relay::take_lacking`] keeps room for between uses.
 const LACKING_KEPT: usize = 16;
@@ -39,7 +41,6 @@ pub enum RelayMode {
 pub struct Relay {
     mode: RelayMode,
     fetch_timeout: Duration,
-    known: KeyedMap<PeerId, Known>,
     blocks: Fetches<BlockHash>,
     txs: Fetches<Txid>,
     /// Transactions accepted since the last flush, with the link they came from.
@@ -71,7 +72,6 @@ impl Relay {
         Self {
             mode,
             fetch_timeout,
-            known: KeyedMap::with_hasher(keyed),
             blocks: Fetches::new(keyed),
             txs: Fetches::new(keyed),
             pending_txs: Vec::new(),
@@ -82,35 +82,6 @@ impl Relay {
     /// The relay mode.
     pub fn mode(&self) -> RelayMode {
         self.mode
-    }
-
-    /// Notes that `peer` has a block (it sent or announced it, or we did).
-    pub fn mark_block(&mut self, peer: PeerId, hash: &BlockHash) {
-        self.known.entry(peer).or_default().insert_block(hash);
-    }
-
-    /// Notes that `peer` has a transaction (it sent or announced it, or we did).
-    pub fn mark_tx(&mut self, peer: PeerId, txid: &Txid) {
-        self.known.entry(peer).or_default().insert_tx(txid);
-    }
-
-    /// Whether `peer` should hear of block `hash`: it is not known to have it. It is
-    /// marked as having it.
-    pub fn first_time_block(&mut self, peer: PeerId, hash: &BlockHash) -> bool {
-        self.known.entry(peer).or_default().insert_block(hash)
-    }
-
-    /// Whether `peer` is not yet known to have transaction `txid`; it is marked as having it.
-    fn first_time_tx(&mut self, peer: PeerId, txid: &Txid) -> bool {
-        self.known.entry(peer).or_default().insert_tx(txid)
-    }
-
-    /// Forgets who has a transaction: it came back (a reorganisation returned it to the
-    /// mempool), and a peer we once told about it may never have fetched it.
-    pub fn forget_tx(&mut self, txid: &Txid) {
-        for known in self.known.values_mut() {
-            known.remove_tx(txid);
-        }
     }
 
     /// Queues an accepted transaction for the next flush.
@@ -124,23 +95,24 @@ impl Relay {
     }
 
     /// Takes the queued transactions and says which link gets which: every ready link
-    /// that is not known to have them.
-    pub fn take_pending_txs(&mut self, ready: &[PeerId]) -> Vec<(PeerId, Vec<Txid>)> {
+    /// not closing that is not known to have them.
+    pub fn take_pending_txs(&mut self, links: &mut LinkTable) -> Vec<(PeerId, Vec<Txid>)> {
         let pending = std::mem::take(&mut self.pending_txs);
         for (txid, from) in &pending {
             if let Some(from) = from {
-                self.mark_tx(*from, txid);
+                mark_tx(links, *from, txid);
             }
         }
-        ready
-            .iter()
-            .map(|p| {
+        links
+            .iter_mut()
+            .filter(|l| l.ready && !l.is_closing())
+            .map(|l| {
                 let txids: Vec<Txid> = pending
                     .iter()
-                    .filter(|(t, _)| self.first_time_tx(*p, t))
+                    .filter(|(t, _)| l.known.insert_tx(t))
                     .map(|(t, _)| *t)
                     .collect();
-                (*p, txids)
+                (l.id, txids)
             })
             .filter(|(_, t)| !t.is_empty())
             .collect()
@@ -152,9 +124,15 @@ impl Relay {
     ///
     /// They are marked again: in a long announcement the later ids may have pushed the
     /// first ones out of the link's ring, and `from` surely has them.
-    pub fn want_blocks(&mut self, from: PeerId, blocks: &[BlockHash], now: Time) -> Vec<BlockHash> {
+    pub fn want_blocks(
+        &mut self,
+        links: &mut LinkTable,
+        from: PeerId,
+        blocks: &[BlockHash],
+        now: Time,
+    ) -> Vec<BlockHash> {
         let want = |h: &&BlockHash| {
-            self.mark_block(from, h);
+            mark_block(links, from, h);
             self.blocks.want(**h, from, now)
         };
         blocks.iter().filter(want).copied().collect()
@@ -177,9 +155,9 @@ impl Relay {
     }
 
     /// [`Relay::want_blocks`] for transactions.
-    pub fn want_txs(&mut self, from: PeerId, mut txs: Vec<Txid>, now: Time) -> Vec<Txid> {
+    pub fn want_txs(&mut self, links: &mut LinkTable, from: PeerId, mut txs: Vec<Txid>, now: Time) -> Vec<Txid> {
         txs.retain(|t| {
-            self.mark_tx(from, t);
+            mark_tx(links, from, t);
             self.txs.want(*t, from, now)
         });
         txs
@@ -219,9 +197,9 @@ impl Relay {
         retry.into_iter().collect()
     }
 
-    /// A link closed: forget it, and ask other announcers for what it owed us.
+    /// A link closed (what it was known to have went with its slot): forget it as a
+    /// source, and ask other announcers for what it owed us.
     pub fn peer_gone(&mut self, peer: PeerId, now: Time) -> Vec<(PeerId, Wanted)> {
-        self.known.remove(&peer);
         self.pending_txs.retain(|(_, f)| *f != Some(peer));
         let owed_blocks = self.blocks.owed_by(peer);
         let owed_txs = self.txs.owed_by(peer);
@@ -259,5 +237,27 @@ impl Relay {
                 block: WireBlock(block.clone()),
             },
         }
+    }
+}
+
+/// Notes that `peer` has a block (it sent or announced it, or we did).
+pub fn mark_block(links: &mut LinkTable, peer: PeerId, hash: &BlockHash) {
+    if let Some(link) = links.get_mut(peer) {
+        link.known.insert_block(hash);
+    }
+}
+
+/// Notes that `peer` has a transaction (it sent or announced it, or we did).
+pub fn mark_tx(links: &mut LinkTable, peer: PeerId, txid: &Txid) {
+    if let Some(link) = links.get_mut(peer) {
+        link.known.insert_tx(txid);
+    }
+}
+
+/// Forgets who has a transaction: it came back (a reorganisation returned it to the
+/// mempool), and a peer we once told about it may never have fetched it.
+pub fn forget_tx(links: &mut LinkTable, txid: &Txid) {
+    for link in links.iter_mut() {
+        link.known.remove_tx(txid);
     }
 }

@@ -1,5 +1,6 @@
 //! What each link is known to have: recent block and transaction ids, in two rings of
-//! short keys per link.
+//! short keys per link, kept in the link's own slot of the link table (read with the link
+//! a message arrives on, and walked in order when a block is announced to every link).
 //!
 //! Blocks and transactions are kept apart because they come at very different rates.
 //! Blocks are rare (one every ten minutes on Bitcoin, one a minute on Dogecoin) and only
@@ -68,7 +69,7 @@ impl<const N: usize> Ring<N> {
 
 /// The ids one link is known to have.
 #[derive(Debug, Default, Clone)]
-pub(super) struct Known {
+pub struct Known {
     blocks: Ring<BLOCKS_PER_LINK>,
     /// Allocated with the first transaction id.
     txs: Option<Box<Ring<TXS_PER_LINK>>>,
@@ -76,17 +77,17 @@ pub(super) struct Known {
 
 impl Known {
     /// Notes a block; returns whether it was not known before.
-    pub(super) fn insert_block(&mut self, hash: &BlockHash) -> bool {
+    pub(crate) fn insert_block(&mut self, hash: &BlockHash) -> bool {
         self.blocks.insert(key(hash.as_bytes()))
     }
 
     /// Notes a transaction; returns whether it was not known before.
-    pub(super) fn insert_tx(&mut self, txid: &Txid) -> bool {
+    pub(crate) fn insert_tx(&mut self, txid: &Txid) -> bool {
         self.txs.get_or_insert_default().insert(key(txid.as_bytes()))
     }
 
     /// Forgets a transaction.
-    pub(super) fn remove_tx(&mut self, txid: &Txid) {
+    pub(crate) fn remove_tx(&mut self, txid: &Txid) {
         if let Some(txs) = self.txs.as_mut() {
             txs.remove(key(txid.as_bytes()));
         }
