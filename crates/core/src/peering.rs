@@ -229,7 +229,7 @@ impl Peering {
     fn token_for(&self, to: Option<&PeerAddr>) -> String {
         let mut data = self.secret.to_vec();
         data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
-        hex_prefix(&sha256(&data))
+        hex::encode(&sha256(&data)[..16])
     }
 
     // ----- the operator and the address book ----------------------------------------
@@ -833,10 +833,6 @@ fn hash_seed(secret: &[u8; 16]) -> u64 {
     let mut seed = [0u8; 8];
     seed.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(seed)
-}
-
-fn hex_prefix(bytes: &[u8; 32]) -> String {
-    bytes[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

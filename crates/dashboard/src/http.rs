@@ -180,7 +180,7 @@ fn random_token() -> String {
             }
         }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// An error answer: `{"error": message, "code": code}` with a 4xx status for anything the

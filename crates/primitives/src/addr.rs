@@ -4,14 +4,19 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// A peer's listening address, `HOST:PORT`.
+///
+/// Shared, not copied: an address travels in hellos and `addr` answers and sits in many
+/// address books (a simulator's ten thousand nodes hold a million of them), so a clone is
+/// a count, not a new string.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct PeerAddr(String);
+pub struct PeerAddr(Arc<str>);
 
 /// Why a string is not a peer address.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -21,7 +26,7 @@ pub struct AddrError(pub String);
 impl PeerAddr {
     /// A node on this machine, `127.0.0.1:PORT`: the form `localhost:PORT` parses to.
     pub fn loopback(port: u16) -> Self {
-        Self(format!("127.0.0.1:{port}"))
+        Self(format!("127.0.0.1:{port}").into())
     }
 
     /// The address as `HOST:PORT`.
@@ -57,7 +62,7 @@ impl FromStr for PeerAddr {
         } else {
             host.to_ascii_lowercase()
         };
-        Ok(Self(format!("{host}:{port}")))
+        Ok(Self(format!("{host}:{port}").into()))
     }
 }
 
@@ -70,7 +75,7 @@ impl TryFrom<String> for PeerAddr {
 
 impl From<PeerAddr> for String {
     fn from(a: PeerAddr) -> String {
-        a.0
+        a.0.to_string()
     }
 }
 

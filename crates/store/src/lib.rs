@@ -421,8 +421,10 @@ impl RedbStore {
                 }
                 Some(bytes) if bytes == FORMAT_VERSION.to_le_bytes() => {}
                 Some(bytes) => {
-                    let version = <[u8; 4]>::try_from(bytes.as_slice())
-                        .map_or_else(|_| format!("0x{}", hex(&bytes)), |b| u32::from_le_bytes(b).to_string());
+                    let version = <[u8; 4]>::try_from(bytes.as_slice()).map_or_else(
+                        |_| format!("0x{}", hex::encode(bytes)),
+                        |b| u32::from_le_bytes(b).to_string(),
+                    );
                     return Err(StoreError::corrupted(
                         path,
                         format!("unknown format version {version}, this binary reads {FORMAT_VERSION}"),
@@ -986,10 +988,6 @@ fn decode_block_value(value: &[u8], seq: u64, hash: &BlockHash) -> Result<Block,
 fn short(hash: &impl fmt::Display) -> String {
     let full = hash.to_string();
     format!("{}…", full.get(..12).unwrap_or(&full))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Turns any redb error into a [`StoreError`] naming the file.
