@@ -21,7 +21,7 @@ use chainsim_core::input::CommandId;
 use chainsim_core::keyed_hash::KeyedHash;
 use chainsim_core::link::{Effects, Pairs, drain};
 use chainsim_core::store::StoreOp;
-use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, addr, config};
+use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, config};
 use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr, PeerId, Reply, Time};
 use chainsim_primitives::CompactTarget;
 use chainsim_primitives::pow::search_nonce;
@@ -403,7 +403,10 @@ impl Simulation {
         };
         for (i, peers) in graph.into_iter().enumerate() {
             if !peers.is_empty() {
-                sim.command(i, Command::AddPeers(peers.into_iter().map(addr).collect()));
+                // The nodes' own addresses, shared: an address compared with itself is equal
+                // at once, without comparing its text.
+                let addrs = peers.into_iter().map(|j| sim.nodes[j].node.config().listen().clone());
+                sim.command(i, Command::AddPeers(addrs.collect()));
             }
         }
         sim
