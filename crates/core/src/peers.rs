@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chainsim_primitives::Work;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 pub use chainsim_primitives::addr::{AddrError, Direction, PeerAddr, PeerState};
 
@@ -143,12 +144,18 @@ impl Default for PeerLimits {
 /// deadline, and contiguous memory makes both cheap. Ids only grow, so a new link goes last.
 #[derive(Debug, Default)]
 pub struct LinkTable {
-    /// The links' ids, increasing; `links[i]` is the link of `ids[i]`.
-    ids: Vec<PeerId>,
+    /// The links' ids, increasing; `links[i]` is the link of `ids[i]`. Held in the table
+    /// itself up to a typical node's links: finding a message's link then reads no memory
+    /// of its own before the link.
+    ids: SmallVec<[PeerId; INLINE_IDS]>,
     links: Vec<Link>,
     /// Counts kept as links come, change and go, so that no question needs a walk.
     counts: Counts,
 }
+
+/// Link ids a [`LinkTable`] holds in itself: Bitcoin's eight outbound links and as many
+/// inbound ones; a node with more keeps them on the heap.
+const INLINE_IDS: usize = 16;
 
 /// What [`LinkTable`] counts.
 #[derive(Debug, Default, Clone, Copy)]
