@@ -1,17 +1,24 @@
 //! Items asked for and not yet arrived, each with the link asked and the other links that
 //! announced it, to ask in turn if that one fails.
 //!
-//! A hash table, looked up on every announcement of an item in flight, with the time of
-//! the oldest request kept beside it so that the node's next deadline (asked after every
-//! input) costs nothing. Nothing sent depends on the table's order: every list taken from
-//! it is sorted by id first, as the ordered map it replaces gave them.
+//! Looked up on every announcement of an item in flight. A node has one or two blocks in
+//! flight at a time, so the first requests are held in the table itself, beside the node's
+//! other state, and only more of them go to a hash table (transactions can be many). The
+//! time of the oldest request is kept beside them so that the node's next deadline (asked
+//! after every input) costs nothing. Nothing sent depends on where a request is held:
+//! every list taken from the table is sorted by id first.
 
 use std::hash::Hash;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::peers::PeerId;
 use crate::time::Time;
+
+/// Requests held in the table itself.
+const INLINE: usize = 2;
 
 /// An item we asked a link for.
 #[derive(Debug, Clone)]
@@ -19,12 +26,15 @@ struct Fetch {
     from: PeerId,
     at: Time,
     /// Other links that announced it, asked in turn if `from` fails.
-    others: Vec<PeerId>,
+    others: SmallVec<[PeerId; 4]>,
 }
 
 /// The requests of one kind of item (blocks, or transactions).
 #[derive(Debug)]
 pub(super) struct Fetches<K> {
+    /// The first requests; a slot is free when `None`.
+    inline: [Option<(K, Fetch)>; INLINE],
+    /// The others.
     map: KeyedMap<K, Fetch>,
     /// The earliest `at` of all requests; `None` when there are none.
     oldest: Option<Time>,
@@ -34,29 +44,72 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
     /// No requests; `keyed` hashes the ids.
     pub(super) fn new(keyed: KeyedHash) -> Self {
         Self {
+            inline: std::array::from_fn(|_| None),
             map: KeyedMap::with_hasher(keyed),
             oldest: None,
         }
     }
 
+    /// The request for `id`, if any.
+    fn get_mut(&mut self, id: &K) -> Option<&mut Fetch> {
+        let inline = self.inline.iter_mut().flatten().find(|(k, _)| k == id);
+        match inline {
+            Some((_, f)) => Some(f),
+            None if self.map.is_empty() => None,
+            None => self.map.get_mut(id),
+        }
+    }
+
+    /// Adds the request for `id` (not held yet).
+    fn insert(&mut self, id: K, fetch: Fetch) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some((id, fetch)),
+            None => {
+                self.map.insert(id, fetch);
+            }
+        }
+    }
+
+    /// Takes the request for `id` out, if any.
+    fn remove(&mut self, id: &K) -> Option<Fetch> {
+        for slot in &mut self.inline {
+            if slot.as_ref().is_some_and(|(k, _)| k == id) {
+                return slot.take().map(|(_, f)| f);
+            }
+        }
+        if self.map.is_empty() { None } else { self.map.remove(id) }
+    }
+
+    /// Every request, in no order.
+    fn iter(&self) -> impl Iterator<Item = (&K, &Fetch)> {
+        let inline = self.inline.iter().flatten().map(|(k, f)| (k, f));
+        inline.chain(self.map.iter())
+    }
+
+    /// Every request, mutable, in no order.
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Fetch> {
+        let inline = self.inline.iter_mut().flatten().map(|(_, f)| f);
+        inline.chain(self.map.values_mut())
+    }
+
     /// Records `from` as a source of `id`; true when it should be asked now (nobody else
     /// is).
     pub(super) fn want(&mut self, id: K, from: PeerId, now: Time) -> bool {
-        if let Some(f) = self.map.get_mut(&id) {
+        if let Some(f) = self.get_mut(&id) {
             if f.from != from && !f.others.contains(&from) {
                 f.others.push(from);
             }
             return false;
         }
-        let others = Vec::new();
-        self.map.insert(id, Fetch { from, at: now, others });
+        let others = SmallVec::new();
+        self.insert(id, Fetch { from, at: now, others });
         self.oldest = Some(self.oldest.map_or(now, |t| t.min(now)));
         true
     }
 
     /// `id` arrived: no longer wanted.
     pub(super) fn arrived(&mut self, id: &K) {
-        if let Some(f) = self.map.remove(id) {
+        if let Some(f) = self.remove(id) {
             self.replaced(f.at);
         }
     }
@@ -65,13 +118,13 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
     /// when none is left. Returns the link to ask now; none when `failed` was not the one
     /// asked.
     pub(super) fn next_source(&mut self, id: K, failed: PeerId, now: Time) -> Option<PeerId> {
-        let f = self.map.get_mut(&id)?;
+        let f = self.get_mut(&id)?;
         if f.from != failed {
             return None;
         }
         let was = f.at;
         let next = if f.others.is_empty() {
-            self.map.remove(&id);
+            self.remove(&id);
             None
         } else {
             f.from = f.others.remove(0);
@@ -86,7 +139,7 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
     /// the oldest.
     fn replaced(&mut self, at: Time) {
         if self.oldest == Some(at) {
-            self.oldest = self.map.values().map(|f| f.at).min();
+            self.oldest = self.iter().map(|(_, f)| f.at).min();
         }
     }
 
@@ -106,7 +159,6 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
     /// The requests matching `pred` with the link asked, in id order.
     fn sorted(&self, pred: impl Fn(&Fetch) -> bool) -> Vec<(K, PeerId)> {
         let mut ids: Vec<(K, PeerId)> = self
-            .map
             .iter()
             .filter(|(_, f)| pred(f))
             .map(|(k, f)| (*k, f.from))
@@ -117,14 +169,14 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
 
     /// Forgets `peer` as a fallback source of every request.
     pub(super) fn drop_announcer(&mut self, peer: PeerId) {
-        for f in self.map.values_mut() {
+        for f in self.values_mut() {
             f.others.retain(|p| *p != peer);
         }
     }
 
     /// When the oldest request times out.
     pub(super) fn deadline(&self, timeout: Duration) -> Option<Time> {
-        debug_assert_eq!(self.oldest, self.map.values().map(|f| f.at).min());
+        debug_assert_eq!(self.oldest, self.iter().map(|(_, f)| f.at).min());
         self.oldest.map(|t| t + timeout)
     }
 }
@@ -189,6 +241,26 @@ mod tests {
         let late = f.late(t(15), TIMEOUT);
         assert_eq!(late, vec![(1, PeerId(1)), (3, PeerId(1)), (5, PeerId(1))]);
         assert!(f.late(t(10), TIMEOUT).is_empty());
+    }
+
+    #[test]
+    fn requests_beyond_those_held_inline_behave_the_same() {
+        let mut f = fetches();
+        for id in 1..=5 {
+            assert!(f.want(id, PeerId(1), t(u64::from(id))));
+        }
+        f.arrived(&1);
+        f.arrived(&2); // both inline slots free again; 3, 4, 5 are in the hash table
+        assert!(!f.want(4, PeerId(2), t(6)), "found where it is held");
+        assert!(f.want(6, PeerId(3), t(6)), "a new one takes a free inline slot");
+        assert_eq!(f.next_source(4, PeerId(1), t(7)), Some(PeerId(2)));
+        assert_eq!(f.owed_by(PeerId(1)), vec![3, 5]);
+        assert_eq!(f.deadline(TIMEOUT), Some(t(13)));
+        for id in [3, 4, 5, 6] {
+            f.arrived(&id);
+        }
+        assert_eq!(f.deadline(TIMEOUT), None);
+        assert!(f.owed_by(PeerId(1)).is_empty());
     }
 
     #[test]
