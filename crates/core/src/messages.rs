@@ -153,7 +153,7 @@ impl Node {
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
-            if self.tree.contains(&hash) {
+            if self.tree.contains_child(&hash, &header.prev_hash) {
                 // Most announcements: relayed when it was inserted, never again, so noting
                 // that `from` has it would only push ids that still matter out of its ring.
                 continue;

@@ -220,6 +220,12 @@ proptest! {
             if let Err(e) = check_tree(&tree, &model, &b) {
                 failure = Some(e);
             }
+            // Asked by announcement (hash and parent), the tree answers as by hash alone,
+            // for every block of the shape, taken or not.
+            for j in 0..b.blocks.len() {
+                let (hash, parent) = (b.hashes[j], b.blocks[j].header.prev_hash);
+                assert_eq!(tree.contains_child(&hash, &parent), tree.contains(&hash), "block {j}");
+            }
         });
         if let Some(e) = failure {
             return Err(e);
@@ -306,6 +312,71 @@ proptest! {
             prop_assert!(node.tree().find_tx(txid).is_some());
         }
     }
+}
+
+/// A side block dropped to keep the tree within its bound is gone at once, even when it
+/// is the block taken last (the tree answers the newest blocks from a short list of its
+/// own, which must forget it too).
+#[test]
+fn a_side_block_dropped_right_after_it_came_is_no_longer_known() {
+    let p = params();
+    let g = p.genesis().as_ref().clone();
+    let mut tree = BlockTree::new(p.genesis().clone(), 1);
+    let mut ins = |blk: &Block| {
+        let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
+        let pruned = tree
+            .insert(validate_block(&p, Arc::new(blk.clone()), &parent, None).unwrap())
+            .unwrap()
+            .1;
+        (pruned, tree.contains(&blk.compute_hash()))
+    };
+    let (a, b, c) = (
+        child(&p, &g, "a", T0, vec![]),
+        child(&p, &g, "b", T0 + 1, vec![]),
+        child(&p, &g, "c", T0 + 2, vec![]),
+    );
+    assert_eq!(ins(&a), (vec![], true));
+    assert_eq!(ins(&b), (vec![], true), "one side block fits");
+    // Two do not: the tree drops side blocks down to nine tenths of its bound (none here),
+    // the one just taken among them.
+    let (pruned, known) = ins(&c);
+    assert_eq!(pruned.len(), 2);
+    assert!(pruned.contains(&c.compute_hash()));
+    assert!(!known, "the block just taken was dropped");
+    assert!(pruned.iter().all(|h| !tree.contains(h)));
+    assert!(tree.contains(&a.compute_hash()));
+}
+
+/// Children dropped from a recent block are counted out, and a block announced with its
+/// parent is found exactly when the tree has it.
+#[test]
+fn a_recent_block_losing_side_children_still_answers_for_its_kept_child() {
+    let p = params();
+    let g = p.genesis().as_ref().clone();
+    let mut tree = BlockTree::new(p.genesis().clone(), 1);
+    let mut ins = |blk: &Block| {
+        let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
+        tree.insert(validate_block(&p, Arc::new(blk.clone()), &parent, None).unwrap())
+            .unwrap();
+    };
+    let a = child(&p, &g, "a", T0, vec![]);
+    let (a2, b, c) = (
+        child(&p, &a, "a", T0 + 1, vec![]),
+        child(&p, &a, "b", T0 + 2, vec![]),
+        child(&p, &a, "c", T0 + 3, vec![]),
+    );
+    let unknown = child(&p, &a, "d", T0 + 4, vec![]);
+    for blk in [&a, &a2, &b, &c] {
+        ins(blk);
+    }
+    let (ha, ask) = (a.compute_hash(), |t: &BlockTree, blk: &Block| {
+        t.contains_child(&blk.compute_hash(), &blk.header.prev_hash)
+    });
+    assert!(ask(&tree, &a2), "the kept child of a");
+    assert!(!ask(&tree, &b) && !ask(&tree, &c), "the side children were dropped");
+    assert!(!ask(&tree, &unknown));
+    assert_eq!(ask(&tree, &a2), tree.contains(&a2.compute_hash()));
+    assert!(tree.contains_child(&ha, &g.compute_hash()));
 }
 
 /// Equal work: the first-seen branch keeps the tip; one more block on the other side

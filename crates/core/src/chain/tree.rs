@@ -28,6 +28,7 @@ use chainsim_primitives::{Block, BlockHash, Header, Txid, Work};
 use thiserror::Error;
 
 use super::bodies::Bodies;
+use super::recent::Recent;
 use super::txindex::TxIndex;
 use super::validation::{CheckedBlock, ParentInfo};
 use crate::keyed_hash::{KeyedHash, KeyedMap};
@@ -104,6 +105,8 @@ pub const MARK_EVERY: u64 = 64;
 #[derive(Debug)]
 pub struct BlockTree {
     entries: KeyedMap<BlockHash, BlockEntry>,
+    /// The last blocks inserted, asked before `entries` (see [`Recent`]).
+    recent: Recent,
     /// The best chain from height `offset` on, indexed by height less `offset`.
     active: Vec<BlockHash>,
     /// The best chain's first height in `active`; a multiple of [`MARK_EVERY`], at most
@@ -136,6 +139,7 @@ impl BlockTree {
         let hash = genesis.compute_hash();
         let mut tree = Self {
             entries: KeyedMap::default(),
+            recent: Recent::default(),
             active: vec![hash],
             offset: 0,
             tx_index: TxIndex::default(),
@@ -364,7 +368,14 @@ impl BlockTree {
 
     /// Whether the tree holds `hash` (a pruned best-chain block counts: it is known).
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.entries.contains_key(hash) || self.pruned_block(hash).is_some()
+        self.recent.contains(hash) || self.entries.contains_key(hash) || self.pruned_block(hash).is_some()
+    }
+
+    /// Whether the tree has the block `hash` whose parent is `parent`: [`BlockTree::contains`],
+    /// answered without the index when the parent is a recent block that has no child (the
+    /// usual announcement of a block still on its way).
+    pub fn contains_child(&self, hash: &BlockHash, parent: &BlockHash) -> bool {
+        !self.recent.childless(parent) && self.contains(hash)
     }
 
     /// The best chain's block at `height` (rebuilt from its body when pruned).
@@ -472,6 +483,7 @@ impl BlockTree {
             .get_mut(&header.prev_hash)
             .ok_or(InsertError::UnknownParent(header.prev_hash))?;
         parent.children += 1;
+        self.recent.child_added(&header.prev_hash);
         let chain_work = parent.chain_work.saturating_add(block.work());
         let entry = BlockEntry {
             header,
@@ -483,6 +495,7 @@ impl BlockTree {
         };
         self.next_seq += 1;
         self.entries.insert(hash, entry);
+        self.recent.push(hash);
         if !(stored && self.bodies.has_source()) {
             self.bodies.insert(hash, block.block().clone());
         }
@@ -510,7 +523,7 @@ impl BlockTree {
             let Some(hash) = self.hash_at(height) else {
                 break;
             };
-            let Some(entry) = self.entries.remove(&hash) else { break };
+            let Some(entry) = self.remove_entry(&hash) else { break };
             self.pruned = height;
             if height.is_multiple_of(MARK_EVERY) {
                 self.marks.push((hash, entry.chain_work));
@@ -531,6 +544,13 @@ impl BlockTree {
         gone
     }
 
+    /// Drops the entry of `hash` (the only way an entry leaves, so that [`Recent`] never
+    /// names a block the tree no longer has).
+    fn remove_entry(&mut self, hash: &BlockHash) -> Option<BlockEntry> {
+        self.recent.forget(hash);
+        self.entries.remove(hash)
+    }
+
     /// Drops every side branch forking off the best-chain block `fork`.
     fn drop_branches_of(&mut self, fork: BlockHash) -> Vec<BlockHash> {
         let (mut parents, mut gone) = (vec![fork], Vec::new());
@@ -542,7 +562,7 @@ impl BlockTree {
                 .map(|e| e.hash)
                 .collect();
             for child in children {
-                self.entries.remove(&child);
+                self.remove_entry(&child);
                 self.bodies.remove(&child);
                 parents.push(child);
                 gone.push(child);
@@ -623,10 +643,11 @@ impl BlockTree {
                 .min_by_key(|e| (e.chain_work, std::cmp::Reverse(e.seq)))
                 .map(|e| e.hash);
             let Some(victim) = victim else { break };
-            if let Some(entry) = self.entries.remove(&victim)
+            if let Some(entry) = self.remove_entry(&victim)
                 && let Some(parent) = self.entries.get_mut(&entry.header.prev_hash)
             {
                 parent.children -= 1;
+                self.recent.child_removed(&entry.header.prev_hash);
             }
             self.bodies.remove(&victim);
             pruned.push(victim);
