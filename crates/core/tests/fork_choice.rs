@@ -314,6 +314,14 @@ proptest! {
     }
 }
 
+/// Validates `blk` against its parent in `tree` and inserts it: how the best chain changed,
+/// and the blocks the tree dropped to stay within its bounds.
+fn insert(p: &ChainParams, tree: &mut BlockTree, blk: &Block) -> (TipChange, Vec<BlockHash>) {
+    let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
+    tree.insert(validate_block(p, Arc::new(blk.clone()), &parent, None).unwrap())
+        .unwrap()
+}
+
 /// A side block dropped to keep the tree within its bound is gone at once, even when it
 /// is the block taken last (the tree answers the newest blocks from a short list of its
 /// own, which must forget it too).
@@ -323,11 +331,7 @@ fn a_side_block_dropped_right_after_it_came_is_no_longer_known() {
     let g = p.genesis().as_ref().clone();
     let mut tree = BlockTree::new(p.genesis().clone(), 1);
     let mut ins = |blk: &Block| {
-        let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
-        let pruned = tree
-            .insert(validate_block(&p, Arc::new(blk.clone()), &parent, None).unwrap())
-            .unwrap()
-            .1;
+        let pruned = insert(&p, &mut tree, blk).1;
         (pruned, tree.contains(&blk.compute_hash()))
     };
     let (a, b, c) = (
@@ -353,12 +357,6 @@ fn a_side_block_dropped_right_after_it_came_is_no_longer_known() {
 fn a_recent_block_losing_side_children_still_answers_for_its_kept_child() {
     let p = params();
     let g = p.genesis().as_ref().clone();
-    let mut tree = BlockTree::new(p.genesis().clone(), 1);
-    let mut ins = |blk: &Block| {
-        let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
-        tree.insert(validate_block(&p, Arc::new(blk.clone()), &parent, None).unwrap())
-            .unwrap();
-    };
     let a = child(&p, &g, "a", T0, vec![]);
     let (a2, b, c) = (
         child(&p, &a, "a", T0 + 1, vec![]),
@@ -366,8 +364,9 @@ fn a_recent_block_losing_side_children_still_answers_for_its_kept_child() {
         child(&p, &a, "c", T0 + 3, vec![]),
     );
     let unknown = child(&p, &a, "d", T0 + 4, vec![]);
+    let mut tree = BlockTree::new(p.genesis().clone(), 1);
     for blk in [&a, &a2, &b, &c] {
-        ins(blk);
+        insert(&p, &mut tree, blk);
     }
     let (ha, ask) = (a.compute_hash(), |t: &BlockTree, blk: &Block| {
         t.contains_child(&blk.compute_hash(), &blk.header.prev_hash)
@@ -389,12 +388,7 @@ fn tie_keeps_first_seen_then_heavier_branch_wins() {
     let b1 = child(&p, &g, "b", T0 + 1, vec![]);
     let b2 = child(&p, &b1, "b", T0 + 2, vec![]);
     let mut tree = BlockTree::new(p.genesis().clone(), 1_000);
-    let ins = |tree: &mut BlockTree, blk: &Block| {
-        let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
-        tree.insert(validate_block(&p, Arc::new(blk.clone()), &parent, None).unwrap())
-            .unwrap()
-            .0
-    };
+    let ins = |tree: &mut BlockTree, blk: &Block| insert(&p, tree, blk).0;
     let c = ins(&mut tree, &a1);
     assert_eq!(c.connected, vec![a1.compute_hash()]);
     assert!(!c.is_reorg());
