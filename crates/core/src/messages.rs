@@ -143,13 +143,18 @@ impl Node {
         }
         let mut lacking = self.relay.take_lacking();
         for WireHeader(header) in headers {
-            let hash = match check_proof_of_work(&self.params, &header) {
+            let checked = match self.relay.known_header(&header) {
+                Some(hash) => Ok(hash),
+                None => check_proof_of_work(&self.params, &header),
+            };
+            let hash = match checked {
                 Ok(hash) => hash,
                 Err(e) => {
                     let reason = format!("announced a header that breaks {}: {e}", e.rule());
                     return self.violation(from, 50, &reason, now);
                 }
             };
+            self.relay.note_header(header, hash);
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }

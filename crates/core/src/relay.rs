@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chainsim_primitives::{Block, BlockHash, Txid};
+use chainsim_primitives::{Block, BlockHash, Header, Txid};
 
 use crate::keyed_hash::KeyedHash;
 use crate::peers::{LinkTable, PeerId};
@@ -47,6 +47,9 @@ pub struct Relay {
     pending_txs: Vec<(Txid, Option<PeerId>)>,
     /// An empty list kept for [`Relay::take_lacking`].
     lacking: Vec<BlockHash>,
+    /// The last header announced to us that met its target, with its hash: every peer
+    /// announces the same new block, and one hash of it serves them all.
+    last_header: Option<(Header, BlockHash)>,
 }
 
 /// Items to ask one link for.
@@ -76,6 +79,7 @@ impl Relay {
             txs: Fetches::new(keyed),
             pending_txs: Vec::new(),
             lacking: Vec::new(),
+            last_header: None,
         }
     }
 
@@ -136,6 +140,17 @@ impl Relay {
             self.blocks.want(**h, from, now)
         };
         blocks.iter().filter(want).copied().collect()
+    }
+
+    /// The hash of `header` if it is the last header noted with [`Relay::note_header`]
+    /// (checked already: its proof of work holds).
+    pub fn known_header(&self, header: &Header) -> Option<BlockHash> {
+        self.last_header.filter(|(h, _)| h == header).map(|(_, hash)| hash)
+    }
+
+    /// Notes an announced header whose proof of work holds, and its hash.
+    pub fn note_header(&mut self, header: Header, hash: BlockHash) {
+        self.last_header = Some((header, hash));
     }
 
     /// An empty list to gather an announcement's blocks in, to hand back with
@@ -259,5 +274,27 @@ pub fn mark_tx(links: &mut LinkTable, peer: PeerId, txid: &Txid) {
 pub fn forget_tx(links: &mut LinkTable, txid: &Txid) {
     for link in links.iter_mut() {
         link.known.remove_tx(txid);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_noted_header_is_known_and_only_exactly() {
+        let mut relay = Relay::new(RelayMode::Announce, Duration::from_secs(10), KeyedHash::new(1));
+        let header = crate::params::ChainParams::testnet().genesis().header;
+        let hash = header.compute_hash();
+        assert_eq!(relay.known_header(&header), None, "nothing noted yet");
+        relay.note_header(header, hash);
+        assert_eq!(relay.known_header(&header), Some(hash));
+        let other = Header {
+            nonce: header.nonce + 1,
+            ..header
+        };
+        assert_eq!(relay.known_header(&other), None, "a header differing in one field");
+        relay.note_header(other, other.compute_hash());
+        assert_eq!(relay.known_header(&header), None, "only the last one is kept");
     }
 }
