@@ -130,14 +130,14 @@ impl<E> EventQueue<E> {
         };
         let mut entries = std::mem::take(&mut self.buckets[b]);
         self.last = entries.iter().map(|e| e.key.at).min().unwrap_or(self.last);
-        let first_due = self.now.len();
         for entry in entries.drain(..) {
             match bucket(entry.key.at, self.last) {
                 0 => self.now.push_back(entry),
                 lower => self.buckets[lower].push(entry),
             }
         }
-        self.now.make_contiguous()[first_due..].sort_unstable_by_key(|e| e.key.seq);
+        // `now` was empty: it holds exactly the events just found due.
+        self.now.make_contiguous().sort_unstable_by_key(|e| e.key.seq);
         // Keep the emptied bucket's allocation for the events that will fill it again.
         self.buckets[b] = entries;
     }

@@ -145,7 +145,9 @@ impl Node {
         for WireHeader(header) in headers {
             let checked = match self.relay.known_header(&header) {
                 Some(hash) => Ok(hash),
-                None => check_proof_of_work(&self.params, &header),
+                None => {
+                    check_proof_of_work(&self.params, &header).inspect(|hash| self.relay.note_header(header, *hash))
+                }
             };
             let hash = match checked {
                 Ok(hash) => hash,
@@ -154,7 +156,6 @@ impl Node {
                     return self.violation(from, 50, &reason, now);
                 }
             };
-            self.relay.note_header(header, hash);
             if let Some(l) = self.peering.links_mut().get_mut(from) {
                 l.height = l.height.max(header.height);
             }
@@ -415,12 +416,7 @@ impl Node {
         if let Some(from) = from {
             crate::relay::mark_block(self.peering.links_mut(), from, &hash);
         }
-        let ready = self
-            .peering
-            .links_mut()
-            .iter_mut()
-            .filter(|l| l.ready && !l.is_closing());
-        for link in ready {
+        for link in self.peering.links_mut().usable_mut() {
             if link.known.insert_block(&hash) {
                 self.out.send(link.id, self.relay.announcement(block));
             }

@@ -188,9 +188,9 @@ impl Peering {
     pub fn book(&self) -> &AddrBook {
         &self.book
     }
-    /// Ready links not closing.
+    /// Ready links not closing ([`Link::is_usable`]).
     pub fn ready_links(&self) -> impl Iterator<Item = &Link> {
-        self.links.ready().filter(|l| !l.is_closing())
+        self.links.iter().filter(|l| l.is_usable())
     }
 
     /// The ids of [`Peering::ready_links`].
@@ -199,7 +199,7 @@ impl Peering {
     }
     /// Whether messages from `id` are acted on (handshake done, not closing).
     pub fn is_ready(&self, id: PeerId) -> bool {
-        self.links.get(id).is_some_and(|l| l.ready && !l.is_closing())
+        self.links.get(id).is_some_and(Link::is_usable)
     }
     /// Whether we asked for `id` to be closed (what still arrives on it is ignored).
     pub fn is_closing(&self, id: PeerId) -> bool {

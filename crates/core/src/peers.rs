@@ -110,6 +110,12 @@ impl Link {
         self.closing
     }
 
+    /// Whether its handshake is done and it is not closing: what arrives on it is acted on,
+    /// and it hears of new blocks and transactions.
+    pub fn is_usable(&self) -> bool {
+        self.ready && !self.closing
+    }
+
     /// Whether it waits for a handshake to end (and may time out doing so).
     fn is_handshaking(&self) -> bool {
         !self.ready && !self.closing
@@ -249,6 +255,10 @@ impl LinkTable {
     /// Every link, mutable (for what the counts do not cover).
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Link> {
         self.links.iter_mut()
+    }
+    /// The usable links ([`Link::is_usable`]), mutable (for what the counts do not cover).
+    pub(crate) fn usable_mut(&mut self) -> impl Iterator<Item = &mut Link> {
+        self.links.iter_mut().filter(|l| l.is_usable())
     }
     /// Links whose handshake is done.
     pub fn ready(&self) -> impl Iterator<Item = &Link> {

@@ -108,8 +108,7 @@ impl Relay {
             }
         }
         links
-            .iter_mut()
-            .filter(|l| l.ready && !l.is_closing())
+            .usable_mut()
             .map(|l| {
                 let txids: Vec<Txid> = pending
                     .iter()

@@ -29,7 +29,7 @@ pub(super) struct Recent {
 impl Recent {
     /// Whether `hash` is one of the last blocks taken (false says nothing either way).
     pub(super) fn contains(&self, hash: &BlockHash) -> bool {
-        *hash != BlockHash::ZERO && self.hashes.contains(hash)
+        self.slot(hash).is_some()
     }
 
     /// Notes a block just taken (it has no children yet), in place of the oldest.
@@ -59,17 +59,16 @@ impl Recent {
         }
     }
 
-    fn slot(&self, hash: &BlockHash) -> Option<usize> {
-        (*hash != BlockHash::ZERO).then(|| self.hashes.iter().position(|h| h == hash))?
-    }
-
     /// Forgets a block the tree dropped.
     pub(super) fn forget(&mut self, hash: &BlockHash) {
-        for h in &mut self.hashes {
-            if h == hash {
-                *h = BlockHash::ZERO;
-            }
+        if let Some(i) = self.slot(hash) {
+            self.hashes[i] = BlockHash::ZERO;
         }
+    }
+
+    /// Where `hash` is kept (each block is pushed once, so at most one slot holds it).
+    fn slot(&self, hash: &BlockHash) -> Option<usize> {
+        (*hash != BlockHash::ZERO).then(|| self.hashes.iter().position(|h| h == hash))?
     }
 }
 
