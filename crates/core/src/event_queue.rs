@@ -5,14 +5,18 @@
 //!
 //! It is a radix heap: a driver never schedules before the time it last popped (the clock
 //! only moves forward), so an event is filed in the bucket of the highest bit in which its
-//! time differs from the last popped time, and only the lowest non-empty bucket is ever
-//! sorted out. Each event moves down a few buckets in all, through vectors read in order,
-//! where a binary heap of a simulation's hundreds of thousands of pending events takes a
-//! cache miss at most levels of every pop. The events travel with their keys: moving a
-//! small event a few times through vectors read in order costs less than reading it back
-//! from a slot of its own, which a pop would find long gone from the caches. Events
-//! scheduled in the past anyway (not done by the drivers, but allowed) wait in a small
-//! binary heap and come out first.
+//! time differs from the queue's base time, and only the lowest non-empty bucket (found
+//! from a bit mask, not a scan) is ever sorted out. A large lowest bucket is split by the
+//! same rule around its earliest time; a small one ([`SORT_AT_ONCE`] events or fewer) is
+//! sorted whole into the run of events popped next, which spares its events the last
+//! several moves down. Each event moves down a few buckets in all, through vectors read in
+//! order, where a binary heap of a simulation's hundreds of thousands of pending events
+//! takes a cache miss at most levels of every pop. The events travel with their keys:
+//! moving a small event a few times through vectors read in order costs less than reading
+//! it back from a slot of its own, which a pop would find long gone from the caches.
+//! Events scheduled before the base time (inside the sorted run's span, or in the past,
+//! which the drivers do not do but may) wait in a small binary heap, compared with the
+//! run's first event at each pop.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -53,16 +57,22 @@ impl<E> Ord for Entry<E> {
 /// Buckets 1..=64: bucket `b` holds times whose highest bit differing from `last` is `b - 1`.
 const BUCKETS: usize = 65;
 
+/// A lowest bucket this small is sorted whole instead of split further: sorting a few
+/// dozen events costs less than moving each down its remaining buckets one at a time.
+const SORT_AT_ONCE: usize = 32;
+
 /// A min-queue of events keyed by (time, sequence number).
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    /// Events due exactly at `last`, in scheduling order.
-    now: VecDeque<Entry<E>>,
-    /// Later events by radix bucket (index 0 unused).
+    /// The events popped next, sorted by key; none is later than `last`.
+    run: VecDeque<Entry<E>>,
+    /// Events later than `last`, by radix bucket (index 0 unused).
     buckets: Vec<Vec<Entry<E>>>,
-    /// Events scheduled before `last`.
+    /// Bit `b - 1` is set while bucket `b` holds events.
+    filled: u64,
+    /// Events scheduled before `last`, while the run lasts (or in the past).
     late: BinaryHeap<Entry<E>>,
-    /// The time last sorted out: no bucketed event is earlier.
+    /// The base time: no bucketed event is earlier or equal, no event in the run later.
     last: u64,
     len: usize,
     seq: u64,
@@ -72,8 +82,9 @@ pub struct EventQueue<E> {
 impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         Self {
-            now: VecDeque::new(),
+            run: VecDeque::new(),
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            filled: 0,
             late: BinaryHeap::new(),
             last: 0,
             len: 0,
@@ -99,66 +110,100 @@ impl<E> EventQueue<E> {
         self.len += 1;
         match at.cmp(&self.last) {
             Ordering::Less => self.late.push(entry),
-            Ordering::Equal => self.now.push_back(entry),
-            Ordering::Greater => self.buckets[bucket(at, self.last)].push(entry),
+            // Not earlier than anything in the run, and scheduled after all of it.
+            Ordering::Equal => self.run.push_back(entry),
+            Ordering::Greater => self.file(entry),
         }
+    }
+
+    /// Puts a later event in its bucket.
+    fn file(&mut self, entry: Entry<E>) {
+        let b = bucket(entry.key.at, self.last);
+        self.buckets[b].push(entry);
+        self.filled |= 1 << (b - 1);
     }
 
     /// The earliest event, if any.
     pub fn pop(&mut self) -> Option<(u64, E)> {
-        let entry = match self.late.pop() {
-            Some(entry) => entry,
-            None => {
-                self.sort_out();
-                self.now.pop_front()?
-            }
+        let entry = if self.late_first() {
+            self.late.pop()?
+        } else {
+            self.sort_out();
+            self.run.pop_front()?
         };
         self.len -= 1;
         self.popped += 1;
         Some((entry.key.at, entry.event))
     }
 
-    /// When nothing is due at `last`, moves the clock base to the earliest bucketed time
-    /// and files the lowest bucket's events anew: those due then join `now`, in scheduling
-    /// order, and the others drop into lower buckets.
+    /// Whether the earliest event waits in `late`: it holds one, and it comes before the
+    /// run's first (an empty run is refilled only with events later than all of `late`).
+    fn late_first(&self) -> bool {
+        match (self.late.peek(), self.run.front()) {
+            (Some(l), Some(r)) => l.key < r.key,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+
+    /// When the run is empty, refills it from the lowest non-empty bucket: sorted whole
+    /// when small, else split around its earliest time (the events due then make the run,
+    /// in scheduling order; the others drop into lower buckets).
     fn sort_out(&mut self) {
-        if !self.now.is_empty() {
+        if !self.run.is_empty() || self.filled == 0 {
             return;
         }
-        let Some(b) = (1..BUCKETS).find(|&b| !self.buckets[b].is_empty()) else {
-            return;
-        };
+        let b = self.filled.trailing_zeros() as usize + 1;
+        self.filled &= !(1 << (b - 1));
         let mut entries = std::mem::take(&mut self.buckets[b]);
-        self.last = entries.iter().map(|e| e.key.at).min().unwrap_or(self.last);
-        for entry in entries.drain(..) {
-            match bucket(entry.key.at, self.last) {
-                0 => self.now.push_back(entry),
-                lower => self.buckets[lower].push(entry),
+        if entries.len() <= SORT_AT_ONCE {
+            entries.sort_unstable_by_key(|e| e.key);
+            // Every other bucket is later than this one's latest (it was the lowest) and
+            // keeps its place relative to it.
+            self.last = entries.last().map_or(self.last, |e| e.key.at);
+            self.run.extend(entries.drain(..));
+        } else {
+            self.last = entries.iter().map(|e| e.key.at).min().unwrap_or(self.last);
+            for entry in entries.drain(..) {
+                if entry.key.at == self.last {
+                    self.run.push_back(entry);
+                } else {
+                    self.file(entry);
+                }
             }
+            // The run was empty: it holds exactly the events just found due.
+            self.run.make_contiguous().sort_unstable_by_key(|e| e.key.seq);
         }
-        // `now` was empty: it holds exactly the events just found due.
-        self.now.make_contiguous().sort_unstable_by_key(|e| e.key.seq);
         // Keep the emptied bucket's allocation for the events that will fill it again.
         self.buckets[b] = entries;
     }
 
     /// When the earliest event is due.
     pub fn peek_time(&mut self) -> Option<u64> {
-        if let Some(entry) = self.late.peek() {
-            return Some(entry.key.at);
+        if self.late_first() {
+            return self.late.peek().map(|e| e.key.at);
         }
         self.sort_out();
-        self.now.front().map(|e| e.key.at)
+        self.run.front().map(|e| e.key.at)
     }
 
     /// The earliest event, if any, without taking it (a driver may prepare for it while
     /// it handles the current one).
     pub fn peek(&mut self) -> Option<&E> {
-        if self.late.is_empty() {
-            self.sort_out();
-            return self.now.front().map(|e| &e.event);
+        if self.late_first() {
+            return self.late.peek().map(|e| &e.event);
         }
-        self.late.peek().map(|e| &e.event)
+        self.sort_out();
+        self.run.front().map(|e| &e.event)
+    }
+
+    /// The event after the earliest, when the queue knows it without sorting anything out
+    /// (a hint for a driver preparing two events ahead; `None` says nothing).
+    pub fn peek_second(&self) -> Option<&E> {
+        if !self.late.is_empty() {
+            return None;
+        }
+        self.run.get(1).map(|e| &e.event)
     }
 
     /// Events popped so far.
@@ -206,6 +251,37 @@ mod tests {
         assert_eq!(q.peek_time(), Some(4));
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
         assert_eq!(order, vec![(4, 'c'), (10, 'd'), (20, 'b')]);
+    }
+
+    #[test]
+    fn an_event_scheduled_inside_a_sorted_run_comes_out_in_its_place() {
+        let mut q = EventQueue::default();
+        // 300, 400 and 350 share a bucket (256..512): a small one, sorted at once, so the
+        // run reaches 400 after the first pop.
+        for at in [300, 400, 350] {
+            q.push(at, at);
+        }
+        assert_eq!(q.pop(), Some((300, 300)));
+        q.push(375, 375);
+        q.push(400, 401);
+        q.push(320, 320);
+        q.push(1000, 1000);
+        assert_eq!(q.peek_time(), Some(320));
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, v)| v).collect();
+        assert_eq!(order, vec![320, 350, 375, 400, 401, 1000]);
+    }
+
+    #[test]
+    fn a_large_bucket_is_split_and_still_pops_in_order() {
+        let mut q = EventQueue::default();
+        let times: Vec<u64> = (0..500u64).map(|i| 1 + (i * 7919) % 1000).collect();
+        for (i, &at) in times.iter().enumerate() {
+            q.push(at, i);
+        }
+        let mut expected: Vec<(u64, usize)> = times.iter().copied().zip(0..).collect();
+        expected.sort();
+        let got: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(got, expected);
     }
 
     /// What the queue must do: a plain sort by (time, sequence number).

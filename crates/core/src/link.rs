@@ -190,6 +190,12 @@ impl Pairs {
         }
     }
 
+    /// What [`Pairs::is_open`] and [`Pairs::other_tagged`] read first for node `n`, for a
+    /// driver that wants it loaded ahead (a prefetch hint; `None` for a node with no links).
+    pub fn ends_of(&self, n: usize) -> Option<&impl Sized> {
+        self.nodes.get(Self::slot(n))
+    }
+
     /// Whether `(node, link)` is open: messages on it reach its core.
     pub fn is_open(&self, node: usize, link: PeerId) -> bool {
         let Some((ends, i)) = self.nodes.get(Self::slot(node)).zip(Self::index(link)) else {

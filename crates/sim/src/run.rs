@@ -511,10 +511,36 @@ impl Simulation {
         true
     }
 
-    /// Starts loading the state of the node the next event is for (see [`prefetch`]).
+    /// Starts loading, while this event is handled, what the next two will read first (see
+    /// [`prefetch`]): the state of the node the event after next is for, and, for the next
+    /// one (whose node was asked for one event ago), the entry of the link its message
+    /// comes on, its link ends here, and for a block every link entry (the block is relayed
+    /// on each). When the queue cannot tell the event after next, the next event's node is
+    /// asked for instead.
     fn prefetch_next(&mut self) {
-        if let Some(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node }) = self.world.queue.peek() {
-            prefetch(&self.nodes[*node]);
+        let second = match self.world.queue.peek_second() {
+            Some(&(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node })) => Some(node),
+            _ => None,
+        };
+        if let Some(n) = second {
+            prefetch(&self.nodes[n]);
+        }
+        let (node, link, msg) = match self.world.queue.peek() {
+            Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) => (*node, *link, msg),
+            Some(&Ev::Timer { node }) if second.is_none() => return prefetch(&self.nodes[node]),
+            _ => return,
+        };
+        if second.is_none() {
+            prefetch(&self.nodes[node]);
+        }
+        if let Some(ends) = self.world.pairs.ends_of(node) {
+            prefetch(ends);
+        }
+        let links = self.nodes[node].node.peering().links();
+        if msg.carries_blocks() > 0 {
+            links.iter().for_each(prefetch);
+        } else if let Some(l) = links.get(link) {
+            prefetch(l);
         }
     }
 
