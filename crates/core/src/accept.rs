@@ -253,7 +253,7 @@ impl Node {
             });
         }
         self.evict_stale_pending();
-        let tip = self.tree.tip().hash;
+        let tip = self.tree.tip_hash();
         self.out.store(StoreOp::SetTip(tip));
         if change.is_reorg() {
             self.stats.reorgs += 1;

@@ -322,7 +322,7 @@ impl Node {
         }
         // More to come: a whole batch, or one the byte budget cut short of the sender's tip.
         let full = blocks.len() >= BATCH as usize || blocks.last().is_some_and(|b| b.header.height < tip_height);
-        let tip_before = self.tree.tip().hash;
+        let tip_before = self.tree.tip_hash();
         let (mut last, mut failed, mut taken) = (None, false, Vec::new());
         for block in blocks {
             let hash = block.compute_hash();
@@ -352,7 +352,7 @@ impl Node {
         // Peers that lack the blocks just taken fetch them from the new tip. Only when the
         // batch itself brought the tip in: an orphan the batch connected was relayed when
         // it connected.
-        let tip = self.tree.tip().hash;
+        let tip = self.tree.tip_hash();
         if tip != tip_before
             && taken.contains(&tip)
             && let Some(block) = self.tree.block(&tip)
@@ -383,7 +383,7 @@ impl Node {
         // An honest peer's whole branch, fully taken, gives us at least the work it claimed;
         // a peer that stops short of its claim without a refused block (already scored)
         // claimed work it does not have. The download moved on already; the score says so.
-        if !failed && peer_work > self.tree.tip().chain_work {
+        if !failed && peer_work > self.tree.tip_work() {
             self.violation(from, 20, "claimed more chain work than it delivered", now);
         }
         self.maybe_start_sync(now);

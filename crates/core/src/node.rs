@@ -368,7 +368,7 @@ impl Node {
         let report = RestoreReport {
             blocks_verified: verified,
             height: self.tree.height(),
-            tip: self.tree.tip().hash,
+            tip: self.tree.tip_hash(),
             mempool: self.mempool.len(),
         };
         (self, report)
@@ -479,7 +479,7 @@ impl Node {
         }
         let tip = self.tip_info();
         self.peering.on_timeout(tip, now, &mut self.out);
-        let our_work = self.tree.tip().chain_work;
+        let our_work = self.tree.tip_work();
         match self.sync.stalled(now, self.peering.links(), our_work) {
             Some(Stalled::TimedOut(peer)) => {
                 let reason = "stalled during sync: no answer in time";
@@ -533,7 +533,7 @@ impl Node {
     }
     /// Whether a download is in progress or due (the live node serves once it is not).
     pub fn is_syncing(&self) -> bool {
-        self.sync.is_syncing(self.peering.links(), self.tree.tip().chain_work)
+        self.sync.is_syncing(self.peering.links(), self.tree.tip_work())
     }
     /// Counters.
     pub fn stats(&self) -> Stats {
@@ -559,7 +559,7 @@ impl Node {
     pub(crate) fn tip_info(&self) -> TipInfo {
         TipInfo {
             height: self.tree.height(),
-            work: self.tree.tip().chain_work,
+            work: self.tree.tip_work(),
         }
     }
 

@@ -152,12 +152,12 @@ impl Sync {
         }
         if self.idle {
             debug_assert!(
-                self.best(ready, tree.tip().chain_work).is_none(),
+                self.best(ready, tree.tip_work()).is_none(),
                 "a peer to sync from appeared without Sync hearing of it"
             );
             return None;
         }
-        let Some((peer, target)) = self.best(ready, tree.tip().chain_work) else {
+        let Some((peer, target)) = self.best(ready, tree.tip_work()) else {
             self.idle = true;
             return None;
         };
@@ -216,7 +216,7 @@ impl Sync {
             _ => {
                 // The peer had nothing more; if it still claims more work, pass it over
                 // until it announces something new.
-                if peer_work > tree.tip().chain_work {
+                if peer_work > tree.tip_work() {
                     self.exhausted.insert(from);
                 }
                 BatchOutcome::Done

@@ -514,8 +514,8 @@ impl Simulation {
     /// Starts loading, while this event is handled, what the next two will read first (see
     /// [`prefetch`]): the state of the node the event after next is for, and, for the next
     /// one (whose node was asked for one event ago), the entry of the link its message
-    /// comes on, its link ends here, and for a block every link entry (the block is relayed
-    /// on each). When the queue cannot tell the event after next, the next event's node is
+    /// comes on, its link ends here, the headers it announces, and for a block every link
+    /// entry (the block is relayed on each). When the queue cannot tell the event after next, the next event's node is
     /// asked for instead.
     fn prefetch_next(&mut self) {
         let second = match self.world.queue.peek_second() {
@@ -541,6 +541,10 @@ impl Simulation {
             links.iter().for_each(prefetch);
         } else if let Some(l) = links.get(link) {
             prefetch(l);
+        }
+        // An announcement's header was written by its sender long ago.
+        if let Message::Headers { headers } = msg {
+            headers.iter().take(2).for_each(prefetch);
         }
     }
 
