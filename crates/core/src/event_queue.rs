@@ -200,10 +200,15 @@ impl<E> EventQueue<E> {
     /// The event after the earliest, when the queue knows it without sorting anything out
     /// (a hint for a driver preparing two events ahead; `None` says nothing).
     pub fn peek_second(&self) -> Option<&E> {
+        self.peek_nth(1)
+    }
+
+    /// The event `n` places after the earliest, when known without sorting anything out.
+    pub fn peek_nth(&self, n: usize) -> Option<&E> {
         if !self.late.is_empty() {
             return None;
         }
-        self.run.get(1).map(|e| &e.event)
+        self.run.get(n).map(|e| &e.event)
     }
 
     /// Events popped so far.

@@ -30,7 +30,7 @@ use crate::blocks::SharedBlocks;
 use crate::changes::LinkChanges;
 use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
-use crate::prefetch::prefetch;
+use crate::prefetch::{prefetch, prefetch_l2};
 use crate::queue::{EventQueue, Micros};
 use crate::results::{Recorder, Results, Summary, Tally};
 use crate::scenario::Scenario;
@@ -511,19 +511,24 @@ impl Simulation {
         true
     }
 
-    /// Starts loading, while this event is handled, what the next two will read first (see
-    /// [`prefetch`]): the state of the node the event after next is for, and, for the next
-    /// one (whose node was asked for one event ago), the entry of the link its message
-    /// comes on, its link ends here, the headers it announces, and for a block every link
-    /// entry (the block is relayed on each). When the queue cannot tell the event after next, the next event's node is
-    /// asked for instead.
+    /// Starts loading, while this event is handled, what the next ones will read first (see
+    /// [`prefetch`]): into the second-level cache, the state of the node two or three events
+    /// on (the first-level cache, and its few fill buffers, are kept for what comes next);
+    /// and, for the next event (whose node was asked for before), the entry of the link its
+    /// message comes on, its link ends here, the headers it announces, and for a block every
+    /// link entry (the block is relayed on each). When the queue cannot tell the events
+    /// after the next, the next event's node is asked for instead.
     fn prefetch_next(&mut self) {
         let second = match self.world.queue.peek_second() {
             Some(&(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node })) => Some(node),
             _ => None,
         };
-        if let Some(n) = second {
-            prefetch(&self.nodes[n]);
+        let third = match self.world.queue.peek_nth(2) {
+            Some(&(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node })) => Some(node),
+            _ => None,
+        };
+        if let Some(n) = third.or(second) {
+            prefetch_l2(&self.nodes[n]);
         }
         let (node, link, msg) = match self.world.queue.peek() {
             Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) => (*node, *link, msg),
