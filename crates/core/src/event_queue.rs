@@ -277,6 +277,22 @@ mod tests {
     }
 
     #[test]
+    fn a_peek_further_ahead_names_the_event_that_comes_then_or_nothing() {
+        let mut q = EventQueue::default();
+        for at in [300, 400, 350, 5000] {
+            q.push(at, at);
+        }
+        assert_eq!(q.pop(), Some((300, 300)));
+        // The run holds 350 and 400; the queue does not sort further to answer.
+        assert_eq!(q.peek_second(), Some(&400));
+        assert_eq!(q.peek_nth(2), None);
+        q.push(320, 320);
+        assert_eq!(q.peek_second(), None, "an event outside the run makes it unsure");
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, v)| v).collect();
+        assert_eq!(order, vec![320, 350, 400, 5000]);
+    }
+
+    #[test]
     fn a_large_bucket_is_split_and_still_pops_in_order() {
         let mut q = EventQueue::default();
         let times: Vec<u64> = (0..500u64).map(|i| 1 + (i * 7919) % 1000).collect();

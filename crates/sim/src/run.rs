@@ -30,7 +30,7 @@ use crate::blocks::SharedBlocks;
 use crate::changes::LinkChanges;
 use crate::mining::{BlockSizes, Miners};
 use crate::network::Network;
-use crate::prefetch::{prefetch, prefetch_l2};
+use crate::prefetch::{Cache, prefetch, prefetch_into, prefetch_l2};
 use crate::queue::{EventQueue, Micros};
 use crate::results::{Recorder, Results, Summary, Tally};
 use crate::scenario::Scenario;
@@ -82,6 +82,16 @@ enum Ev {
     Tx { node: usize },
     /// `node` leaves the network (`away`) or rejoins it.
     Churn { node: usize, away: bool },
+}
+
+impl Ev {
+    /// The node whose core the event goes to, for the events that go to one core.
+    fn node(&self) -> Option<usize> {
+        match self {
+            Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node } => Some(*node),
+            _ => None,
+        }
+    }
 }
 
 /// One simulated node: its core and the deadline it asked for.
@@ -511,45 +521,41 @@ impl Simulation {
         true
     }
 
-    /// Starts loading, while this event is handled, what the next ones will read first (see
-    /// [`prefetch`]): into the second-level cache, the state of the node two or three events
-    /// on (the first-level cache, and its few fill buffers, are kept for what comes next);
-    /// and, for the next event (whose node was asked for before), the entry of the link its
-    /// message comes on, its link ends here, the headers it announces, and for a block every
-    /// link entry (the block is relayed on each). When the queue cannot tell the events
-    /// after the next, the next event's node is asked for instead.
+    /// Starts loading, while this event is handled, what the next three will read first
+    /// (see [`prefetch`]), each a step further along as it comes closer: for the event after
+    /// next but one, its node's state (into the second-level cache: the first-level one, and
+    /// its few fill buffers, are kept for what comes sooner); for the event after next, the
+    /// entry of the link its message comes on and the headers it announces (its node's
+    /// state, asked for one event ago, tells where the link is); and for the next event, all
+    /// of that into the first-level cache, with its link ends here and, for a block, every
+    /// link entry (the block is relayed on each). When the queue cannot tell the later
+    /// events, the next event's node is asked for at once.
     fn prefetch_next(&mut self) {
-        let second = match self.world.queue.peek_second() {
-            Some(&(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node })) => Some(node),
-            _ => None,
-        };
-        let third = match self.world.queue.peek_nth(2) {
-            Some(&(Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node })) => Some(node),
-            _ => None,
-        };
-        if let Some(n) = third.or(second) {
+        let third = self.world.queue.peek_nth(2).and_then(Ev::node);
+        let second = self.world.queue.peek_second();
+        if let Some(n) = third.or(second.and_then(Ev::node)) {
             prefetch_l2(&self.nodes[n]);
         }
-        let (node, link, msg) = match self.world.queue.peek() {
-            Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) => (*node, *link, msg),
-            Some(&Ev::Timer { node }) if second.is_none() => return prefetch(&self.nodes[node]),
-            _ => return,
-        };
-        if second.is_none() {
-            prefetch(&self.nodes[node]);
+        if let Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) = second {
+            prefetch_message(&self.nodes, Cache::Second, (*node, *link), msg);
         }
-        if let Some(ends) = self.world.pairs.ends_of(node) {
-            prefetch(ends);
-        }
-        let links = self.nodes[node].node.peering().links();
-        if msg.carries_blocks() > 0 {
-            links.iter().for_each(prefetch);
-        } else if let Some(l) = links.get(link) {
-            prefetch(l);
-        }
-        // An announcement's header was written by its sender long ago.
-        if let Message::Headers { headers } = msg {
-            headers.iter().take(2).for_each(prefetch);
+        let next_only = second.is_none();
+        match self.world.queue.peek() {
+            Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) => {
+                let (node, link) = (*node, *link);
+                if next_only {
+                    prefetch(&self.nodes[node]);
+                }
+                if let Some(ends) = self.world.pairs.ends_of(node) {
+                    prefetch(ends);
+                }
+                if msg.carries_blocks() > 0 {
+                    self.nodes[node].node.peering().links().iter().for_each(prefetch);
+                }
+                prefetch_message(&self.nodes, Cache::First, (node, link), msg);
+            }
+            Some(&Ev::Timer { node }) if next_only => prefetch(&self.nodes[node]),
+            _ => {}
         }
     }
 
@@ -776,6 +782,17 @@ impl Simulation {
             transactions,
             ..Results::compute(tally, base)
         }
+    }
+}
+
+/// Loads into `cache` what a message to `(node, link)` reads first: the entry of its link,
+/// and the headers it announces (written by their sender long ago).
+fn prefetch_message(nodes: &[SimNode], cache: Cache, (node, link): (usize, PeerId), msg: &Message) {
+    if let Some(l) = nodes[node].node.peering().links().get(link) {
+        prefetch_into(cache, l);
+    }
+    if let Message::Headers { headers } = msg {
+        headers.iter().take(2).for_each(|h| prefetch_into(cache, h));
     }
 }
 
