@@ -178,32 +178,28 @@ impl<E> EventQueue<E> {
         self.buckets[b] = entries;
     }
 
-    /// When the earliest event is due.
-    pub fn peek_time(&mut self) -> Option<u64> {
+    /// The earliest entry, if any, left in place.
+    fn first(&mut self) -> Option<&Entry<E>> {
         if self.late_first() {
-            return self.late.peek().map(|e| e.key.at);
+            return self.late.peek();
         }
         self.sort_out();
-        self.run.front().map(|e| e.key.at)
+        self.run.front()
+    }
+
+    /// When the earliest event is due.
+    pub fn peek_time(&mut self) -> Option<u64> {
+        self.first().map(|e| e.key.at)
     }
 
     /// The earliest event, if any, without taking it (a driver may prepare for it while
     /// it handles the current one).
     pub fn peek(&mut self) -> Option<&E> {
-        if self.late_first() {
-            return self.late.peek().map(|e| &e.event);
-        }
-        self.sort_out();
-        self.run.front().map(|e| &e.event)
+        self.first().map(|e| &e.event)
     }
 
-    /// The event after the earliest, when the queue knows it without sorting anything out
-    /// (a hint for a driver preparing two events ahead; `None` says nothing).
-    pub fn peek_second(&self) -> Option<&E> {
-        self.peek_nth(1)
-    }
-
-    /// The event `n` places after the earliest, when known without sorting anything out.
+    /// The event `n` places after the earliest, when the queue knows it without sorting
+    /// anything out (a hint for a driver preparing events ahead; `None` says nothing).
     pub fn peek_nth(&self, n: usize) -> Option<&E> {
         if !self.late.is_empty() {
             return None;
@@ -284,10 +280,10 @@ mod tests {
         }
         assert_eq!(q.pop(), Some((300, 300)));
         // The run holds 350 and 400; the queue does not sort further to answer.
-        assert_eq!(q.peek_second(), Some(&400));
+        assert_eq!(q.peek_nth(1), Some(&400));
         assert_eq!(q.peek_nth(2), None);
         q.push(320, 320);
-        assert_eq!(q.peek_second(), None, "an event outside the run makes it unsure");
+        assert_eq!(q.peek_nth(1), None, "an event outside the run makes it unsure");
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, v)| v).collect();
         assert_eq!(order, vec![320, 350, 400, 5000]);
     }

@@ -190,7 +190,7 @@ impl Peering {
     }
     /// Ready links not closing ([`Link::is_usable`]).
     pub fn ready_links(&self) -> impl Iterator<Item = &Link> {
-        self.links.iter().filter(|l| l.is_usable())
+        self.links.usable()
     }
 
     /// The ids of [`Peering::ready_links`].

@@ -166,8 +166,9 @@ pub struct LinkTable {
 
 /// Link ids a [`LinkTable`] holds in itself: Bitcoin's eight outbound links and up to
 /// twice as many inbound ones. On a random graph of eight outbound links per node the
-/// inbound count is spread around eight: with room for 16 ids four nodes in ten kept theirs
-/// on the heap (one more wait on memory for each message's link); with 24, one in 250.
+/// inbound count is close to a Poisson count of mean eight: room for 16 ids would leave
+/// about four nodes in ten with theirs on the heap (one more wait on memory for each
+/// message's link), room for 24 about one in 250.
 const INLINE_IDS: usize = 24;
 
 /// What [`LinkTable`] counts.
@@ -273,7 +274,11 @@ impl LinkTable {
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Link> {
         self.links.iter_mut()
     }
-    /// The usable links ([`Link::is_usable`]), mutable (for what the counts do not cover).
+    /// The usable links ([`Link::is_usable`]).
+    pub fn usable(&self) -> impl Iterator<Item = &Link> {
+        self.links.iter().filter(|l| l.is_usable())
+    }
+    /// The usable links, mutable (for what the counts do not cover).
     pub(crate) fn usable_mut(&mut self) -> impl Iterator<Item = &mut Link> {
         self.links.iter_mut().filter(|l| l.is_usable())
     }

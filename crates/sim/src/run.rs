@@ -532,7 +532,7 @@ impl Simulation {
     /// events, the next event's node is asked for at once.
     fn prefetch_next(&mut self) {
         let third = self.world.queue.peek_nth(2).and_then(Ev::node);
-        let second = self.world.queue.peek_second();
+        let second = self.world.queue.peek_nth(1);
         if let Some(n) = third.or(second.and_then(Ev::node)) {
             prefetch_l2(&self.nodes[n]);
         }

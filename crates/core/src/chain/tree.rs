@@ -258,10 +258,7 @@ impl BlockTree {
 
     /// The best tip.
     pub fn tip(&self) -> &BlockEntry {
-        self.active
-            .last()
-            .and_then(|h| self.entries.get(h))
-            .expect("the best chain always holds genesis")
+        &self.entries[&self.tip_hash()]
     }
 
     /// The best tip's hash.
