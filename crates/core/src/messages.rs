@@ -52,7 +52,7 @@ impl Node {
                 }
                 self.peering.add_shared(addrs, now, &mut self.out);
             }
-            Message::Headers { headers } => self.on_headers(from, headers, now),
+            Message::Headers { headers } => self.on_headers(from, &headers, now),
             Message::Inv { txs } => self.on_inv(from, txs, now),
             Message::GetData { blocks, txs } => self.on_getdata(from, blocks, txs, now),
             Message::NotFound { blocks, txs } => {
@@ -137,12 +137,12 @@ impl Node {
     }
 
     /// Block announcements: fetch what connects, catch up on what does not.
-    fn on_headers(&mut self, from: PeerId, headers: Vec<WireHeader>, now: Time) {
+    fn on_headers(&mut self, from: PeerId, headers: &[WireHeader], now: Time) {
         if headers.len() > MAX_INV_PER_MESSAGE {
             return self.violation(from, 20, "too many headers in one announcement", now);
         }
         let mut lacking = self.relay.take_lacking();
-        for WireHeader(header) in headers {
+        for &WireHeader(header) in headers {
             let checked = match self.relay.known_header(&header) {
                 Some(hash) => Ok(hash),
                 None => {
@@ -416,9 +416,12 @@ impl Node {
         if let Some(from) = from {
             crate::relay::mark_block(self.peering.links_mut(), from, &hash);
         }
+        // One announcement, shared by every peer it goes to.
+        let mut announcement = None;
         for link in self.peering.links_mut().usable_mut() {
             if link.known.insert_block(&hash) {
-                self.out.send(link.id, self.relay.announcement(block));
+                let msg = announcement.get_or_insert_with(|| self.relay.announcement(block));
+                self.out.send(link.id, msg.clone());
             }
         }
     }

@@ -183,8 +183,9 @@ pub enum Message {
     /// New blocks announced by header, lowest first: the receiver checks the proof of
     /// work, then fetches bodies whose parent it has, or catches up when it lacks the parent.
     Headers {
-        /// The headers.
-        headers: Vec<WireHeader>,
+        /// The headers: shared, as a block's announcement goes to every peer alike (one
+        /// allocation, not one per peer).
+        headers: Arc<[WireHeader]>,
     },
     /// "I have these": new transactions announced by id.
     Inv {
@@ -326,7 +327,7 @@ mod tests {
                 txs: Vec::new(),
             },
             Message::Headers {
-                headers: vec![WireHeader(header); MAX_INV_PER_MESSAGE],
+                headers: vec![WireHeader(header); MAX_INV_PER_MESSAGE].into(),
             },
             Message::Txs {
                 txs: vec![tx; MAX_TXS_PER_MESSAGE],

@@ -245,7 +245,7 @@ impl Relay {
     pub fn announcement(&self, block: &Arc<Block>) -> Message {
         match self.mode {
             RelayMode::Announce => Message::Headers {
-                headers: vec![WireHeader(block.header)],
+                headers: Arc::new([WireHeader(block.header)]),
             },
             RelayMode::Push => Message::Block {
                 block: WireBlock(block.clone()),
