@@ -41,44 +41,50 @@ impl fmt::Display for PeerId {
 }
 
 /// One open link.
+///
+/// Laid out by hand, on cache lines of its own: relaying a block reads every link's known
+/// blocks, number and state, and handling a message its height and times, so those come
+/// first, in the first two of its four lines (in the compiler's order, at a stride of 304
+/// bytes, they spread over four or five).
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub struct Link {
+    /// What relay knows the peer has (see [`crate::relay`]).
+    pub(crate) known: crate::relay::Known,
     /// The link's number.
     pub id: PeerId,
-    /// Who opened it.
-    pub direction: Direction,
-    /// The peer's listening address: the dialled one (outbound), or what its hello claims
-    /// (inbound; `None` before the hello).
-    pub addr: Option<PeerAddr>,
-    /// Whether `addr` is proven: we dialled it, or a link we dialled carries the same token.
-    pub verified: bool,
     /// Whether both hellos are done. Set through [`LinkTable::set_ready`], which keeps
     /// count of the links still in their handshake.
     pub ready: bool,
-    /// The token its hello carried (duplicate links between one pair carry the same one).
-    pub token: String,
-    /// Best height it announced or sent.
-    pub height: u64,
-    /// Best chain work it announced or sent.
-    pub work: Work,
+    /// Whether we asked the transport to close it (see [`LinkTable::set_closing`]).
+    closing: bool,
+    /// Who opened it.
+    pub direction: Direction,
+    /// Whether `addr` is proven: we dialled it, or a link we dialled carries the same token.
+    pub verified: bool,
     /// Misbehaviour score.
     pub score: u32,
-    /// When the link came up.
-    pub opened: Time,
+    /// Best height it announced or sent.
+    pub height: u64,
     /// When we last heard from it.
     pub last_heard: Time,
     /// When we last sent it something.
     pub last_sent: Time,
-    /// Software it announced.
-    pub agent: String,
+    /// Best chain work it announced or sent.
+    pub work: Work,
+    /// When the link came up.
+    pub opened: Time,
     /// When it last gave us a block we did not have (protects it from eviction).
     pub last_block: Option<Time>,
     /// When it last gave us a transaction we did not have (protects it from eviction).
     pub last_tx: Option<Time>,
-    /// Whether we asked the transport to close it (see [`LinkTable::set_closing`]).
-    closing: bool,
-    /// What relay knows the peer has (see [`crate::relay`]).
-    pub(crate) known: crate::relay::Known,
+    /// The peer's listening address: the dialled one (outbound), or what its hello claims
+    /// (inbound; `None` before the hello).
+    pub addr: Option<PeerAddr>,
+    /// The token its hello carried (duplicate links between one pair carry the same one).
+    pub token: String,
+    /// Software it announced.
+    pub agent: String,
 }
 
 impl Link {
@@ -361,6 +367,21 @@ mod tests {
 
     fn link(id: u64, direction: Direction) -> Link {
         Link::new(PeerId(id), direction, None, Time::ZERO)
+    }
+
+    #[test]
+    fn a_link_keeps_what_relay_reads_in_its_first_two_cache_lines() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!((size_of::<Link>(), align_of::<Link>()), (256, 64));
+        assert_eq!(offset_of!(Link, known), 0);
+        for end in [
+            offset_of!(Link, id) + size_of::<PeerId>(),
+            offset_of!(Link, closing) + 1,
+            offset_of!(Link, height) + 8,
+            offset_of!(Link, last_sent) + size_of::<Time>(),
+        ] {
+            assert!(end <= 128, "a hot field ends at byte {end}");
+        }
     }
 
     fn ids(t: &LinkTable) -> Vec<u64> {
