@@ -144,7 +144,7 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
         genesis: other.genesis_hash(),
         listen: evil4.addr().parse().unwrap(),
         height: 0,
-        work: WireWork(Work(1)),
+        work: WireWork::new(Work(1)),
         agent: "evil4".into(),
         token: "evil4".into(),
     }));
@@ -212,7 +212,7 @@ async fn a_peer_cannot_be_impersonated_or_banned_by_a_stranger() {
         genesis: ChainParams::testnet().genesis_hash(),
         listen: b.addr().parse().unwrap(),
         height: 0,
-        work: WireWork(Work(1)),
+        work: WireWork::new(Work(1)),
         agent: "spoof".into(),
         token: "spoof".into(),
     }));

@@ -22,7 +22,7 @@ fn hello_claiming(fake: &FakePeer, work: u128) -> Message {
     };
     Message::Hello(Box::new(Hello {
         version: PROTOCOL_VERSION,
-        work: WireWork(Work(work)),
+        work: WireWork::new(Work(work)),
         height: 1_000_000,
         ..*hello
     }))

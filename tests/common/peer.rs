@@ -135,7 +135,7 @@ impl Shared {
             genesis: self.params.genesis_hash(),
             listen: listen.parse().unwrap(),
             height,
-            work: WireWork(work),
+            work: WireWork::new(work),
             agent: "fake-peer/0".into(),
             token: format!("fake-{listen}"),
         }

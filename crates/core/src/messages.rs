@@ -41,7 +41,7 @@ impl Node {
         }
         match msg {
             Message::Hello(_) => {}
-            Message::Ping { height, work } => self.on_tip_claim(from, height, work.0, now),
+            Message::Ping { height, work } => self.on_tip_claim(from, height, work.work(), now),
             Message::GetAddr => {
                 let addrs = self.peering.shareable_addrs(from);
                 self.peering.send(from, Message::Addr { addrs }, now, &mut self.out);
@@ -55,8 +55,8 @@ impl Node {
             Message::Headers { headers } => self.on_headers(from, &headers, now),
             Message::Inv { txs } => self.on_inv(from, txs, now),
             Message::GetData { blocks, txs } => self.on_getdata(from, blocks, txs, now),
-            Message::NotFound { blocks, txs } => {
-                for (peer, wanted) in self.relay.not_found(from, &blocks, &txs, now) {
+            Message::NotFound(missing) => {
+                for (peer, wanted) in self.relay.not_found(from, &missing.blocks, &missing.txs, now) {
                     self.ask(peer, wanted, now);
                 }
             }
@@ -251,10 +251,10 @@ impl Node {
             self.peering.send(from, msg, now, &mut self.out);
         }
         if !missing_blocks.is_empty() || !missing_txs.is_empty() {
-            let msg = Message::NotFound {
+            let msg = Message::NotFound(Box::new(crate::protocol::Missing {
                 blocks: missing_blocks,
                 txs: missing_txs,
-            };
+            }));
             self.peering.send(from, msg, now, &mut self.out);
         }
     }

@@ -217,7 +217,7 @@ impl Peering {
             genesis: self.genesis,
             listen: self.config.listen.clone(),
             height: tip.height,
-            work: WireWork(tip.work),
+            work: WireWork::new(tip.work),
             agent: self.config.agent.clone(),
             token: self.token_for(to),
         }
@@ -476,7 +476,7 @@ impl Peering {
             l.addr = Some(addr.clone());
             l.token = hello.token;
             l.height = hello.height;
-            l.work = hello.work.0;
+            l.work = hello.work.work();
             l.agent = hello.agent;
             l.last_heard = now;
         }
@@ -715,7 +715,7 @@ impl Peering {
         for id in to_ping {
             let ping = Message::Ping {
                 height: tip.height,
-                work: WireWork(tip.work),
+                work: WireWork::new(tip.work),
             };
             self.send(id, ping, now, out);
         }
@@ -878,7 +878,7 @@ mod tests {
             genesis: BlockHash::ZERO,
             listen: addr.clone(),
             height: 0,
-            work: WireWork(Work(0)),
+            work: WireWork::new(Work(0)),
             agent: String::new(),
             token: token.to_string(),
         };

@@ -30,9 +30,8 @@ pub fn message_bytes(msg: &Message, block_bytes: impl Fn(&Block) -> u64) -> u64 
             Message::Addr { addrs } => 1 + ADDR_ENTRY * n(addrs.len()),
             Message::Headers { headers } => 1 + (Header::SIZE as u64 + 1) * n(headers.len()),
             Message::Inv { txs } => 1 + INV_ENTRY * n(txs.len()),
-            Message::GetData { blocks, txs } | Message::NotFound { blocks, txs } => {
-                1 + INV_ENTRY * n(blocks.len() + txs.len())
-            }
+            Message::GetData { blocks, txs } => 1 + INV_ENTRY * n(blocks.len() + txs.len()),
+            Message::NotFound(missing) => 1 + INV_ENTRY * n(missing.blocks.len() + missing.txs.len()),
             Message::Txs { txs } => txs.iter().map(|t| t.encoded_len() as u64).sum(),
             Message::Block { block } => block_bytes(&block.0),
             Message::GetBlocks { locator, .. } => 4 + 1 + 32 * n(locator.len()) + 32,

@@ -106,7 +106,7 @@ pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_prim
         genesis: node.params().genesis_hash(),
         listen: from.clone(),
         height,
-        work: chainsim_core::protocol::WireWork(work),
+        work: chainsim_core::protocol::WireWork::new(work),
         agent: "test".into(),
         token: format!("token-of-{from}"),
     }))
