@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
+use chainsim_primitives::{BlockHash, Transaction, Txid};
 
-use crate::chain::{CheckedBlock, InsertError, TipChange, validate_in_chain_with};
+use crate::chain::{CheckedBlock, HashedBlock, InsertError, TipChange, validate_hashed_in_chain};
 use crate::event::Event;
 use crate::mempool::Source;
 use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
@@ -85,7 +85,7 @@ impl Node {
     /// that were waiting for it.
     pub(crate) fn accept_block(
         &mut self,
-        block: Arc<Block>,
+        block: HashedBlock,
         origin: Origin,
         relay: bool,
         now: Time,
@@ -97,40 +97,40 @@ impl Node {
 
     fn accept_one(
         &mut self,
-        block: Arc<Block>,
+        block: HashedBlock,
         origin: Origin,
         relay: bool,
         now: Time,
     ) -> Result<BlockOutcome, BlockRejected> {
-        let hash = block.compute_hash();
+        let hash = block.hash();
         if self.tree.contains(&hash) {
             return Err(BlockRejected::Duplicate(hash));
         }
-        let prev = block.header.prev_hash;
+        let prev = block.block().header.prev_hash;
         if !self.tree.contains(&prev) {
             return Err(BlockRejected::UnknownParent(prev));
         }
         // Pending transactions had their signatures checked when they arrived.
         let known_good = |txid: &Txid| self.mempool.contains(txid);
-        let checked = match validate_in_chain_with(&self.params, block, &self.tree, Some(now.as_millis()), &known_good)
-        {
-            Ok(c) => c,
-            Err(e) => {
-                self.stats.blocks_rejected += 1;
-                if self.rejected.len() >= 1_000 {
-                    self.rejected.clear();
+        let checked =
+            match validate_hashed_in_chain(&self.params, block, &self.tree, Some(now.as_millis()), &known_good) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.stats.blocks_rejected += 1;
+                    if self.rejected.len() >= 1_000 {
+                        self.rejected.clear();
+                    }
+                    self.rejected.insert(hash, e.rule());
+                    let from_peer = self.peer_addr(origin.peer());
+                    self.out.emit(Event::BlockRejected {
+                        hash,
+                        rule: e.rule(),
+                        reason: e.to_string(),
+                        from_peer,
+                    });
+                    return Err(e.into());
                 }
-                self.rejected.insert(hash, e.rule());
-                let from_peer = self.peer_addr(origin.peer());
-                self.out.emit(Event::BlockRejected {
-                    hash,
-                    rule: e.rule(),
-                    reason: e.to_string(),
-                    from_peer,
-                });
-                return Err(e.into());
-            }
-        };
+            };
         if let Some(link) = origin.peer().and_then(|id| self.peering.links_mut().get_mut(id)) {
             link.last_block = Some(now);
         }
@@ -200,7 +200,7 @@ impl Node {
         while let Some(p) = parents.pop() {
             for (hash, block, from) in self.orphans.take_children(&p) {
                 let origin = from.map_or(Origin::Local, Origin::Peer);
-                if self.accept_one(block, origin, true, now).is_ok() {
+                if self.accept_one(HashedBlock::new(block), origin, true, now).is_ok() {
                     parents.push(hash);
                 }
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
 use crate::accept::Origin;
-use crate::chain::{check_proof_of_work, check_standalone};
+use crate::chain::{HashedBlock, check_proof_of_work, check_standalone_hashed};
 use crate::event::Event;
 use crate::node::{BlockRejected, Node, TxRejected};
 use crate::peering::HelloOutcome;
@@ -283,19 +283,20 @@ impl Node {
     }
 
     fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
-        let hash = block.compute_hash();
+        let block = HashedBlock::new(block);
+        let hash = block.hash();
         self.relay.block_arrived(&hash);
         crate::relay::mark_block(self.peering.links_mut(), from, &hash);
-        self.note_peer_block(from, &block);
+        self.note_peer_block(from, block.block());
         match self.accept_block(block.clone(), Origin::Peer(from), true, now) {
             Ok(_) | Err(BlockRejected::Duplicate(_)) => {}
             Err(BlockRejected::UnknownParent(_)) => {
                 // Held before its parent is known: only after the checks that need no parent.
-                if let Err(e) = check_standalone(&self.params, &block) {
+                if let Err(e) = check_standalone_hashed(&self.params, &block) {
                     let reason = format!("sent a block whose parent is unknown and that breaks {}: {e}", e.rule());
                     return self.violation(from, 50, &reason, now);
                 }
-                self.orphans.insert(hash, block, Some(from));
+                self.orphans.insert(hash, block.into_block(), Some(from));
                 self.sync.want_from(from);
                 self.maybe_start_sync(now);
             }
@@ -325,7 +326,8 @@ impl Node {
         let tip_before = self.tree.tip_hash();
         let (mut last, mut failed, mut taken) = (None, false, Vec::new());
         for block in blocks {
-            let hash = block.compute_hash();
+            let block = HashedBlock::new(block);
+            let hash = block.hash();
             self.relay.block_arrived(&hash);
             crate::relay::mark_block(self.peering.links_mut(), from, &hash);
             match self.accept_block(block, Origin::Peer(from), false, now) {

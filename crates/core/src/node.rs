@@ -433,8 +433,8 @@ impl Node {
         match command {
             Command::SubmitTx(tx) => Reply::Tx(self.accept_tx(tx, None, now, false)),
             Command::SubmitVerifiedTx(v) => Reply::Tx(self.accept_tx(v.into_inner(), None, now, true)),
-            Command::SubmitBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Local, true, now)),
-            Command::MinedBlock(block) => Reply::Block(self.accept_block(Arc::new(block), Origin::Mined, true, now)),
+            Command::SubmitBlock(block) => Reply::Block(self.accept_block(hashed(block), Origin::Local, true, now)),
+            Command::MinedBlock(block) => Reply::Block(self.accept_block(hashed(block), Origin::Mined, true, now)),
             Command::AddPeers(addrs) => {
                 self.peering.add_pinned(addrs, now, &mut self.out);
                 Reply::Peers(self.peering.book().iter().map(|e| e.addr.clone()).collect())
@@ -614,4 +614,9 @@ impl Node {
             transactions,
         }
     }
+}
+
+/// A block handed in by a command, hashed once for all the steps of its acceptance.
+fn hashed(block: Block) -> crate::chain::HashedBlock {
+    crate::chain::HashedBlock::new(Arc::new(block))
 }

@@ -8,7 +8,10 @@ mod support;
 use std::sync::Arc;
 
 use chainsim_core::ChainParams;
-use chainsim_core::chain::{ParentInfo, ValidationError, validate_block};
+use chainsim_core::chain::{
+    HashedBlock, ParentInfo, ValidationError, check_standalone, check_standalone_hashed, validate_block,
+    validate_hashed_block,
+};
 use chainsim_primitives::{Block, BlockHash, CompactTarget, MerkleRoot, Transaction, TxError};
 use support::{T0, child, fix_merkle, params, seal, solve, tx};
 
@@ -168,9 +171,31 @@ fn target_not_met() {
         })
         .unwrap();
     let hash = block.compute_hash();
-    let err = validate(&p, block, &parent).unwrap_err();
+    let hashed = HashedBlock::new(Arc::new(block.clone()));
+    let err = validate(&p, block.clone(), &parent).unwrap_err();
     assert_eq!(err, ValidationError::TargetNotMet(hash));
     assert_eq!(err.rule(), "proof-of-work");
+    // Hashed once up front, the block fails the same way at each step that checks it.
+    assert_eq!(check_standalone(&p, &block), Err(err.clone()));
+    assert_eq!(check_standalone_hashed(&p, &hashed), Err(err.clone()));
+    assert_eq!(
+        validate_hashed_block(&p, hashed, &parent, Some(NOW)).map(|_| ()),
+        Err(err)
+    );
+}
+
+#[test]
+fn a_block_hashed_once_validates_as_one_hashed_at_each_step() {
+    let p = params();
+    let (parent, block) = setup(&p);
+    let hashed = HashedBlock::new(Arc::new(block.clone()));
+    assert_eq!(hashed.hash(), block.compute_hash());
+    let once = validate_hashed_block(&p, hashed, &parent, Some(NOW)).unwrap();
+    let each = validate_block(&p, Arc::new(block), &parent, Some(NOW)).unwrap();
+    assert_eq!(
+        (once.hash(), once.txids(), once.work()),
+        (each.hash(), each.txids(), each.work())
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod validation;
 
 pub use tree::{BlockEntry, BlockTree, InsertError, TipChange};
 pub use validation::{
-    CheckedBlock, ParentInfo, ValidationError, check_proof_of_work, check_standalone, validate_block,
-    validate_in_chain, validate_in_chain_with,
+    CheckedBlock, HashedBlock, ParentInfo, ValidationError, check_proof_of_work, check_standalone,
+    check_standalone_hashed, validate_block, validate_hashed_block, validate_hashed_in_chain, validate_in_chain,
+    validate_in_chain_with,
 };

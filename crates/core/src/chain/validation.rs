@@ -202,29 +202,76 @@ impl CheckedBlock {
     }
 }
 
+/// A block and its hash, computed once when it is made: a block arriving is looked up,
+/// validated, inserted and relayed by its hash, and hashing it at each step took three
+/// SHA-256 runs per block per node.
+#[derive(Debug, Clone)]
+pub struct HashedBlock {
+    block: Arc<Block>,
+    hash: BlockHash,
+}
+
+impl HashedBlock {
+    /// Hashes `block`.
+    pub fn new(block: Arc<Block>) -> Self {
+        let hash = block.compute_hash();
+        Self { block, hash }
+    }
+    /// The block's hash.
+    pub fn hash(&self) -> BlockHash {
+        self.hash
+    }
+    /// The block.
+    pub fn block(&self) -> &Arc<Block> {
+        &self.block
+    }
+    /// The block, without its hash.
+    pub fn into_block(self) -> Arc<Block> {
+        self.block
+    }
+}
+
 /// The network's target and the proof of work of a header alone: what a header
 /// announcement is checked against before anything is fetched. Returns the header's hash.
 pub fn check_proof_of_work(
     params: &ChainParams,
     h: &chainsim_primitives::Header,
 ) -> Result<BlockHash, ValidationError> {
+    let hash = h.compute_hash();
+    check_target(params, h, hash)?;
+    Ok(hash)
+}
+
+/// That header `h`, whose hash is `hash`, has the network's target and meets it.
+fn check_target(params: &ChainParams, h: &chainsim_primitives::Header, hash: BlockHash) -> Result<(), ValidationError> {
     if h.bits != params.bits {
         return Err(ValidationError::WrongTarget {
             expected: params.bits.0,
             got: h.bits.0,
         });
     }
-    let hash = h.compute_hash();
     if !params.bits.to_target().is_met_by(&hash) {
         return Err(ValidationError::TargetNotMet(hash));
     }
-    Ok(hash)
+    Ok(())
 }
 
 /// The rules a block can be checked against without its parent: limits, header version,
 /// target and proof of work. Cheap, so run before a block whose parent is unknown is held.
 /// Returns the block's hash.
 pub fn check_standalone(params: &ChainParams, block: &Block) -> Result<BlockHash, ValidationError> {
+    let hash = block.compute_hash();
+    check_standalone_with(params, block, hash)?;
+    Ok(hash)
+}
+
+/// [`check_standalone`] of a block already hashed.
+pub fn check_standalone_hashed(params: &ChainParams, hashed: &HashedBlock) -> Result<(), ValidationError> {
+    check_standalone_with(params, &hashed.block, hashed.hash)
+}
+
+/// [`check_standalone`] of `block`, whose hash is `hash`.
+fn check_standalone_with(params: &ChainParams, block: &Block, hash: BlockHash) -> Result<(), ValidationError> {
     let count = block.transactions.len();
     if count > params.max_block_txs {
         return Err(ValidationError::TooManyTxs {
@@ -242,7 +289,7 @@ pub fn check_standalone(params: &ChainParams, block: &Block) -> Result<BlockHash
     if block.header.version != HEADER_VERSION {
         return Err(ValidationError::UnknownVersion(block.header.version));
     }
-    check_proof_of_work(params, &block.header)
+    check_target(params, &block.header, hash)
 }
 
 /// Checks `block` against every consensus rule, given its parent and local time in
@@ -254,8 +301,19 @@ pub fn validate_block(
     parent: &ParentInfo,
     now: Option<u64>,
 ) -> Result<CheckedBlock, ValidationError> {
+    validate_hashed_block(params, HashedBlock::new(block), parent, now)
+}
+
+/// [`validate_block`] of a block already hashed.
+pub fn validate_hashed_block(
+    params: &ChainParams,
+    hashed: HashedBlock,
+    parent: &ParentInfo,
+    now: Option<u64>,
+) -> Result<CheckedBlock, ValidationError> {
+    check_standalone_hashed(params, &hashed)?;
+    let HashedBlock { block, hash } = hashed;
     let h = &block.header;
-    let hash = check_standalone(params, &block)?;
     if h.prev_hash != parent.hash {
         return Err(ValidationError::BadPrevHash {
             expected: parent.hash,
@@ -401,7 +459,18 @@ pub fn validate_in_chain_with(
     now: Option<u64>,
     known_good: &dyn Fn(&Txid) -> bool,
 ) -> Result<CheckedBlock, ValidationError> {
-    let prev = block.header.prev_hash;
+    validate_hashed_in_chain(params, HashedBlock::new(block), tree, now, known_good)
+}
+
+/// [`validate_in_chain_with`] of a block already hashed.
+pub fn validate_hashed_in_chain(
+    params: &ChainParams,
+    block: HashedBlock,
+    tree: &super::BlockTree,
+    now: Option<u64>,
+    known_good: &dyn Fn(&Txid) -> bool,
+) -> Result<CheckedBlock, ValidationError> {
+    let prev = block.block.header.prev_hash;
     if let Some((fork_height, depth)) = tree.fork_too_deep(&prev) {
         return Err(ValidationError::ForkTooDeep { fork_height, depth });
     }
@@ -415,7 +484,7 @@ pub fn validate_in_chain_with(
             });
         }
     };
-    let checked = validate_block(params, block, &parent, now)?;
+    let checked = validate_hashed_block(params, block, &parent, now)?;
     // The coinbase is unique per chain by its timestamp; only the others can repeat.
     if let Some(txid) = tree.find_in_ancestry(&prev, &checked.txids()[1..]) {
         return Err(ValidationError::AlreadyMined(txid));
