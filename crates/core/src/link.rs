@@ -196,6 +196,17 @@ impl Pairs {
         self.nodes.get(Self::slot(n))
     }
 
+    /// The ends of node `n`'s links, which [`Pairs::other_tagged`] reads for each message
+    /// `n` sends, for a driver that wants them loaded ahead (a prefetch hint).
+    pub fn link_ends_of(&self, n: usize) -> &[impl Sized] {
+        self.nodes.get(Self::slot(n)).map_or(&[], |e| &e.ends[..])
+    }
+
+    /// The end `(node, link)`, for a driver that wants it loaded ahead (a prefetch hint).
+    pub fn end_of(&self, node: usize, link: PeerId) -> Option<&impl Sized> {
+        self.end(node, link)
+    }
+
     /// Whether `(node, link)` is open: messages on it reach its core.
     pub fn is_open(&self, node: usize, link: PeerId) -> bool {
         let Some((ends, i)) = self.nodes.get(Self::slot(node)).zip(Self::index(link)) else {

@@ -538,6 +538,9 @@ impl Simulation {
         }
         if let Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) = second {
             prefetch_message(&self.nodes, Cache::Second, (*node, *link), msg);
+            if let Some(ends) = self.world.pairs.ends_of(*node) {
+                prefetch_l2(ends);
+            }
         }
         let next_only = second.is_none();
         match self.world.queue.peek() {
@@ -549,8 +552,14 @@ impl Simulation {
                 if let Some(ends) = self.world.pairs.ends_of(node) {
                     prefetch(ends);
                 }
+                // What its answer reads to be sent: the ends of the links it goes on, every
+                // link for a block (relayed on each), else the link it came on (a request
+                // or an answer goes back on it).
                 if msg.carries_blocks() > 0 {
                     self.nodes[node].node.peering().links().iter().for_each(prefetch);
+                    self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
+                } else if let Some(end) = self.world.pairs.end_of(node, link) {
+                    prefetch(end);
                 }
                 prefetch_message(&self.nodes, Cache::First, (node, link), msg);
             }
