@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chainsim_core::ChainParams;
-use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireBlock, WireWork};
+use chainsim_core::protocol::{Hello, Items, Message, PROTOCOL_VERSION, WireBlock, WireWork};
 use chainsim_node::wire::{self, FrameReader, UPGRADE};
 use chainsim_primitives::pow::search_nonce;
 use chainsim_primitives::{Block, BlockHash, Header, MerkleRoot, Transaction, Work};
@@ -172,7 +172,7 @@ impl Shared {
                 }
                 vec![self.serve_blocks(&locator, limit)]
             }
-            Message::GetData { blocks, .. } => {
+            Message::GetData(Items { blocks, .. }) => {
                 let chain = self.chain.lock().unwrap();
                 let index = self.index.lock().unwrap();
                 blocks

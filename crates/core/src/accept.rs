@@ -158,17 +158,13 @@ impl Node {
         })?;
         self.stats.blocks_accepted += 1;
         let chain_work = self.tree.get(&hash).map(|e| e.chain_work).unwrap_or_default();
-        let tip_work = self.tree.tip_work();
         if let Some(l) = origin.peer().and_then(|p| self.peering.links_mut().get_mut(p))
             && chain_work > l.work
         {
+            // Sync is not told: it looks for a peer claiming more work than our tip, and a
+            // block of our tree never has more (telling it on every block had it walk
+            // every link once per block for nothing).
             l.work = chain_work;
-            // Sync looks for a peer claiming more work than our tip, and a block of our
-            // tree never has more: so sync hears of it only if that ever changes. Telling
-            // it on every block had it walk every link once per block for nothing.
-            if chain_work > tip_work {
-                self.sync.links_changed();
-            }
         }
         self.out.store(StoreOp::PutBlock {
             hash,

@@ -12,10 +12,9 @@ use crate::node::{BlockRejected, Node, TxRejected};
 use crate::peering::HelloOutcome;
 use crate::peers::PeerId;
 use crate::protocol::{
-    MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_INV_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, WireBlock,
+    Items, MAX_ADDRS_PER_MESSAGE, MAX_BLOCKS_PER_MESSAGE, MAX_INV_PER_MESSAGE, MAX_TXS_PER_MESSAGE, Message, WireBlock,
     WireHeader,
 };
-use crate::relay::Wanted;
 use crate::sync::{BATCH, BatchOutcome, MAX_LOCATOR, serve_blocks};
 use crate::time::Time;
 
@@ -54,7 +53,7 @@ impl Node {
             }
             Message::Headers { headers } => self.on_headers(from, &headers, now),
             Message::Inv { txs } => self.on_inv(from, txs, now),
-            Message::GetData { blocks, txs } => self.on_getdata(from, blocks, txs, now),
+            Message::GetData(Items { blocks, txs }) => self.on_getdata(from, blocks, txs, now),
             Message::NotFound(missing) => {
                 for (peer, wanted) in self.relay.not_found(from, &missing.blocks, &missing.txs, now) {
                     self.ask(peer, wanted, now);
@@ -179,7 +178,7 @@ impl Node {
         self.relay.put_lacking(lacking);
         self.ask(
             from,
-            Wanted {
+            Items {
                 blocks,
                 txs: Vec::new(),
             },
@@ -202,7 +201,7 @@ impl Node {
         let txs = self.relay.want_txs(self.peering.links_mut(), from, lacking_txs, now);
         self.ask(
             from,
-            Wanted {
+            Items {
                 blocks: Vec::new(),
                 txs,
             },
@@ -211,15 +210,11 @@ impl Node {
     }
 
     /// Sends a `GetData` for what is wanted from `peer`.
-    pub(crate) fn ask(&mut self, peer: PeerId, wanted: Wanted, now: Time) {
+    pub(crate) fn ask(&mut self, peer: PeerId, wanted: Items, now: Time) {
         if wanted.is_empty() {
             return;
         }
-        let msg = Message::GetData {
-            blocks: wanted.blocks,
-            txs: wanted.txs,
-        };
-        self.peering.send(peer, msg, now, &mut self.out);
+        self.peering.send(peer, Message::GetData(wanted), now, &mut self.out);
     }
 
     fn on_getdata(&mut self, from: PeerId, blocks: Vec<BlockHash>, txids: Vec<chainsim_primitives::Txid>, now: Time) {
@@ -251,7 +246,7 @@ impl Node {
             self.peering.send(from, msg, now, &mut self.out);
         }
         if !missing_blocks.is_empty() || !missing_txs.is_empty() {
-            let msg = Message::NotFound(Box::new(crate::protocol::Missing {
+            let msg = Message::NotFound(Box::new(Items {
                 blocks: missing_blocks,
                 txs: missing_txs,
             }));

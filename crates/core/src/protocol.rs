@@ -153,15 +153,23 @@ impl<'de> Deserialize<'de> for WireWork {
     }
 }
 
-/// What a [`Message::NotFound`] says is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Missing {
+/// Blocks and transactions named by id: what a [`Message::GetData`] asks for, what a
+/// [`Message::NotFound`] says is missing, and what relay wants from one link.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Items {
     /// Block hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<BlockHash>,
     /// Transaction ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub txs: Vec<Txid>,
+}
+
+impl Items {
+    /// Whether it names nothing.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty() && self.txs.is_empty()
+    }
 }
 
 /// The handshake: the first message on every link, sent by the side that opened it and
@@ -220,17 +228,10 @@ pub enum Message {
         txs: Vec<Txid>,
     },
     /// "Send me these": the announced items the receiver lacks.
-    GetData {
-        /// Block hashes.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        blocks: Vec<BlockHash>,
-        /// Transaction ids.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        txs: Vec<Txid>,
-    },
+    GetData(Items),
     /// Items asked for that the sender no longer has (boxed: rare, and as large as
     /// `GetData`, it would make every message a word larger).
-    NotFound(Box<Missing>),
+    NotFound(Box<Items>),
     /// Transactions: asked for, or pushed in push relay mode.
     Txs {
         /// The transactions.
@@ -283,7 +284,7 @@ impl Message {
             Self::Addr { .. } => "addr",
             Self::Headers { .. } => "headers",
             Self::Inv { .. } => "inv",
-            Self::GetData { .. } => "get_data",
+            Self::GetData(_) => "get_data",
             Self::NotFound { .. } => "not_found",
             Self::Txs { .. } => "txs",
             Self::Block { .. } => "block",
@@ -328,6 +329,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn requests_and_answers_for_items_keep_their_wire_form() {
+        let items = Items {
+            blocks: vec![hash(1)],
+            txs: Vec::new(),
+        };
+        let h = hash(1).to_hex();
+        let get = serde_json::to_string(&Message::GetData(items.clone())).unwrap();
+        assert_eq!(get, format!(r#"{{"type":"get_data","blocks":["{h}"]}}"#));
+        let missing = serde_json::to_string(&Message::NotFound(Box::new(items))).unwrap();
+        assert_eq!(missing, format!(r#"{{"type":"not_found","blocks":["{h}"]}}"#));
+        assert_eq!(
+            serde_json::from_str::<Message>(&get).unwrap(),
+            Message::GetData(Items {
+                blocks: vec![hash(1)],
+                txs: Vec::new()
+            })
+        );
+    }
+
     fn frame_len(msg: &Message) -> usize {
         serde_json::to_vec(msg).unwrap().len()
     }
@@ -354,11 +375,11 @@ mod tests {
             Message::Inv {
                 txs: hashes.iter().map(|h| Txid(h.0)).collect(),
             },
-            Message::GetData {
+            Message::GetData(Items {
                 blocks: hashes.clone(),
                 txs: Vec::new(),
-            },
-            Message::NotFound(Box::new(Missing {
+            }),
+            Message::NotFound(Box::new(Items {
                 blocks: hashes.clone(),
                 txs: Vec::new(),
             })),

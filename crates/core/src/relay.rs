@@ -14,7 +14,7 @@ use chainsim_primitives::{Block, BlockHash, Header, Txid};
 
 use crate::keyed_hash::KeyedHash;
 use crate::peers::{LinkTable, PeerId};
-use crate::protocol::{Message, WireBlock, WireHeader};
+use crate::protocol::{Items, Message, WireBlock, WireHeader};
 use crate::time::Time;
 
 mod fetches;
@@ -50,22 +50,6 @@ pub struct Relay {
     /// The last header announced to us that met its target, with its hash: every peer
     /// announces the same new block, and one hash of it serves them all.
     last_header: Option<(Header, BlockHash)>,
-}
-
-/// Items to ask one link for.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Wanted {
-    /// Blocks.
-    pub blocks: Vec<BlockHash>,
-    /// Transactions.
-    pub txs: Vec<Txid>,
-}
-
-impl Wanted {
-    /// Whether nothing is wanted.
-    pub fn is_empty(&self) -> bool {
-        self.blocks.is_empty() && self.txs.is_empty()
-    }
 }
 
 impl Relay {
@@ -188,7 +172,7 @@ impl Relay {
     }
 
     /// `from` said it does not have these: ask the next announcer.
-    pub fn not_found(&mut self, from: PeerId, blocks: &[BlockHash], txs: &[Txid], now: Time) -> Vec<(PeerId, Wanted)> {
+    pub fn not_found(&mut self, from: PeerId, blocks: &[BlockHash], txs: &[Txid], now: Time) -> Vec<(PeerId, Items)> {
         let blocks: Vec<(BlockHash, PeerId)> = blocks.iter().map(|h| (*h, from)).collect();
         let txs: Vec<(Txid, PeerId)> = txs.iter().map(|t| (*t, from)).collect();
         self.move_on(&blocks, &txs, now)
@@ -196,8 +180,8 @@ impl Relay {
 
     /// Moves each request on from the peer it names to its next announcer; returns what to
     /// ask of whom, in link order.
-    fn move_on(&mut self, blocks: &[(BlockHash, PeerId)], txs: &[(Txid, PeerId)], now: Time) -> Vec<(PeerId, Wanted)> {
-        let mut retry = BTreeMap::<PeerId, Wanted>::new();
+    fn move_on(&mut self, blocks: &[(BlockHash, PeerId)], txs: &[(Txid, PeerId)], now: Time) -> Vec<(PeerId, Items)> {
+        let mut retry = BTreeMap::<PeerId, Items>::new();
         for (hash, from) in blocks {
             if let Some(next) = self.blocks.next_source(*hash, *from, now) {
                 retry.entry(next).or_default().blocks.push(*hash);
@@ -213,7 +197,7 @@ impl Relay {
 
     /// A link closed (what it was known to have went with its slot): forget it as a
     /// source, and ask other announcers for what it owed us.
-    pub fn peer_gone(&mut self, peer: PeerId, now: Time) -> Vec<(PeerId, Wanted)> {
+    pub fn peer_gone(&mut self, peer: PeerId, now: Time) -> Vec<(PeerId, Items)> {
         self.pending_txs.retain(|(_, f)| *f != Some(peer));
         let owed_blocks = self.blocks.owed_by(peer);
         let owed_txs = self.txs.owed_by(peer);
@@ -223,7 +207,7 @@ impl Relay {
     }
 
     /// Requests not answered within the fetch timeout: ask the next announcer.
-    pub fn on_timeout(&mut self, now: Time) -> Vec<(PeerId, Wanted)> {
+    pub fn on_timeout(&mut self, now: Time) -> Vec<(PeerId, Items)> {
         let blocks = self.blocks.late(now, self.fetch_timeout);
         let txs = self.txs.late(now, self.fetch_timeout);
         if blocks.is_empty() && txs.is_empty() {

@@ -528,8 +528,10 @@ impl Simulation {
     /// entry of the link its message comes on and the headers it announces (its node's
     /// state, asked for one event ago, tells where the link is); and for the next event, all
     /// of that into the first-level cache, with its link ends here and, for a block, every
-    /// link entry (the block is relayed on each). When the queue cannot tell the later
-    /// events, the next event's node is asked for at once.
+    /// link entry (the block is relayed on each), and the link ends its answer goes out on
+    /// (every one for a block, else the one the message came on; their table was asked for
+    /// an event earlier). When the queue cannot tell the later events, the next event's
+    /// node is asked for at once.
     fn prefetch_next(&mut self) {
         let third = self.world.queue.peek_nth(2).and_then(Ev::node);
         let second = self.world.queue.peek_nth(1);
@@ -552,9 +554,7 @@ impl Simulation {
                 if let Some(ends) = self.world.pairs.ends_of(node) {
                     prefetch(ends);
                 }
-                // What its answer reads to be sent: the ends of the links it goes on, every
-                // link for a block (relayed on each), else the link it came on (a request
-                // or an answer goes back on it).
+                // A request or an answer goes back on the link it came on.
                 if msg.carries_blocks() > 0 {
                     self.nodes[node].node.peering().links().iter().for_each(prefetch);
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);

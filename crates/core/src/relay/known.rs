@@ -10,10 +10,10 @@
 //! and every check — about three per message on a busy network, most of them for a block
 //! the link has — reads only that line. (Sixteen, in two lines, gave the same results on
 //! every built-in scenario and a stressed one, and relaying a block to every link read
-//! one more line per link: see docs/BENCHMARKS.md.) Transactions can arrive by the hundred per second, so
-//! they keep the larger ring of [`TXS_PER_LINK`], allocated only once a transaction
-//! crosses the link: a network without transactions pays nothing for it, and a burst of
-//! transactions no longer pushes the block ids out.
+//! one more line per link: see docs/BENCHMARKS.md.) Transactions can arrive by the
+//! hundred per second, so they keep the larger ring of [`TXS_PER_LINK`], allocated only
+//! once a transaction crosses the link: a network without transactions pays nothing for
+//! it, and a burst of transactions no longer pushes the block ids out.
 //!
 //! Forgetting an id is always safe: the worst it costs is one redundant announcement
 //! (a `Headers` or `Inv` the peer ignores).
