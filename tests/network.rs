@@ -172,6 +172,13 @@ async fn partition_heals_into_the_heavier_chain_without_losing_transactions() {
 }
 
 /// Number of blocks the restarted node says it verified from its store.
+/// Whether a node's debug log tells of a disk commit that stored blocks.
+fn stored_blocks(log: &str) -> bool {
+    log.lines()
+        .filter_map(|l| l.split(" store operations (").nth(1))
+        .any(|rest| !rest.starts_with("0 blocks"))
+}
+
 fn blocks_verified(log: &str) -> Option<u64> {
     let at = log.find(" blocks verified from genesis")?;
     log[..at].rsplit(' ').next()?.parse().ok()
@@ -181,11 +188,12 @@ fn blocks_verified(log: &str) -> Option<u64> {
 /// stored and resumes from a real node to that node's tip.
 ///
 /// The chain comes from a fake peer (tests/common/peer.rs) that answers the first block
-/// download at once and holds the second: the sink asks for the second batch only after
-/// the first is durably stored, so the kill lands mid-sync every time instead of racing a
-/// sync that takes milliseconds. The real node A got the same chain from the fake peer
-/// beforehand. All run on the easy test network (`--test-network`) so that the chain is
-/// quick to mine.
+/// download at once and holds the second, so the kill lands mid-sync every time instead of
+/// racing a sync that takes milliseconds. A node asks for the next batch before the last
+/// one's disk commit (the download overlaps the disk sync), so B is killed only once its
+/// log, at debug level, tells of a commit that stored blocks. The real node A got the same
+/// chain from the fake peer beforehand. All run on the easy test network
+/// (`--test-network`) so that the chain is quick to mine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_killed_mid_sync_resumes() {
     const BLOCKS: u64 = 1_200;
@@ -199,11 +207,16 @@ async fn node_killed_mid_sync_resumes() {
 
     // B downloads from the fake peer only: one batch, then the fake holds the next one.
     let mut b = TestNode::configure("B", free_port(), vec![fake.addr()], testnet.clone());
+    b.log_filter = "info,chainsim_node::driver=debug".into();
     let before = fake.getblocks_seen();
     fake.hold_after(1);
     b.spawn();
     eventually("B to ask for its second batch", PATIENCE, || async {
         fake.getblocks_seen() >= before + 2
+    })
+    .await;
+    eventually("B to commit blocks of its first batch", PATIENCE, || async {
+        stored_blocks(&b.log_since_start())
     })
     .await;
     b.kill9();

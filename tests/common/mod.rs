@@ -107,6 +107,8 @@ pub struct TestNode {
     pub peers: Vec<String>,
     /// More arguments for the next start (e.g. `--resync`).
     pub extra: Vec<String>,
+    /// `RUST_LOG` for the next start (`info` unless a test needs more).
+    pub log_filter: String,
     child: Option<Child>,
     log: PathBuf,
     /// Length of the log when the current process started.
@@ -136,6 +138,7 @@ impl TestNode {
             dir,
             peers,
             extra,
+            log_filter: "info".into(),
             child: None,
             log,
             log_start: 0,
@@ -229,7 +232,7 @@ impl TestNode {
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env("http_proxy", "http://127.0.0.1:9")
             .env("ALL_PROXY", "http://127.0.0.1:9")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())
@@ -360,7 +363,7 @@ impl TestNode {
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env("http_proxy", "http://127.0.0.1:9")
             .env("ALL_PROXY", "http://127.0.0.1:9")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
             .env_remove("RUST_BACKTRACE")
             .stdin(Stdio::null())

@@ -651,6 +651,12 @@ impl<S: ChainStore> Driver<S> {
             return;
         }
         if !ops.is_empty() {
+            let blocks = ops.iter().filter(|op| matches!(op, StoreOp::PutBlock { .. })).count();
+            tracing::debug!(
+                "[{}] committed {} store operations ({blocks} blocks)",
+                self.config.port,
+                ops.len()
+            );
             // The store has every block drained so far: the core may let go of their bodies.
             self.node.handle_input(now(), Input::Committed);
         }

@@ -70,8 +70,9 @@ enum Ev {
     Down { node: usize, link: PeerId, reason: String },
     /// A dial failed.
     DialFailed { node: usize, addr: PeerAddr },
-    /// A node's deadline (live while it equals the node's recorded deadline).
-    Timer { node: usize },
+    /// A node's deadline, due `at` (live while that is still the node's deadline in
+    /// [`World::deadlines`]; a deadline cleared or moved leaves its event behind).
+    Timer { node: usize, at: Micros },
     /// Nodes below `split` and the others can no longer reach each other.
     Partition { split: usize },
     /// The partition ends.
@@ -84,27 +85,17 @@ enum Ev {
     Churn { node: usize, away: bool },
 }
 
-impl Ev {
-    /// The node whose core the event goes to, for the events that go to one core.
-    fn node(&self) -> Option<usize> {
-        match self {
-            Ev::Arrive { node, .. } | Ev::Deliver { node, .. } | Ev::Timer { node } => Some(*node),
-            _ => None,
-        }
-    }
-}
-
-/// One simulated node: its core and the deadline it asked for.
-#[derive(Debug)]
-struct SimNode {
-    node: Node,
-    deadline: Option<Micros>,
-}
+/// No deadline, in [`World::deadlines`].
+const NO_DEADLINE: Micros = Micros::MAX;
 
 /// Everything but the nodes: what a node's outputs act on.
 #[derive(Debug)]
 struct World {
     now: Micros,
+    /// Each node's deadline ([`NO_DEADLINE`] for none), apart from the nodes: one event in
+    /// thirteen is a timer whose deadline was cleared before it came due, and telling so
+    /// from here reads no node's state (nor loads it ahead).
+    deadlines: Vec<Micros>,
     queue: EventQueue<Ev>,
     net: Network,
     pairs: Pairs,
@@ -182,6 +173,16 @@ impl Effects for Carrier<'_> {
 impl World {
     fn schedule(&mut self, at: Micros, ev: Ev) {
         self.queue.push(at.max(self.now), ev);
+    }
+
+    /// The node whose core `ev` goes to, for the events that go to one core (a timer only
+    /// while it is live).
+    fn target(&self, ev: &Ev) -> Option<usize> {
+        match *ev {
+            Ev::Arrive { node, .. } | Ev::Deliver { node, .. } => Some(node),
+            Ev::Timer { node, at } => (self.deadlines.get(node) == Some(&at)).then_some(node),
+            _ => None,
+        }
     }
 
     /// Whether a partition, a cut link or a node that has left now keeps `a` and `b` apart.
@@ -313,7 +314,7 @@ fn virtual_time(t: Time) -> Micros {
 #[derive(Debug)]
 pub struct Simulation {
     scenario: Scenario,
-    nodes: Vec<SimNode>,
+    nodes: Vec<Node>,
     world: World,
     miners: Miners,
     mining: bool,
@@ -335,7 +336,7 @@ fn build_nodes(
     scenario: &Scenario,
     graph: &topology::Graph,
     blocks: &SharedBlocks,
-) -> (Vec<SimNode>, HashMap<PeerAddr, usize>) {
+) -> (Vec<Node>, HashMap<PeerAddr, usize>) {
     let params = Arc::new(ChainParams::with_bits("chainsim-sim", SIM_BITS));
     let mut nodes = Vec::with_capacity(graph.len());
     let mut index = HashMap::with_capacity(graph.len());
@@ -349,10 +350,7 @@ fn build_nodes(
         cfg.peering.limits.max_known = scenario.known_addrs;
         cfg.keep_entries_depth = scenario.keep_depth;
         index.insert(cfg.listen().clone(), i);
-        nodes.push(SimNode {
-            node: open_node(&params, cfg, blocks),
-            deadline: None,
-        });
+        nodes.push(open_node(&params, cfg, blocks));
     }
     (nodes, index)
 }
@@ -378,6 +376,7 @@ impl Simulation {
         let (nodes, index) = build_nodes(&scenario, &graph, &blocks);
         let world = World {
             now: 0,
+            deadlines: vec![NO_DEADLINE; n],
             queue: EventQueue::default(),
             net: Network::new(&scenario.network, n, sub_seed(seed, 2)),
             pairs: Pairs::default(),
@@ -415,7 +414,7 @@ impl Simulation {
             if !peers.is_empty() {
                 // The nodes' own addresses, shared: an address compared with itself is equal
                 // at once, without comparing its text.
-                let addrs = peers.into_iter().map(|j| sim.nodes[j].node.config().listen().clone());
+                let addrs = peers.into_iter().map(|j| sim.nodes[j].config().listen().clone());
                 sim.command(i, Command::AddPeers(addrs.collect()));
             }
         }
@@ -511,9 +510,9 @@ impl Simulation {
             Ev::Tx { node } => self.submit_tx(node),
             Ev::Churn { node, away: true } => self.world.leave(node),
             Ev::Churn { node, away: false } => _ = self.world.away.remove(&node),
-            Ev::Timer { node } => {
-                if self.nodes[node].deadline == Some(at) {
-                    self.nodes[node].deadline = None;
+            Ev::Timer { node, at } => {
+                if self.world.deadlines[node] == at {
+                    self.world.deadlines[node] = NO_DEADLINE;
                     self.input(node, Input::Timeout);
                 }
             }
@@ -533,9 +532,9 @@ impl Simulation {
     /// an event earlier). When the queue cannot tell the later events, the next event's
     /// node is asked for at once.
     fn prefetch_next(&mut self) {
-        let third = self.world.queue.peek_nth(2).and_then(Ev::node);
+        let third = self.world.queue.peek_nth(2).and_then(|ev| self.world.target(ev));
         let second = self.world.queue.peek_nth(1);
-        if let Some(n) = third.or(second.and_then(Ev::node)) {
+        if let Some(n) = third.or(second.and_then(|ev| self.world.target(ev))) {
             prefetch_l2(&self.nodes[n]);
         }
         if let Some(Ev::Arrive { node, link, msg, .. } | Ev::Deliver { node, link, msg }) = second {
@@ -556,14 +555,16 @@ impl Simulation {
                 }
                 // A request or an answer goes back on the link it came on.
                 if msg.carries_blocks() > 0 {
-                    self.nodes[node].node.peering().links().iter().for_each(prefetch);
+                    self.nodes[node].peering().links().iter().for_each(prefetch);
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
                 } else if let Some(end) = self.world.pairs.end_of(node, link) {
                     prefetch(end);
                 }
                 prefetch_message(&self.nodes, Cache::First, (node, link), msg);
             }
-            Some(&Ev::Timer { node }) if next_only => prefetch(&self.nodes[node]),
+            Some(&Ev::Timer { node, at }) if next_only && self.world.deadlines[node] == at => {
+                prefetch(&self.nodes[node])
+            }
             _ => {}
         }
     }
@@ -583,7 +584,7 @@ impl Simulation {
     /// target is found, and the block goes in as the node's miner's.
     fn mine(&mut self, node: usize) {
         let now = core_time(self.world.now);
-        let mut block = self.nodes[node].node.block_template(now);
+        let mut block = self.nodes[node].block_template(now);
         let target = SIM_BITS.to_target();
         if let Some((nonce, _)) = search_nonce(&block.header, &target, 0, u64::MAX) {
             block.header.nonce = nonce;
@@ -661,7 +662,7 @@ impl Simulation {
 
     fn input(&mut self, i: usize, input: Input) {
         self.world.inputs += 1;
-        self.nodes[i].node.handle_input(core_time(self.world.now), input);
+        self.nodes[i].handle_input(core_time(self.world.now), input);
         self.drain(i);
     }
 
@@ -671,39 +672,32 @@ impl Simulation {
             node: i,
             w: &mut self.world,
         };
-        drain(&mut self.nodes[i].node, &mut carrier);
+        drain(&mut self.nodes[i], &mut carrier);
         if std::mem::take(&mut self.world.stored) {
             // The store has every block just put: the node drops the bodies it held until
             // then. Not an input of the run (the live driver's bookkeeping, not an event).
-            self.nodes[i]
-                .node
-                .handle_input(core_time(self.world.now), Input::Committed);
+            self.nodes[i].handle_input(core_time(self.world.now), Input::Committed);
         }
         let deadline = self.nodes[i]
-            .node
             .poll_timeout()
-            .map(|t| virtual_time(t).max(self.world.now));
-        if deadline != self.nodes[i].deadline {
-            self.nodes[i].deadline = deadline;
-            if let Some(at) = deadline {
-                self.world.schedule(at, Ev::Timer { node: i });
+            .map_or(NO_DEADLINE, |t| virtual_time(t).max(self.world.now));
+        if deadline != self.world.deadlines[i] {
+            self.world.deadlines[i] = deadline;
+            if deadline != NO_DEADLINE {
+                self.world.schedule(deadline, Ev::Timer { node: i, at: deadline });
             }
         }
     }
 
     /// Ready links in the network, each counted once.
     fn link_count(&self) -> u64 {
-        let ends: usize = self
-            .nodes
-            .iter()
-            .map(|n| n.node.peering().links().ready().count())
-            .sum();
+        let ends: usize = self.nodes.iter().map(|n| n.peering().links().ready().count()).sum();
         (ends / 2) as u64
     }
 
     /// The node cores, by index.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().map(|n| &n.node)
+        self.nodes.iter()
     }
 
     /// What the run recorded so far.
@@ -735,7 +729,7 @@ impl Simulation {
     fn tips(&self) -> (usize, usize) {
         let mut tips: BTreeMap<_, (usize, usize)> = BTreeMap::new();
         for (i, n) in self.nodes.iter().enumerate() {
-            tips.entry(n.node.tree().tip().hash).or_insert((0, i)).0 += 1;
+            tips.entry(n.tree().tip().hash).or_insert((0, i)).0 += 1;
         }
         let best = tips.values().max_by_key(|(count, i)| (*count, std::cmp::Reverse(*i)));
         (tips.len(), best.map_or(0, |v| v.1))
@@ -778,12 +772,12 @@ impl Simulation {
                 .iter()
                 .map(|b| (b.hash, b.mined_at))
                 .collect();
-            let nodes = self.nodes.iter().map(|n| &n.node);
-            load.tally(self.nodes[best_node].node.tree(), &mined_at, nodes)
+            let nodes = self.nodes.iter();
+            load.tally(self.nodes[best_node].tree(), &mined_at, nodes)
         });
         let tally = Tally {
             recorder: &mut self.world.recorder,
-            best: self.nodes[best_node].node.tree(),
+            best: self.nodes[best_node].tree(),
             nodes: s.nodes,
             tips,
         };
@@ -796,8 +790,8 @@ impl Simulation {
 
 /// Loads into `cache` what a message to `(node, link)` reads first: the entry of its link,
 /// and the headers it announces (written by their sender long ago).
-fn prefetch_message(nodes: &[SimNode], cache: Cache, (node, link): (usize, PeerId), msg: &Message) {
-    if let Some(l) = nodes[node].node.peering().links().get(link) {
+fn prefetch_message(nodes: &[Node], cache: Cache, (node, link): (usize, PeerId), msg: &Message) {
+    if let Some(l) = nodes[node].peering().links().get(link) {
         prefetch_into(cache, l);
     }
     if let Message::Headers { headers } = msg {
