@@ -163,7 +163,9 @@ impl Shared {
         self.received.lock().unwrap().push(msg.kind().to_string());
         match msg {
             Message::Hello(_) => vec![Message::Hello(Box::new(self.hello(&self.listen)))],
-            Message::GetAddr => vec![Message::Addr { addrs: Vec::new() }],
+            Message::GetAddr => vec![Message::Addr {
+                addrs: Vec::new().into(),
+            }],
             Message::GetBlocks { locator, limit } => {
                 let n = self.getblocks.fetch_add(1, Ordering::SeqCst) + 1;
                 if n > self.answer_first.load(Ordering::SeqCst) {

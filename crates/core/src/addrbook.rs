@@ -25,6 +25,9 @@ pub enum AddrState {
     Banned,
 }
 
+/// Most addresses a new book makes room for (see [`AddrBook::new`]).
+pub const MAX_RESERVED_ADDRS: usize = 1_000;
+
 /// One known address.
 #[derive(Debug, Clone)]
 pub struct AddrEntry {
@@ -89,10 +92,14 @@ pub struct AddrBook {
 
 impl AddrBook {
     /// An empty book whose index is hashed with `seed` (secret to the node, see
-    /// [`KeyedBytesHash`]).
-    pub fn new(seed: u64) -> Self {
+    /// [`KeyedBytesHash`]), with room for `expected` addresses (up to
+    /// [`MAX_RESERVED_ADDRS`]): a book that fills up grows in one step instead of by
+    /// doubling, which on a simulator's ten thousand nodes left a fifth of the memory its
+    /// network formed in behind as copies, each page of it zeroed first by the system.
+    pub fn new(seed: u64, expected: usize) -> Self {
+        let room = expected.min(MAX_RESERVED_ADDRS);
         Self {
-            entries: IndexMap::with_hasher(KeyedBytesHash::new(seed)),
+            entries: IndexMap::with_capacity_and_hasher(room, KeyedBytesHash::new(seed)),
             ..Self::default()
         }
     }

@@ -49,7 +49,7 @@ impl Node {
                 if addrs.len() > MAX_ADDRS_PER_MESSAGE {
                     return self.violation(from, 20, "too many addresses in one message", now);
                 }
-                self.peering.add_shared(addrs, now, &mut self.out);
+                self.peering.add_shared(&addrs, now, &mut self.out);
             }
             Message::Headers { headers } => self.on_headers(from, &headers, now),
             Message::Inv { txs } => self.on_inv(from, txs, now),

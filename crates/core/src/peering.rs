@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chainsim_primitives::{BlockHash, Work, sha256};
@@ -21,7 +22,7 @@ use crate::eviction;
 use crate::keyed_hash::KeyedBytesHash;
 use crate::output::Outbox;
 use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
-use crate::protocol::{Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
+use crate::protocol::{AddrList, Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
 use crate::time::Time;
 
 /// How many other peers hear of a newly connected peer's address: two, as Bitcoin Core
@@ -109,6 +110,8 @@ struct AddrCache {
     /// address, one more than a message holds, so that the answer to an asker whose own
     /// address is among them (it is left out at send time) is still full.
     addrs: Vec<PeerAddr>,
+    /// `addrs` as the answers share it, made at the first answer since `addrs` changed.
+    shared: Option<Arc<[PeerAddr]>>,
     /// The links whose addresses lead `addrs` (the first ready link of each address, in
     /// link order): `ready[i]` is the link of `addrs[i]`.
     ready: Vec<PeerId>,
@@ -139,6 +142,7 @@ impl AddrCache {
                 self.ready.remove(i);
             }
         }
+        self.shared = None;
         // Link ids only grow, so a newly ready link usually goes last.
         let at = self.ready.partition_point(|&r| r < id);
         self.ready.insert(at, id);
@@ -163,11 +167,11 @@ impl Peering {
     /// Peering for a node on the network of `genesis`; `secret` makes its hello tokens.
     pub fn new(config: PeeringConfig, genesis: BlockHash, secret: [u8; 16]) -> Self {
         Self {
+            book: AddrBook::new(hash_seed(&secret), config.limits.max_known),
             config,
             genesis,
             secret,
             links: LinkTable::default(),
-            book: AddrBook::new(hash_seed(&secret)),
             addr_cache: AddrCache::default(),
         }
     }
@@ -253,16 +257,16 @@ impl Peering {
     }
 
     /// Takes addresses a peer shared (bounded by the book's limit).
-    pub fn add_shared(&mut self, addrs: Vec<PeerAddr>, now: Time, out: &mut Outbox) {
+    pub fn add_shared(&mut self, addrs: &AddrList, now: Time, out: &mut Outbox) {
         let max = self.config.limits.max_known;
-        for addr in addrs {
+        for addr in addrs.iter() {
             // A full book takes no new address, and one it knows needs nothing (it is not
             // pinned by being shared): once full, no lookup at all.
             if self.book.len() >= max {
                 break;
             }
-            if addr != self.config.listen {
-                self.book.add(&addr, false, max, now);
+            if *addr != self.config.listen {
+                self.book.add(addr, false, max, now);
             }
         }
         self.connect_more(now, out);
@@ -499,7 +503,7 @@ impl Peering {
         }
         // Tell others about the newcomer, so that knowing one node is enough to join.
         for other in self.addr_relay_targets(&addr, id) {
-            let addrs = vec![addr.clone()];
+            let addrs = vec![addr.clone()].into();
             self.send(other, Message::Addr { addrs }, now, out);
         }
         HelloOutcome::Ready
@@ -631,16 +635,12 @@ impl Peering {
 
     /// Addresses worth sharing with `asker`: ready peers first, then others known good,
     /// never `asker`'s own; from [`AddrCache`], brought up to date first.
-    pub fn shareable_addrs(&mut self, asker: PeerId) -> Vec<PeerAddr> {
+    pub fn shareable_addrs(&mut self, asker: PeerId) -> AddrList {
         self.refresh_addr_cache();
-        let except = self.addr_of(asker);
-        self.addr_cache
-            .addrs
-            .iter()
-            .filter(|a| Some(*a) != except)
-            .take(MAX_ADDRS_PER_MESSAGE)
-            .cloned()
-            .collect()
+        let except = self.addr_of(asker).cloned();
+        let cache = &mut self.addr_cache;
+        let all = cache.shared.get_or_insert_with(|| cache.addrs.as_slice().into());
+        AddrList::shared(all.clone(), except, MAX_ADDRS_PER_MESSAGE)
     }
 
     /// Brings [`AddrCache`] up to date: rebuilt after a change it cannot follow, else
@@ -651,6 +651,7 @@ impl Peering {
             let (addrs, ready) = self.build_addrs(None, ADDR_CACHE_LEN);
             self.addr_cache = AddrCache {
                 valid: true,
+                shared: None,
                 addrs,
                 ready,
                 book_changes: self.book.changes(),
@@ -665,6 +666,7 @@ impl Peering {
             let mut ready = cache.addrs.iter().take(cache.ready.len());
             if !full && e.is_shareable() && !ready.any(|a| a == &e.addr) {
                 cache.addrs.push(e.addr.clone());
+                cache.shared = None;
             }
         }
     }
@@ -978,9 +980,10 @@ mod tests {
         let shared = |from: u64, to: u64| (from..to).map(|i| a(&format!("10.0.4.{i}:1"))).collect();
         let mut own: Vec<PeerAddr> = vec![a("10.0.0.1:1")];
         own.extend::<Vec<PeerAddr>>(shared(0, 2));
-        p.add_shared(own, Time::ZERO, &mut Outbox::default());
+        p.add_shared(&own.into(), Time::ZERO, &mut Outbox::default());
         assert_eq!(p.book.len(), 2, "our own address left out");
-        p.add_shared(shared(1, 9), Time::ZERO, &mut Outbox::default());
+        let more: Vec<PeerAddr> = shared(1, 9);
+        p.add_shared(&more.into(), Time::ZERO, &mut Outbox::default());
         let known: Vec<String> = p.book.iter().map(|e| e.addr.to_string()).collect();
         assert_eq!(known, ["10.0.4.0:1", "10.0.4.1:1", "10.0.4.2:1"]);
     }
@@ -991,13 +994,16 @@ mod tests {
         for i in 1..=3 {
             ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), true, &format!("t{i}"));
         }
-        let answer = p.shareable_addrs(PeerId(2));
+        let answer: Vec<PeerAddr> = p.shareable_addrs(PeerId(2)).iter().cloned().collect();
         assert_eq!(answer.len(), MAX_ADDRS_PER_MESSAGE);
         assert!(!answer.contains(&a("10.0.1.2:1")), "the asker's own address");
         assert_eq!(answer[..2], [a("10.0.1.1:1"), a("10.0.1.3:1")], "ready peers first");
-        // Another asker, from the same cache: the first one's address is in its answer.
-        let other = p.shareable_addrs(PeerId(1));
+        // Another asker, from the same cache (one list shared by both answers): the first
+        // one's address is in its answer.
+        let other_list = p.shareable_addrs(PeerId(1));
+        let other: Vec<PeerAddr> = other_list.iter().cloned().collect();
         assert_eq!(other[..2], [a("10.0.1.2:1"), a("10.0.1.3:1")]);
+        assert_eq!(other_list.len(), MAX_ADDRS_PER_MESSAGE);
         assert_answers_fresh(&mut p);
     }
 

@@ -228,6 +228,11 @@ impl LinkTable {
     }
     /// Adds a link (replacing one with the same id).
     pub fn insert(&mut self, link: Link) {
+        if self.links.capacity() == 0 {
+            // Room for a typical node's links at once: growing by doubling from one left
+            // copies behind (a link takes four cache lines) and ended with room for 32.
+            self.links.reserve_exact(INLINE_IDS);
+        }
         self.counts.tally(&link, true);
         // Ids only grow: the common case appends.
         if self.ids.last().is_none_or(|&last| last < link.id) {

@@ -172,6 +172,81 @@ impl Items {
     }
 }
 
+/// The addresses a [`Message::Addr`] carries: on the wire, a list of at most
+/// [`MAX_ADDRS_PER_MESSAGE`].
+///
+/// A node's answer to `GetAddr` is the same list for every peer that asks until its
+/// address book changes, less one address, the asker's own; so the list is shared (one
+/// allocation per change, not one copy of every address per asker) and the address left
+/// out is named beside it. On a simulator's ten thousand nodes the copies were most of the
+/// memory, and much of the time, of the network forming.
+#[derive(Debug, Clone, Default)]
+pub struct AddrList {
+    all: Arc<[PeerAddr]>,
+    /// Left out wherever it appears in `all`.
+    except: Option<PeerAddr>,
+    /// How many of the others it holds (the first ones).
+    len: usize,
+}
+
+impl AddrList {
+    /// Up to `max` of `all`, in order, leaving out `except`.
+    pub fn shared(all: Arc<[PeerAddr]>, except: Option<PeerAddr>, max: usize) -> Self {
+        let kept = all.iter().filter(|a| Some(*a) != except.as_ref()).take(max).count();
+        Self { all, except, len: kept }
+    }
+    /// The addresses, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &PeerAddr> {
+        let except = self.except.as_ref();
+        self.all.iter().filter(move |a| Some(*a) != except).take(self.len)
+    }
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl From<Vec<PeerAddr>> for AddrList {
+    fn from(addrs: Vec<PeerAddr>) -> Self {
+        let len = addrs.len();
+        Self {
+            all: addrs.into(),
+            except: None,
+            len,
+        }
+    }
+}
+
+impl PartialEq for AddrList {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for AddrList {}
+
+impl PartialEq<Vec<PeerAddr>> for AddrList {
+    fn eq(&self, other: &Vec<PeerAddr>) -> bool {
+        self.len == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Serialize for AddrList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for AddrList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<PeerAddr>::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// The handshake: the first message on every link, sent by the side that opened it and
 /// answered with the other side's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +288,7 @@ pub enum Message {
     /// Known peer addresses.
     Addr {
         /// The addresses.
-        addrs: Vec<PeerAddr>,
+        addrs: AddrList,
     },
     /// New blocks announced by header, lowest first: the receiver checks the proof of
     /// work, then fetches bodies whose parent it has, or catches up when it lacks the parent.
@@ -365,6 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_address_list_travels_as_the_list_it_stands_for() {
+        let addr = |i: usize| -> PeerAddr { format!("10.0.0.{i}:8333").parse().unwrap() };
+        let all: Arc<[PeerAddr]> = (1..=4).map(addr).collect();
+        // The asker's own address left out, at most three kept.
+        let answer = AddrList::shared(all.clone(), Some(addr(2)), 3);
+        assert_eq!(answer.len(), 3);
+        assert_eq!(answer, vec![addr(1), addr(3), addr(4)]);
+        let msg = Message::Addr { addrs: answer };
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "addr", "addrs": ["10.0.0.1:8333", "10.0.0.3:8333", "10.0.0.4:8333"]})
+        );
+        let back: Message = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            back, msg,
+            "a list read from the wire equals the shared one it came from"
+        );
+        // An asker not in the list: the first `max`.
+        let other = AddrList::shared(all, Some(addr(9)), 3);
+        assert_eq!(other, vec![addr(1), addr(2), addr(3)]);
+        assert!(AddrList::default().is_empty());
+    }
+
+    #[test]
     fn the_biggest_honest_message_of_every_kind_fits_its_limit() {
         let hashes: Vec<_> = (0..MAX_INV_PER_MESSAGE).map(hash).collect();
         let name = "n".repeat(chainsim_primitives::transaction::MAX_NAME_LEN);
@@ -390,7 +490,7 @@ mod tests {
                 txs: vec![tx; MAX_TXS_PER_MESSAGE],
             },
             Message::Addr {
-                addrs: vec![addr; MAX_ADDRS_PER_MESSAGE],
+                addrs: vec![addr; MAX_ADDRS_PER_MESSAGE].into(),
             },
             Message::GetBlocks {
                 locator: hashes[..crate::sync::MAX_LOCATOR].to_vec(),

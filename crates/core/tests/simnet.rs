@@ -459,7 +459,7 @@ fn hostile_peer_is_scored_then_banned() {
     let addrs: Vec<PeerAddr> = (0..=MAX_ADDRS_PER_MESSAGE)
         .map(|i| format!("10.1.{}.{}:5000", i / 200, i % 200).parse().unwrap())
         .collect();
-    sim.inject(evil, 0, Message::Addr { addrs });
+    sim.inject(evil, 0, Message::Addr { addrs: addrs.into() });
     assert_eq!(score(&sim), 20);
 
     // A malformed transaction.
@@ -564,7 +564,8 @@ fn hostile_peer_is_scored_then_banned() {
         Message::Addr {
             addrs: (0..=MAX_ADDRS_PER_MESSAGE)
                 .map(|i| format!("10.2.0.{}:1", i % 250 + 1).parse().unwrap())
-                .collect(),
+                .collect::<Vec<PeerAddr>>()
+                .into(),
         },
     );
     let real_one = sim
