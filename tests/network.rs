@@ -171,7 +171,6 @@ async fn partition_heals_into_the_heavier_chain_without_losing_transactions() {
     }
 }
 
-/// Number of blocks the restarted node says it verified from its store.
 /// Whether a node's debug log tells of a disk commit that stored blocks.
 fn stored_blocks(log: &str) -> bool {
     log.lines()
@@ -179,6 +178,7 @@ fn stored_blocks(log: &str) -> bool {
         .any(|rest| !rest.starts_with("0 blocks"))
 }
 
+/// Number of blocks the restarted node says it verified from its store.
 fn blocks_verified(log: &str) -> Option<u64> {
     let at = log.find(" blocks verified from genesis")?;
     log[..at].rsplit(' ').next()?.parse().ok()

@@ -651,11 +651,11 @@ impl<S: ChainStore> Driver<S> {
             return;
         }
         if !ops.is_empty() {
-            let blocks = ops.iter().filter(|op| matches!(op, StoreOp::PutBlock { .. })).count();
             tracing::debug!(
-                "[{}] committed {} store operations ({blocks} blocks)",
+                "[{}] committed {} store operations ({} blocks)",
                 self.config.port,
-                ops.len()
+                ops.len(),
+                ops.iter().filter(|op| matches!(op, StoreOp::PutBlock { .. })).count()
             );
             // The store has every block drained so far: the core may let go of their bodies.
             self.node.handle_input(now(), Input::Committed);

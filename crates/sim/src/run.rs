@@ -180,9 +180,14 @@ impl World {
     fn target(&self, ev: &Ev) -> Option<usize> {
         match *ev {
             Ev::Arrive { node, .. } | Ev::Deliver { node, .. } => Some(node),
-            Ev::Timer { node, at } => (self.deadlines.get(node) == Some(&at)).then_some(node),
+            Ev::Timer { node, at } => self.timer_live(node, at).then_some(node),
             _ => None,
         }
+    }
+
+    /// Whether node `node`'s timer event due `at` is still its deadline.
+    fn timer_live(&self, node: usize, at: Micros) -> bool {
+        self.deadlines.get(node) == Some(&at)
     }
 
     /// Whether a partition, a cut link or a node that has left now keeps `a` and `b` apart.
@@ -511,7 +516,7 @@ impl Simulation {
             Ev::Churn { node, away: true } => self.world.leave(node),
             Ev::Churn { node, away: false } => _ = self.world.away.remove(&node),
             Ev::Timer { node, at } => {
-                if self.world.deadlines[node] == at {
+                if self.world.timer_live(node, at) {
                     self.world.deadlines[node] = NO_DEADLINE;
                     self.input(node, Input::Timeout);
                 }
@@ -553,15 +558,16 @@ impl Simulation {
                 if let Some(ends) = self.world.pairs.ends_of(node) {
                     prefetch(ends);
                 }
-                // A request or an answer goes back on the link it came on.
                 if msg.carries_blocks() > 0 {
                     self.nodes[node].peering().links().iter().for_each(prefetch);
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
                 } else if let Some(end) = self.world.pairs.end_of(node, link) {
+                    // A request or an answer goes back on the link it came on.
                     prefetch(end);
                 }
                 prefetch_message(&self.nodes, Cache::First, (node, link), msg);
             }
+            // `timer_live`, read field by field: the queue's peek holds `world` borrowed.
             Some(&Ev::Timer { node, at }) if next_only && self.world.deadlines[node] == at => {
                 prefetch(&self.nodes[node])
             }
