@@ -568,7 +568,7 @@ impl Node {
     /// as [`Command::MinedBlock`].
     pub fn block_template(&self, now: Time) -> Block {
         let tip = self.tree.tip();
-        let timestamp = now.as_millis().max(tip.header.timestamp + 1);
+        let timestamp = now.as_millis().max(tip.header().timestamp + 1);
         let coinbase = Transaction::coinbase(self.config.miner.clone(), self.params.reward, timestamp);
         let mut size = Header::SIZE + 4 + coinbase.encoded_len();
         let mut transactions = vec![coinbase];

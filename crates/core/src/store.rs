@@ -102,6 +102,14 @@ pub trait BlockSource: Send + Sync {
     fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
         hashes.iter().map(|h| self.read_block(h)).collect()
     }
+
+    /// Whether the store keeps in memory the very bodies it was given and reads them back:
+    /// a block tree may then read its entries' headers from those bodies instead of
+    /// keeping copies (see [`crate::chain::BlockEntry`]). A database, which decodes a new
+    /// body on each read, does not.
+    fn shares_bodies(&self) -> bool {
+        false
+    }
 }
 
 /// What storage hands back at start apart from the blocks (see [`ChainStore::load_meta`]).
@@ -166,6 +174,10 @@ impl BlockSource for BlockMap {
     fn read_blocks(&self, hashes: &[BlockHash]) -> Result<Vec<Option<Arc<Block>>>, ReadError> {
         let blocks = self.read();
         Ok(hashes.iter().map(|h| blocks.get(h).cloned()).collect())
+    }
+
+    fn shares_bodies(&self) -> bool {
+        true
     }
 }
 

@@ -74,7 +74,7 @@ fn answers(tree: &BlockTree, blocks: &[Arc<Block>]) -> Vec<String> {
         let h = b.header.height;
         let entry = tree
             .get(&hash)
-            .map(|e| (e.hash, e.height(), e.chain_work, e.header, e.tx_count));
+            .map(|e| (e.hash, e.height(), e.chain_work, *e.header(), e.tx_count));
         let at = tree.at_height(h).map(|e| (e.hash, e.chain_work));
         // Coinbases aside: a pruning tree does not index them (none can be submitted).
         let txs = b.compute_txids();

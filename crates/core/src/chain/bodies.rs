@@ -48,15 +48,18 @@ impl Bodies {
         }
     }
 
-    /// Keeps a body (the most recent ones only, when a store holds the rest).
-    pub fn insert(&mut self, hash: BlockHash, block: Arc<Block>) {
+    /// Keeps a body (the most recent ones only, when a store holds the rest); hands each
+    /// one let go of to `released` (see [`Bodies::release`]).
+    pub fn insert(&mut self, hash: BlockHash, block: Arc<Block>, mut released: impl FnMut(BlockHash, Arc<Block>)) {
         if self.held.insert(hash, block).is_some() || self.source.is_none() {
             return;
         }
         self.order.push_back(hash);
         while self.order.len() > KEEP_RECENT {
-            if let Some(old) = self.order.pop_front() {
-                self.held.remove(&old);
+            if let Some(old) = self.order.pop_front()
+                && let Some(body) = self.held.remove(&old)
+            {
+                released(old, body);
             }
         }
     }
@@ -67,13 +70,25 @@ impl Bodies {
     }
 
     /// Drops the bodies held only until the store had them: everything drained so far is
-    /// committed (genesis, pinned, stays).
-    pub fn release(&mut self) {
+    /// committed (genesis, pinned, stays). Each one let go of is handed to `released`, for
+    /// whoever else holds it to decide whether to keep it.
+    pub fn release(&mut self, mut released: impl FnMut(BlockHash, Arc<Block>)) {
         if self.source.is_some() {
-            for hash in self.order.drain(..) {
-                self.held.remove(&hash);
+            // Taken out and put back, so that `held` can be changed while it is walked.
+            let mut order = std::mem::take(&mut self.order);
+            for hash in order.drain(..) {
+                if let Some(body) = self.held.remove(&hash) {
+                    released(hash, body);
+                }
             }
+            self.order = order;
         }
+    }
+
+    /// Whether a body let go of may still be held elsewhere for good: kept all in memory
+    /// without a store, or held by the store itself (see [`BlockSource::shares_bodies`]).
+    pub fn shared(&self) -> bool {
+        self.source.as_ref().is_none_or(|s| s.shares_bodies())
     }
 
     /// Whether bodies are read back from a store.
@@ -133,9 +148,11 @@ mod tests {
         ));
         let hash = genesis.compute_hash();
         let mut bodies = Bodies::new(Some(Arc::new(Broken)));
-        bodies.insert(hash, genesis);
+        bodies.insert(hash, genesis, |_, _| {});
         assert!(bodies.get(&hash).is_some(), "held until committed");
-        bodies.release();
+        let mut released = Vec::new();
+        bodies.release(|h, _| released.push(h));
+        assert_eq!(released, [hash], "a body let go of is handed back");
         assert!(bodies.get(&hash).is_none());
         assert!(bodies.get(&hash).is_none());
         assert_eq!(bodies.read_errors(), 2);

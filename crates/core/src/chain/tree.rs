@@ -38,8 +38,8 @@ use crate::store::BlockSource;
 /// A block in the tree with what fork choice needs (its body is in the store).
 #[derive(Debug, Clone)]
 pub struct BlockEntry {
-    /// The header.
-    pub header: Header,
+    /// Where the header is read.
+    head: Head,
     /// Its hash.
     pub hash: BlockHash,
     /// Transactions in the block, coinbase included.
@@ -51,17 +51,64 @@ pub struct BlockEntry {
     children: u32,
 }
 
+/// Where an entry's header is: in the body itself while the store holds that body anyway
+/// (a simulation's nodes all share one body per block, through the store in memory they
+/// share, so that every node's entry then costs 16 bytes for its header instead of 96), or
+/// in a copy of its own once the entry would keep the body in memory for nothing else (a
+/// live node's bodies are in its database, and its tree must not hold them all).
+#[derive(Debug, Clone)]
+enum Head {
+    Body(Arc<Block>),
+    Own(Box<Header>),
+}
+
+impl Head {
+    fn header(&self) -> &Header {
+        match self {
+            Head::Body(block) => &block.header,
+            Head::Own(header) => header,
+        }
+    }
+
+    /// The bodies in memory let go of `body` (`body` being the handle they gave up): the
+    /// header is copied out unless the store keeps that very body (`shared`) and someone
+    /// besides the entry still holds it.
+    fn settle(&mut self, body: &Arc<Block>, shared: bool) {
+        if let Head::Body(held) = self
+            && Arc::ptr_eq(held, body)
+            && !(shared && Arc::strong_count(body) > 2)
+        {
+            *self = Head::Own(Box::new(body.header));
+        }
+    }
+}
+
 impl BlockEntry {
+    /// An entry reading its header from `body`.
+    fn new(body: &Arc<Block>, hash: BlockHash, chain_work: Work, seq: u64, children: u32) -> Self {
+        Self {
+            head: Head::Body(body.clone()),
+            hash,
+            tx_count: body.transactions.len() as u32,
+            chain_work,
+            seq,
+            children,
+        }
+    }
+    /// The header.
+    pub fn header(&self) -> &Header {
+        self.head.header()
+    }
     /// Height of the block.
     pub fn height(&self) -> u64 {
-        self.header.height
+        self.header().height
     }
     /// What validation of a child needs.
     pub fn parent_info(&self) -> ParentInfo {
         ParentInfo {
             hash: self.hash,
             height: self.height(),
-            timestamp: self.header.timestamp,
+            timestamp: self.header().timestamp,
         }
     }
 }
@@ -159,17 +206,8 @@ impl BlockTree {
         for txid in genesis.compute_txids() {
             tree.tx_index.insert(&txid, 0);
         }
-        tree.entries.insert(
-            hash,
-            BlockEntry {
-                header: genesis.header,
-                hash,
-                tx_count: genesis.transactions.len() as u32,
-                chain_work: genesis.header.bits.work(),
-                seq: 0,
-                children: 0,
-            },
-        );
+        let entry = BlockEntry::new(&genesis, hash, genesis.header.bits.work(), 0, 0);
+        tree.entries.insert(hash, entry);
         // Genesis is compiled in and never stored: always held.
         tree.bodies.pin(hash, genesis);
         tree
@@ -215,7 +253,7 @@ impl BlockTree {
         let mut cursor = *parent;
         while !self.is_active(&cursor) {
             side.push(cursor);
-            cursor = self.entries.get(&cursor)?.header.prev_hash;
+            cursor = self.entries.get(&cursor)?.header().prev_hash;
         }
         let fork_height = self.height_of(&cursor)?;
         for hash in self.active.get(self.index(fork_height + 1)?..)?.iter().rev() {
@@ -330,16 +368,16 @@ impl BlockTree {
     }
 
     /// The entry of the pruned best-chain block `hash` at `height`, rebuilt from its body.
-    fn rebuilt(&self, height: u64, hash: BlockHash, block: &Block) -> Option<Cow<'_, BlockEntry>> {
-        Some(Cow::Owned(BlockEntry {
-            header: block.header,
+    fn rebuilt(&self, height: u64, hash: BlockHash, block: &Arc<Block>) -> Option<Cow<'_, BlockEntry>> {
+        // Its best-chain child at least (`children` 1); side branches off it were pruned
+        // with it.
+        Some(Cow::Owned(BlockEntry::new(
+            block,
             hash,
-            tx_count: block.transactions.len() as u32,
-            chain_work: self.pruned_work(height)?,
-            seq: 0,
-            // Its best-chain child at least; side branches off it were pruned with it.
-            children: 1,
-        }))
+            self.pruned_work(height)?,
+            0,
+            1,
+        )))
     }
 
     /// Chain work of the pruned best-chain block at `height`: the mark at or below it plus
@@ -469,7 +507,8 @@ impl BlockTree {
 
     /// Drops the bodies held only until the store had them.
     pub fn release_bodies(&mut self) {
-        self.bodies.release();
+        let (entries, shared) = (&mut self.entries, self.bodies.shared());
+        self.bodies.release(|hash, body| settle(entries, hash, &body, shared));
     }
 
     /// Inserts a checked block and applies fork choice. Returns the change of the best
@@ -490,7 +529,7 @@ impl BlockTree {
         if self.contains(&hash) {
             return Err(InsertError::Duplicate(hash));
         }
-        let header = block.block().header;
+        let header = &block.block().header;
         let parent = self
             .entries
             .get_mut(&header.prev_hash)
@@ -498,20 +537,17 @@ impl BlockTree {
         parent.children += 1;
         self.recent.child_added(&header.prev_hash);
         let chain_work = parent.chain_work.saturating_add(block.work());
-        let entry = BlockEntry {
-            header,
-            hash,
-            tx_count: block.block().transactions.len() as u32,
-            chain_work,
-            seq: self.next_seq,
-            children: 0,
-        };
+        let mut entry = BlockEntry::new(block.block(), hash, chain_work, self.next_seq, 0);
         self.next_seq += 1;
+        let (entries, shared) = (&mut self.entries, self.bodies.shared());
+        if stored && self.bodies.has_source() {
+            entry.head.settle(block.block(), shared);
+        } else {
+            self.bodies
+                .insert(hash, block.block().clone(), |h, body| settle(entries, h, &body, shared));
+        }
         self.entries.insert(hash, entry);
         self.recent.push(hash);
-        if !(stored && self.bodies.has_source()) {
-            self.bodies.insert(hash, block.block().clone());
-        }
         let change = if chain_work > self.tip_work() {
             self.switch_to(hash, Some((hash, block.txids())))
         } else {
@@ -571,7 +607,7 @@ impl BlockTree {
             let children: Vec<BlockHash> = self
                 .entries
                 .values()
-                .filter(|e| e.header.prev_hash == parent && !self.is_active(&e.hash))
+                .filter(|e| e.header().prev_hash == parent && !self.is_active(&e.hash))
                 .map(|e| e.hash)
                 .collect();
             for child in children {
@@ -590,7 +626,7 @@ impl BlockTree {
         let depth = self.keep_depth?;
         let mut cursor = *parent;
         while !self.is_active(&cursor) {
-            cursor = self.entries.get(&cursor)?.header.prev_hash;
+            cursor = self.entries.get(&cursor)?.header().prev_hash;
         }
         let fork_height = self.height_of(&cursor)?;
         (fork_height + depth < self.height()).then_some((fork_height, depth))
@@ -613,7 +649,7 @@ impl BlockTree {
         let mut cursor = new_tip;
         while !self.is_active(&cursor) {
             path.push(cursor);
-            cursor = self.entries[&cursor].header.prev_hash;
+            cursor = self.entries[&cursor].header().prev_hash;
         }
         let fork_height = self.entries[&cursor].height() as usize;
         let start = self.index(fork_height as u64 + 1).unwrap_or(0);
@@ -658,10 +694,10 @@ impl BlockTree {
                 .map(|e| e.hash);
             let Some(victim) = victim else { break };
             if let Some(entry) = self.remove_entry(&victim)
-                && let Some(parent) = self.entries.get_mut(&entry.header.prev_hash)
+                && let Some(parent) = self.entries.get_mut(&entry.header().prev_hash)
             {
                 parent.children -= 1;
-                self.recent.child_removed(&entry.header.prev_hash);
+                self.recent.child_removed(&entry.header().prev_hash);
             }
             self.bodies.remove(&victim);
             pruned.push(victim);
@@ -679,7 +715,7 @@ impl BlockTree {
         while !self.is_active(&cursor) {
             let entry = self.entries.get(&cursor)?;
             side_txids.extend(self.txids_of(&cursor, None));
-            cursor = entry.header.prev_hash;
+            cursor = entry.header().prev_hash;
         }
         let fork_height = self.height_of(&cursor)?;
         txids.iter().copied().find(|txid| {
@@ -708,5 +744,13 @@ impl BlockTree {
     /// every locator ends with when both sides share it).
     pub fn find_fork(&self, locator: &[BlockHash]) -> Option<Cow<'_, BlockEntry>> {
         locator.iter().find(|h| self.is_active(h)).and_then(|h| self.get(h))
+    }
+}
+
+/// The bodies kept in memory let go of `body`, that of `hash`: its entry decides whether to
+/// go on reading its header there (see [`Head::settle`]).
+fn settle(entries: &mut KeyedMap<BlockHash, BlockEntry>, hash: BlockHash, body: &Arc<Block>, shared: bool) {
+    if let Some(entry) = entries.get_mut(&hash) {
+        entry.head.settle(body, shared);
     }
 }

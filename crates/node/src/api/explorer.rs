@@ -50,7 +50,7 @@ pub fn status_view(n: &Node, s: &AppState) -> StatusView {
         stale_blocks: n.metrics().stale_blocks,
         syncing: n.sync_peer().is_some(),
         tip: tip.hash,
-        tip_time: tip.header.timestamp,
+        tip_time: tip.header().timestamp,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         work: tip.chain_work.0.to_string(),
     }
@@ -152,7 +152,7 @@ pub async fn transaction(State(s): State<AppState>, Path(id): Path<String>) -> R
                     block_hash: entry.hash,
                     confirmations: n.tree().height() - entry.height() + 1,
                     height: entry.height(),
-                    proof: ProofView::new(proof, entry.header.merkle_root),
+                    proof: ProofView::new(proof, entry.header().merkle_root),
                 }),
                 status: TxStatus::Confirmed,
                 transaction: TxView::new(txid, tx),
