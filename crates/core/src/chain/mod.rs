@@ -1,6 +1,7 @@
 //! The chain: validation of blocks and the block tree with fork choice.
 
 pub mod bodies;
+mod entries;
 mod recent;
 pub mod tree;
 pub mod txindex;

@@ -28,10 +28,11 @@ use chainsim_primitives::{Block, BlockHash, Header, Txid, Work};
 use thiserror::Error;
 
 use super::bodies::Bodies;
+use super::entries::Entries;
 use super::recent::Recent;
 use super::txindex::TxIndex;
 use super::validation::{CheckedBlock, ParentInfo};
-use crate::keyed_hash::{KeyedHash, KeyedMap};
+use crate::keyed_hash::KeyedHash;
 use crate::ledger::{Ledger, View};
 use crate::store::BlockSource;
 
@@ -85,7 +86,7 @@ impl Head {
 
 impl BlockEntry {
     /// An entry reading its header from `body`.
-    fn new(body: &Arc<Block>, hash: BlockHash, chain_work: Work, seq: u64, children: u32) -> Self {
+    pub(super) fn new(body: &Arc<Block>, hash: BlockHash, chain_work: Work, seq: u64, children: u32) -> Self {
         Self {
             head: Head::Body(body.clone()),
             hash,
@@ -151,7 +152,7 @@ pub const MARK_EVERY: u64 = 64;
 /// All known blocks and the best chain through them.
 #[derive(Debug)]
 pub struct BlockTree {
-    entries: KeyedMap<BlockHash, BlockEntry>,
+    entries: Entries,
     /// The last blocks inserted, asked before `entries` (see [`Recent`]).
     recent: Recent,
     /// The best chain from height `offset` on, indexed by height less `offset`.
@@ -189,7 +190,7 @@ impl BlockTree {
     pub fn with_source(genesis: Arc<Block>, max_side_blocks: usize, source: Option<Arc<dyn BlockSource>>) -> Self {
         let hash = genesis.compute_hash();
         let mut tree = Self {
-            entries: KeyedMap::default(),
+            entries: Entries::default(),
             recent: Recent::default(),
             active: vec![hash],
             offset: 0,
@@ -207,7 +208,7 @@ impl BlockTree {
             tree.tx_index.insert(&txid, 0);
         }
         let entry = BlockEntry::new(&genesis, hash, genesis.header.bits.work(), 0, 0);
-        tree.entries.insert(hash, entry);
+        tree.entries.insert(entry);
         // Genesis is compiled in and never stored: always held.
         tree.bodies.pin(hash, genesis);
         tree
@@ -349,7 +350,7 @@ impl BlockTree {
 
     /// A block's body, from memory or the store.
     pub fn block(&self, hash: &BlockHash) -> Option<Arc<Block>> {
-        if self.entries.contains_key(hash) {
+        if self.entries.contains(hash) {
             return self.bodies.get(hash);
         }
         self.pruned_block(hash).map(|(_, block)| block)
@@ -419,7 +420,7 @@ impl BlockTree {
 
     /// Whether the tree holds `hash` (a pruned best-chain block counts: it is known).
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.recent.contains(hash) || self.entries.contains_key(hash) || self.pruned_block(hash).is_some()
+        self.recent.contains(hash) || self.entries.contains(hash) || self.pruned_block(hash).is_some()
     }
 
     /// Whether the tree has the block `hash` whose parent is `parent`: [`BlockTree::contains`],
@@ -500,9 +501,7 @@ impl BlockTree {
     /// Its block map is keyed too, rebuilt with the new seed.
     pub fn seed_index(&mut self, seed: u64) {
         self.tx_index.reseed(seed);
-        let mut entries = KeyedMap::with_capacity_and_hasher(self.entries.len(), KeyedHash::new(seed));
-        entries.extend(self.entries.drain());
-        self.entries = entries;
+        self.entries.rekey(KeyedHash::new(seed));
     }
 
     /// Drops the bodies held only until the store had them.
@@ -546,7 +545,7 @@ impl BlockTree {
             self.bodies
                 .insert(hash, block.block().clone(), |h, body| settle(entries, h, &body, shared));
         }
-        self.entries.insert(hash, entry);
+        self.entries.insert(entry);
         self.recent.push(hash);
         let change = if chain_work > self.tip_work() {
             self.switch_to(hash, Some((hash, block.txids())))
@@ -749,7 +748,7 @@ impl BlockTree {
 
 /// The bodies kept in memory let go of `body`, that of `hash`: its entry decides whether to
 /// go on reading its header there (see [`Head::settle`]).
-fn settle(entries: &mut KeyedMap<BlockHash, BlockEntry>, hash: BlockHash, body: &Arc<Block>, shared: bool) {
+fn settle(entries: &mut Entries, hash: BlockHash, body: &Arc<Block>, shared: bool) {
     if let Some(entry) = entries.get_mut(&hash) {
         entry.head.settle(body, shared);
     }
