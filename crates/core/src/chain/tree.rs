@@ -442,6 +442,9 @@ impl BlockTree {
 
     /// Whether `hash` is on the best chain.
     pub fn is_active(&self, hash: &BlockHash) -> bool {
+        if self.active.last() == Some(hash) {
+            return true; // the tip, asked most often: no lookup in the entries
+        }
         match self.entries.get(hash) {
             Some(e) => self.hash_at(e.height()) == Some(*hash),
             None => self.pruned_block(hash).is_some(),
@@ -623,6 +626,11 @@ impl BlockTree {
     /// the depth below the tip: then the fork height and the depth.
     pub fn fork_too_deep(&self, parent: &BlockHash) -> Option<(u64, u64)> {
         let depth = self.keep_depth?;
+        if *parent == self.tip_hash() {
+            // Nearly every block extends the tip, which forks nowhere: answered without
+            // looking the tip up in the entries (a wait on main memory on a big network).
+            return None;
+        }
         let mut cursor = *parent;
         while !self.is_active(&cursor) {
             cursor = self.entries.get(&cursor)?.header().prev_hash;
