@@ -338,12 +338,10 @@ pub fn validate_hashed_block(
         return Err(ValidationError::TimeTooNew { got: h.timestamp, now });
     }
     check_transactions(params, &block.transactions, h.timestamp)?;
-    let txids: Vec<Txid> = block.transactions.iter().map(Transaction::compute_txid).collect();
-    let mut seen = HashSet::with_capacity(txids.len());
-    for txid in &txids {
-        if !seen.insert(*txid) {
-            return Err(ValidationError::DuplicateTx(*txid));
-        }
+    // Straight into the list the checked block keeps, without a copy.
+    let txids: Arc<[Txid]> = block.transactions.iter().map(Transaction::compute_txid).collect();
+    if let Some(txid) = first_duplicate(&txids) {
+        return Err(ValidationError::DuplicateTx(txid));
     }
     // With no duplicate txids a mutated tree is impossible, but the flag costs nothing.
     let (root, mutated) = compute_merkle_root(&txids);
@@ -353,9 +351,25 @@ pub fn validate_hashed_block(
     Ok(CheckedBlock {
         block,
         hash,
-        txids: txids.into(),
+        txids,
         work: params.bits.work(),
     })
+}
+
+/// The first txid in `txids` that an earlier one repeats. A block of a few transactions
+/// (one, in a simulation that does not materialise them) is checked pair by pair, without
+/// building a set.
+fn first_duplicate(txids: &[Txid]) -> Option<Txid> {
+    const PAIRWISE_UP_TO: usize = 8;
+    if txids.len() <= PAIRWISE_UP_TO {
+        return txids
+            .iter()
+            .enumerate()
+            .find(|(i, t)| txids[..*i].contains(t))
+            .map(|(_, t)| *t);
+    }
+    let mut seen = HashSet::with_capacity(txids.len());
+    txids.iter().find(|t| !seen.insert(**t)).copied()
 }
 
 fn check_transactions(params: &ChainParams, txs: &[Transaction], block_time: u64) -> Result<(), ValidationError> {
@@ -493,4 +507,29 @@ pub fn validate_hashed_in_chain(
         check_ledger(tree, &checked, known_good)?;
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txid(i: u8) -> Txid {
+        Txid([i; 32])
+    }
+
+    #[test]
+    fn the_first_repeated_txid_is_found_in_short_and_long_lists_alike() {
+        for len in [0u8, 1, 2, 8, 9, 40] {
+            let unique: Vec<Txid> = (0..len).map(txid).collect();
+            assert_eq!(first_duplicate(&unique), None, "{len} distinct txids");
+            if len < 2 {
+                continue;
+            }
+            // The second copy of the last txid comes before the second copy of the first.
+            let mut repeated = unique.clone();
+            repeated.insert(repeated.len() - 1, txid(len - 1));
+            repeated.push(txid(0));
+            assert_eq!(first_duplicate(&repeated), Some(txid(len - 1)), "{len} txids");
+        }
+    }
 }
