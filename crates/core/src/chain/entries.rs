@@ -122,6 +122,13 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_takes_80_bytes() {
+        // 16 for where its header is, 32 for its hash, 16 for its chain work, 16 more for
+        // arrival order and counts (docs/SIMULATION.md gives this figure).
+        assert_eq!(std::mem::size_of::<BlockEntry>(), 80);
+    }
+
+    #[test]
     fn entries_are_found_replaced_removed_and_rekeyed_by_their_own_hash() {
         let mut entries = Entries::default();
         for i in 0..100 {
