@@ -103,7 +103,7 @@ impl Node {
         now: Time,
     ) -> Result<BlockOutcome, BlockRejected> {
         let hash = block.hash();
-        if self.tree.contains(&hash) {
+        if self.tree.contains_header(&hash, &block.block().header) {
             return Err(BlockRejected::Duplicate(hash));
         }
         let prev = block.block().header.prev_hash;

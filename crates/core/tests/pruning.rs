@@ -87,6 +87,11 @@ fn answers(tree: &BlockTree, blocks: &[Arc<Block>]) -> Vec<String> {
         let locator = [hash, tree.active_hashes()[0]];
         let served = serve_blocks(tree, &locator, 3);
         let fork = tree.find_fork(&locator).map(|e| e.hash);
+        assert_eq!(
+            tree.contains_header(&hash, &b.header),
+            tree.contains(&hash),
+            "a block's header answers as its hash does"
+        );
         out.push(format!(
             "{h} {} {} {entry:?} {at:?} {found:?} {served:?} {fork:?} {:?}",
             tree.contains(&hash),

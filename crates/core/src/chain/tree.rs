@@ -423,6 +423,15 @@ impl BlockTree {
         self.recent.contains(hash) || self.entries.contains(hash) || self.pruned_block(hash).is_some()
     }
 
+    /// [`BlockTree::contains`] for a block whose header is at hand: a pruned block is on the
+    /// best chain at or below the pruned height, so a higher block (nearly every block a
+    /// node receives) is answered without reading the store for it.
+    pub fn contains_header(&self, hash: &BlockHash, header: &Header) -> bool {
+        self.recent.contains(hash)
+            || self.entries.contains(hash)
+            || (header.height <= self.pruned && self.pruned_block(hash).is_some())
+    }
+
     /// Whether the tree has the block `hash` whose parent is `parent`: [`BlockTree::contains`],
     /// answered without the index when the parent is a recent block that has no child (the
     /// usual announcement of a block still on its way).
@@ -528,7 +537,7 @@ impl BlockTree {
     fn insert_inner(&mut self, block: CheckedBlock, stored: bool) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         let hash = block.hash();
         let tip_height = self.height();
-        if self.contains(&hash) {
+        if self.contains_header(&hash, &block.block().header) {
             return Err(InsertError::Duplicate(hash));
         }
         let header = &block.block().header;
