@@ -437,7 +437,7 @@ impl Node {
             Command::MinedBlock(block) => Reply::Block(self.accept_block(hashed(block), Origin::Mined, true, now)),
             Command::AddPeers(addrs) => {
                 self.peering.add_pinned(addrs, now, &mut self.out);
-                Reply::Peers(self.peering.book().iter().map(|e| e.addr.clone()).collect())
+                Reply::Peers(self.peering.book().iter().map(|(a, _)| a.clone()).collect())
             }
             Command::BlockPeer(addr) => {
                 self.peering.block(addr, now, &mut self.out);

@@ -322,7 +322,7 @@ impl Peering {
         let dialing = self
             .book
             .iter()
-            .filter(|e| matches!(e.state, AddrState::Dialing(_)))
+            .filter(|(_, e)| matches!(e.state, AddrState::Dialing(_)))
             .count();
         let used = self.links.count(Direction::Outbound) + dialing;
         let free = self.config.limits.max_outbound.saturating_sub(used);
@@ -660,12 +660,12 @@ impl Peering {
             return;
         }
         let cache = &mut self.addr_cache;
-        while let Some(e) = self.book.get_index(cache.book_seen) {
+        while let Some((addr, e)) = self.book.get_index(cache.book_seen) {
             cache.book_seen += 1;
             let full = cache.addrs.len() >= ADDR_CACHE_LEN;
             let mut ready = cache.addrs.iter().take(cache.ready.len());
-            if !full && e.is_shareable() && !ready.any(|a| a == &e.addr) {
-                cache.addrs.push(e.addr.clone());
+            if !full && e.is_shareable() && !ready.any(|a| a == addr) {
+                cache.addrs.push(addr.clone());
                 cache.shared = None;
             }
         }
@@ -692,8 +692,8 @@ impl Peering {
         let good = self
             .book
             .iter()
-            .filter(|e| e.is_shareable())
-            .map(|e| &e.addr)
+            .filter(|(_, e)| e.is_shareable())
+            .map(|(a, _)| a)
             .filter(|a| Some(*a) != except && !ready.contains(a));
         out.extend(good.take(limit.saturating_sub(out.len())).cloned());
         out.truncate(limit);
@@ -781,8 +781,8 @@ impl Peering {
         let mut out: Vec<PeerInfo> = self
             .book
             .iter()
-            .map(|e| {
-                let link = self.links.by_addr(&e.addr).filter(|l| !l.is_closing());
+            .map(|(addr, e)| {
+                let link = self.links.by_addr(addr).filter(|l| !l.is_closing());
                 let state = match (link, e.state) {
                     (Some(l), _) if l.ready => PeerState::Connected,
                     (Some(_), _) | (None, AddrState::Dialing(_)) => PeerState::Connecting,
@@ -792,7 +792,7 @@ impl Peering {
                     (None, AddrState::Banned) => PeerState::Banned,
                 };
                 PeerInfo {
-                    address: e.addr.clone(),
+                    address: addr.clone(),
                     state,
                     direction: link.map_or(Direction::Outbound, |l| l.direction),
                     height: link.map_or(0, |l| l.height),
@@ -984,7 +984,7 @@ mod tests {
         assert_eq!(p.book.len(), 2, "our own address left out");
         let more: Vec<PeerAddr> = shared(1, 9);
         p.add_shared(&more.into(), Time::ZERO, &mut Outbox::default());
-        let known: Vec<String> = p.book.iter().map(|e| e.addr.to_string()).collect();
+        let known: Vec<String> = p.book.iter().map(|(a, _)| a.to_string()).collect();
         assert_eq!(known, ["10.0.4.0:1", "10.0.4.1:1", "10.0.4.2:1"]);
     }
 
