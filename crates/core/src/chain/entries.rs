@@ -45,13 +45,14 @@ impl Entries {
         self.get(hash).is_some()
     }
 
-    /// Adds `entry`, in place of the one with the same hash if there is one.
+    /// Adds `entry`, in place of the one with the same hash if there is one (one probe of
+    /// the table either way).
     pub fn insert(&mut self, entry: BlockEntry) {
-        let rehash = self.rehasher();
-        let hash = Self::hash_of(&self.keyed, &entry.hash);
-        match self.table.find_mut(hash, |e| e.hash == entry.hash) {
-            Some(slot) => *slot = entry,
-            None => _ = self.table.insert_unique(hash, entry, rehash),
+        let (key, rehash) = (entry.hash, self.rehasher());
+        let hash = Self::hash_of(&self.keyed, &key);
+        match self.table.entry(hash, |e| e.hash == key, rehash) {
+            hashbrown::hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = entry,
+            hashbrown::hash_table::Entry::Vacant(slot) => _ = slot.insert(entry),
         }
     }
 

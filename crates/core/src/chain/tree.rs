@@ -397,6 +397,11 @@ impl BlockTree {
 
     /// Height of a block in the tree (pruned best-chain blocks included).
     fn height_of(&self, hash: &BlockHash) -> Option<u64> {
+        if self.active.last() == Some(hash) {
+            // The tip, asked for every block that extends it (whether it forks too deep):
+            // no lookup in the entries, a wait on main memory on a big network.
+            return Some(self.height());
+        }
         match self.entries.get(hash) {
             Some(entry) => Some(entry.height()),
             None => self.pruned_block(hash).map(|(height, _)| height),
@@ -420,16 +425,19 @@ impl BlockTree {
 
     /// Whether the tree holds `hash` (a pruned best-chain block counts: it is known).
     pub fn contains(&self, hash: &BlockHash) -> bool {
-        self.recent.contains(hash) || self.entries.contains(hash) || self.pruned_block(hash).is_some()
+        self.has_entry(hash) || self.pruned_block(hash).is_some()
     }
 
     /// [`BlockTree::contains`] for a block whose header is at hand: a pruned block is on the
     /// best chain at or below the pruned height, so a higher block (nearly every block a
     /// node receives) is answered without reading the store for it.
     pub fn contains_header(&self, hash: &BlockHash, header: &Header) -> bool {
-        self.recent.contains(hash)
-            || self.entries.contains(hash)
-            || (header.height <= self.pruned && self.pruned_block(hash).is_some())
+        self.has_entry(hash) || (header.height <= self.pruned && self.pruned_block(hash).is_some())
+    }
+
+    /// Whether `hash` has a full entry: the last blocks inserted are asked first.
+    fn has_entry(&self, hash: &BlockHash) -> bool {
+        self.recent.contains(hash) || self.entries.contains(hash)
     }
 
     /// Whether the tree has the block `hash` whose parent is `parent`: [`BlockTree::contains`],
@@ -635,11 +643,6 @@ impl BlockTree {
     /// the depth below the tip: then the fork height and the depth.
     pub fn fork_too_deep(&self, parent: &BlockHash) -> Option<(u64, u64)> {
         let depth = self.keep_depth?;
-        if *parent == self.tip_hash() {
-            // Nearly every block extends the tip, which forks nowhere: answered without
-            // looking the tip up in the entries (a wait on main memory on a big network).
-            return None;
-        }
         let mut cursor = *parent;
         while !self.is_active(&cursor) {
             cursor = self.entries.get(&cursor)?.header().prev_hash;
