@@ -16,7 +16,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chainsim_core::ChainParams;
-use chainsim_core::protocol::{Hello, Items, Message, PROTOCOL_VERSION, WireBlock, WireWork};
+use chainsim_core::protocol::{Hello, Message, PROTOCOL_VERSION, WireBlock, WireWork};
 use chainsim_node::wire::{self, FrameReader, UPGRADE};
 use chainsim_primitives::pow::search_nonce;
 use chainsim_primitives::{Block, BlockHash, Header, MerkleRoot, Transaction, Work};
@@ -147,7 +147,7 @@ impl Shared {
         let tip_height = (chain.len() - 1) as u64;
         let Some(fork) = locator.iter().find_map(|h| index.get(h).copied()) else {
             return Message::Blocks {
-                blocks: Vec::new(),
+                blocks: Box::default(),
                 tip_height,
             };
         };
@@ -163,9 +163,7 @@ impl Shared {
         self.received.lock().unwrap().push(msg.kind().to_string());
         match msg {
             Message::Hello(_) => vec![Message::Hello(Box::new(self.hello(&self.listen)))],
-            Message::GetAddr => vec![Message::Addr {
-                addrs: Vec::new().into(),
-            }],
+            Message::GetAddr => vec![Message::addr(Vec::new())],
             Message::GetBlocks { locator, limit } => {
                 let n = self.getblocks.fetch_add(1, Ordering::SeqCst) + 1;
                 if n > self.answer_first.load(Ordering::SeqCst) {
@@ -174,10 +172,11 @@ impl Shared {
                 }
                 vec![self.serve_blocks(&locator, limit)]
             }
-            Message::GetData(Items { blocks, .. }) => {
+            Message::GetData(items) => {
                 let chain = self.chain.lock().unwrap();
                 let index = self.index.lock().unwrap();
-                blocks
+                items
+                    .blocks
                     .iter()
                     .filter_map(|h| index.get(h).map(|i| chain[*i].clone()))
                     .map(|b| Message::Block { block: WireBlock(b) })

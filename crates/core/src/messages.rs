@@ -43,7 +43,7 @@ impl Node {
             Message::Ping { height, work } => self.on_tip_claim(from, height, work.work(), now),
             Message::GetAddr => {
                 let addrs = self.peering.shareable_addrs(from);
-                self.peering.send(from, Message::Addr { addrs }, now, &mut self.out);
+                self.peering.send(from, Message::addr(addrs), now, &mut self.out);
             }
             Message::Addr { addrs } => {
                 if addrs.len() > MAX_ADDRS_PER_MESSAGE {
@@ -53,7 +53,10 @@ impl Node {
             }
             Message::Headers { headers } => self.on_headers(from, &headers, now),
             Message::Inv { txs } => self.on_inv(from, txs, now),
-            Message::GetData(Items { blocks, txs }) => self.on_getdata(from, blocks, txs, now),
+            Message::GetData(items) => {
+                let Items { blocks, txs } = *items;
+                self.on_getdata(from, blocks, txs, now);
+            }
             Message::NotFound(missing) => {
                 for (peer, wanted) in self.relay.not_found(from, &missing.blocks, &missing.txs, now) {
                     self.ask(peer, wanted, now);
@@ -214,7 +217,7 @@ impl Node {
         if wanted.is_empty() {
             return;
         }
-        self.peering.send(peer, Message::GetData(wanted), now, &mut self.out);
+        self.peering.send(peer, Message::get_data(wanted), now, &mut self.out);
     }
 
     fn on_getdata(&mut self, from: PeerId, blocks: Vec<BlockHash>, txids: Vec<chainsim_primitives::Txid>, now: Time) {

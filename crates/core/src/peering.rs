@@ -503,8 +503,7 @@ impl Peering {
         }
         // Tell others about the newcomer, so that knowing one node is enough to join.
         for other in self.addr_relay_targets(&addr, id) {
-            let addrs = vec![addr.clone()].into();
-            self.send(other, Message::Addr { addrs }, now, out);
+            self.send(other, Message::addr(vec![addr.clone()]), now, out);
         }
         HelloOutcome::Ready
     }
@@ -913,7 +912,7 @@ mod tests {
         });
         relayed
             .map(|(to, addrs)| {
-                assert_eq!(addrs, vec![addr.clone()]);
+                assert_eq!(*addrs, vec![addr.clone()]);
                 to
             })
             .collect()

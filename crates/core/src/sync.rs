@@ -278,7 +278,7 @@ pub fn serve_blocks(tree: &BlockTree, locator: &[BlockHash], limit: u32) -> Mess
     let tip_height = tree.height();
     let Some(fork) = tree.find_fork(locator) else {
         return Message::Blocks {
-            blocks: Vec::new(),
+            blocks: Box::default(),
             tip_height,
         };
     };
@@ -294,5 +294,8 @@ pub fn serve_blocks(tree: &BlockTree, locator: &[BlockHash], limit: u32) -> Mess
         }
         blocks.push(WireBlock(block));
     }
-    Message::Blocks { blocks, tip_height }
+    Message::Blocks {
+        blocks: blocks.into(),
+        tip_height,
+    }
 }

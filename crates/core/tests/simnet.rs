@@ -459,7 +459,7 @@ fn hostile_peer_is_scored_then_banned() {
     let addrs: Vec<PeerAddr> = (0..=MAX_ADDRS_PER_MESSAGE)
         .map(|i| format!("10.1.{}.{}:5000", i / 200, i % 200).parse().unwrap())
         .collect();
-    sim.inject(evil, 0, Message::Addr { addrs: addrs.into() });
+    sim.inject(evil, 0, Message::addr(addrs));
     assert_eq!(score(&sim), 20);
 
     // A malformed transaction.
@@ -561,12 +561,11 @@ fn hostile_peer_is_scored_then_banned() {
     sim.inject(
         liar,
         0,
-        Message::Addr {
-            addrs: (0..=MAX_ADDRS_PER_MESSAGE)
+        Message::addr(
+            (0..=MAX_ADDRS_PER_MESSAGE)
                 .map(|i| format!("10.2.0.{}:1", i % 250 + 1).parse().unwrap())
-                .collect::<Vec<PeerAddr>>()
-                .into(),
-        },
+                .collect::<Vec<PeerAddr>>(),
+        ),
     );
     let real_one = sim
         .node(0)

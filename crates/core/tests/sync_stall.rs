@@ -97,7 +97,7 @@ fn a_peer_claiming_work_it_lacks_is_passed_over_at_once_and_scored() {
     sends(&mut c);
     // The liar answers at once: nothing after genesis.
     let empty = Message::Blocks {
-        blocks: Vec::new(),
+        blocks: Box::default(),
         tip_height: 1_000_000,
     };
     c.handle_input(at(T0 + 100), Input::Message { from: liar, msg: empty });
