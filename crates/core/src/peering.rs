@@ -21,7 +21,9 @@ use crate::event::Event;
 use crate::eviction;
 use crate::keyed_hash::KeyedBytesHash;
 use crate::output::Outbox;
-use crate::peers::{BAN_SCORE, Direction, Link, LinkTable, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState};
+use crate::peers::{
+    BAN_SCORE, Direction, Link, LinkTable, LinkToken, PeerAddr, PeerId, PeerInfo, PeerLimits, PeerState,
+};
 use crate::protocol::{AddrList, Hello, MAX_ADDRS_PER_MESSAGE, Message, PROTOCOL_VERSION, WireWork};
 use crate::time::Time;
 
@@ -159,6 +161,9 @@ pub struct Peering {
     secret: [u8; 16],
     links: LinkTable,
     book: AddrBook,
+    /// The token a hello from this node to itself would carry: a hello bearing it comes
+    /// from this node (made once, not for every hello received).
+    own_token: LinkToken,
     /// The cached answer to GetAddr.
     addr_cache: AddrCache,
 }
@@ -168,6 +173,7 @@ impl Peering {
     pub fn new(config: PeeringConfig, genesis: BlockHash, secret: [u8; 16]) -> Self {
         Self {
             book: AddrBook::new(hash_seed(&secret), config.limits.max_known),
+            own_token: token(&secret, Some(&config.listen)),
             config,
             genesis,
             secret,
@@ -223,17 +229,8 @@ impl Peering {
             height: tip.height,
             work: WireWork::new(tip.work),
             agent: self.config.agent.clone(),
-            token: self.token_for(to),
+            token: token(&self.secret, to).to_hex(),
         }
-    }
-
-    /// The token this node puts in every hello to `to`: a hash of a secret and the
-    /// receiver's address, so it is the same on every link between the two and no third
-    /// node can produce it.
-    fn token_for(&self, to: Option<&PeerAddr>) -> String {
-        let mut data = self.secret.to_vec();
-        data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
-        hex::encode(&sha256(&data)[..16])
     }
 
     // ----- the operator and the address book ----------------------------------------
@@ -339,7 +336,7 @@ impl Peering {
         // nodes, so that a network does not all dial the same addresses.
         candidates.sort_by_cached_key(|a| {
             let pinned = self.book.get(a).is_some_and(|e| e.pinned);
-            (!pinned, self.token_for(Some(a)))
+            (!pinned, token(&self.secret, Some(a)))
         });
         for addr in candidates.into_iter().take(free) {
             if let Some(e) = self.book.get_mut(&addr) {
@@ -478,7 +475,7 @@ impl Peering {
         self.addr_cache.link_ready(id, &addr);
         if let Some(l) = self.links.set_ready(id) {
             l.addr = Some(addr.clone());
-            l.token = hello.token;
+            l.token = LinkToken::parse(&hello.token);
             l.height = hello.height;
             l.work = hello.work.work();
             l.agent = hello.agent;
@@ -541,7 +538,7 @@ impl Peering {
                 name(&self.genesis)
             ));
         }
-        if hello.listen == self.config.listen || hello.token == self.token_for(Some(&self.config.listen)) {
+        if hello.listen == self.config.listen || LinkToken::parse(&hello.token) == Some(self.own_token) {
             return Some("that is this node itself".to_string());
         }
         let claimed = self.book.get(&hello.listen).map(|e| e.state);
@@ -559,7 +556,7 @@ impl Peering {
         let twin = self
             .links
             .ready()
-            .find(|l| l.id != id && !l.token.is_empty() && l.token == link.token && !l.is_closing())
+            .find(|l| l.id != id && l.token.is_some() && l.token == link.token && !l.is_closing())
             .map(|l| l.id);
         let Some(twin) = twin else { return true };
         let dialler = |l: &Link| match l.direction {
@@ -825,6 +822,17 @@ impl Peering {
     }
 }
 
+/// The token a node with `secret` puts in every hello to `to`: a hash of the secret and the
+/// receiver's address, so it is the same on every link between the two and no third node
+/// can produce it.
+fn token(secret: &[u8; 16], to: Option<&PeerAddr>) -> LinkToken {
+    let mut data = secret.to_vec();
+    data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&sha256(&data)[..16]);
+    LinkToken(bytes)
+}
+
 /// The address book's hash seed: derived from the node's secret, so as secret, but not
 /// the secret itself (nothing learnt of one tells the other).
 fn hash_seed(secret: &[u8; 16]) -> u64 {
@@ -843,6 +851,11 @@ mod tests {
 
     fn a(s: &str) -> PeerAddr {
         s.parse().unwrap()
+    }
+
+    /// Peer `i`'s hello token (32 hex digits, as every node sends).
+    fn tok(i: u64) -> String {
+        format!("{i:032x}")
     }
 
     const TIP: TipInfo = TipInfo {
@@ -905,7 +918,7 @@ mod tests {
     /// The links an `addr` message goes to while link `id` becomes ready with a peer at `addr`.
     fn addr_relayed_to(p: &mut Peering, id: u64, addr: &PeerAddr) -> Vec<PeerId> {
         p.on_link_up(PeerId(id), None, TIP, Time::ZERO, &mut Outbox::default());
-        let sends = hello_sends(p, id, addr, &format!("t{id}"));
+        let sends = hello_sends(p, id, addr, &tok(id));
         let relayed = sends.into_iter().filter_map(|(to, msg)| match msg {
             Message::Addr { addrs } => Some((to, addrs)),
             _ => None,
@@ -925,7 +938,7 @@ mod tests {
             let addr = a("10.0.1.1:1");
             let dialled = outbound.then(|| addr.clone());
             p.on_link_up(PeerId(1), dialled, TIP, Time::ZERO, &mut Outbox::default());
-            let sends = hello_sends(&mut p, 1, &addr, "t1");
+            let sends = hello_sends(&mut p, 1, &addr, &tok(1));
             sends.iter().filter(|(_, m)| matches!(m, Message::GetAddr)).count()
         };
         assert_eq!(asks(true), 1, "a link we dialled");
@@ -938,7 +951,7 @@ mod tests {
         assert!(addr_relayed_to(&mut p, 1, &a("10.0.1.1:1")).is_empty(), "nobody else");
         assert_eq!(addr_relayed_to(&mut p, 2, &a("10.0.1.2:1")), vec![PeerId(1)]);
         for i in 3..=9 {
-            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), false, &format!("t{i}"));
+            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), false, &tok(i));
         }
         let newcomer = a("10.0.3.1:1");
         let to = addr_relayed_to(&mut p, 10, &newcomer);
@@ -961,7 +974,7 @@ mod tests {
         let opened = Time::from_millis(5);
         p.on_link_up(PeerId(1), None, TIP, opened, &mut Outbox::default());
         assert_eq!(p.next_deadline(), Some(opened + p.config.handshake_timeout));
-        hello(&mut p, 1, &a("10.0.1.1:1"), "t1");
+        hello(&mut p, 1, &a("10.0.1.1:1"), &tok(1));
         assert_eq!(p.next_deadline(), None, "ready, and no keep-alive");
         p.config.keepalive = Some(Duration::from_secs(30));
         assert_eq!(p.next_deadline(), Some(Time::ZERO + Duration::from_secs(30)));
@@ -991,7 +1004,7 @@ mod tests {
     fn the_asker_is_left_out_and_the_answer_stays_full() {
         let mut p = peering(200);
         for i in 1..=3 {
-            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), true, &format!("t{i}"));
+            ready(&mut p, i, &a(&format!("10.0.1.{i}:1")), true, &tok(i));
         }
         let answer: Vec<PeerAddr> = p.shareable_addrs(PeerId(2)).iter().cloned().collect();
         assert_eq!(answer.len(), MAX_ADDRS_PER_MESSAGE);
@@ -1007,9 +1020,26 @@ mod tests {
     }
 
     #[test]
+    fn a_second_link_to_a_node_is_closed_and_a_malformed_token_matches_nothing() {
+        let mut p = peering(0);
+        ready(&mut p, 1, &a("10.0.3.1:1"), true, &tok(1));
+        ready(&mut p, 2, &a("10.0.3.1:1"), false, &tok(1));
+        assert_eq!(p.ready_ids().len(), 1, "the twin is closed");
+        ready(&mut p, 3, &a("10.0.3.2:1"), true, "not a token");
+        ready(&mut p, 4, &a("10.0.3.2:1"), false, "not a token");
+        assert_eq!(p.ready_ids().len(), 3, "no token, no twin");
+        let own = token(&[7; 16], Some(&a("10.0.0.1:1"))).to_hex();
+        ready(&mut p, 5, &a("10.0.3.3:1"), false, &own);
+        assert!(
+            !p.is_ready(PeerId(5)),
+            "a hello with this node's own token is from itself"
+        );
+    }
+
+    #[test]
     fn the_cache_follows_what_it_can_and_is_rebuilt_after_the_rest() {
         let mut p = peering(5);
-        ready(&mut p, 1, &a("10.0.2.3:1"), true, "t1");
+        ready(&mut p, 1, &a("10.0.2.3:1"), true, &tok(1));
         assert_answers_fresh(&mut p);
         let built = p.book.changes();
         // Followed without a rebuild: new addresses, new ready links (one of them an
@@ -1017,9 +1047,9 @@ mod tests {
         for i in 6..=50 {
             p.book.add(&a(&format!("10.0.2.{i}:1")), false, usize::MAX, Time::ZERO);
         }
-        ready(&mut p, 2, &a("10.0.2.40:1"), false, "t2");
-        ready(&mut p, 3, &a("10.0.9.9:1"), false, "t3");
-        ready(&mut p, 4, &a("10.0.2.3:1"), false, "t4");
+        ready(&mut p, 2, &a("10.0.2.40:1"), false, &tok(2));
+        ready(&mut p, 3, &a("10.0.9.9:1"), false, &tok(3));
+        ready(&mut p, 4, &a("10.0.2.3:1"), false, &tok(4));
         assert!(
             p.addr_cache.valid && p.book.changes() == built,
             "nothing forced a rebuild"
@@ -1055,7 +1085,7 @@ mod tests {
                     if let Some(&id) = waiting.get(rng.usize(..waiting.len().max(1))) {
                         // Claims from few addresses: many links to one peer.
                         let claim = a(&format!("10.0.1.{}:1", rng.u8(1..12)));
-                        hello(&mut p, id.0, &claim, &format!("t{}", rng.u8(..60)));
+                        hello(&mut p, id.0, &claim, &tok(u64::from(rng.u8(..60))));
                     }
                 }
                 14 => {

@@ -81,10 +81,32 @@ pub struct Link {
     /// The peer's listening address: the dialled one (outbound), or what its hello claims
     /// (inbound; `None` before the hello).
     pub addr: Option<PeerAddr>,
-    /// The token its hello carried (duplicate links between one pair carry the same one).
-    pub token: String,
+    /// The token its hello carried (duplicate links between one pair carry the same one);
+    /// `None` before the hello, or when it was not a token (see [`LinkToken::parse`]).
+    pub token: Option<LinkToken>,
     /// Software it announced.
     pub agent: String,
+}
+
+/// The token a node puts in its hellos to one peer (see `Peering::hello`): 16 bytes, as 32
+/// hex digits on the wire. Held in binary on the link, so that finding a link's twin
+/// compares 16 bytes in the link's entry instead of following every link's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LinkToken(pub [u8; 16]);
+
+impl LinkToken {
+    /// The token a hello carries, or `None` when it is not 32 hex digits: a peer that
+    /// sends something else is never taken for the twin of another link.
+    pub fn parse(hex_digits: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(hex_digits, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    /// As it travels in a hello.
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 impl Link {
@@ -96,7 +118,7 @@ impl Link {
             verified: addr.is_some() && direction == Direction::Outbound,
             addr,
             ready: false,
-            token: String::new(),
+            token: None,
             height: 0,
             work: Work(0),
             score: 0,
@@ -375,6 +397,16 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
 #[allow(clippy::unwrap_used)] // tests may unwrap: a panic is the failure report
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_32_hex_digits_and_reads_back_as_sent() {
+        let t = LinkToken([0xab; 16]);
+        assert_eq!(LinkToken::parse(&t.to_hex()), Some(t));
+        assert_eq!(LinkToken::parse(&"AB".repeat(16)), Some(t), "either case");
+        for bad in ["", "t1", &"ab".repeat(15), &"ab".repeat(17), &"zz".repeat(16)] {
+            assert_eq!(LinkToken::parse(bad), None, "{bad:?}");
+        }
+    }
 
     fn link(id: u64, direction: Direction) -> Link {
         Link::new(PeerId(id), direction, None, Time::ZERO)
