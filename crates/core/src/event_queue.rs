@@ -116,7 +116,10 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// Puts a later event in its bucket.
+    /// Puts a later event in its bucket. Inlined: it runs about five times per event (once
+    /// when scheduled, then at each split on its way down), and a call copied the event
+    /// once more on the way in.
+    #[inline(always)]
     fn file(&mut self, entry: Entry<E>) {
         let b = bucket(entry.key.at, self.last);
         self.buckets[b].push(entry);
