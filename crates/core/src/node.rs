@@ -411,15 +411,18 @@ impl Node {
     /// When the node next wants [`Input::Timeout`]; `None` when nothing is due until some
     /// other input arrives.
     pub fn poll_timeout(&self) -> Option<Time> {
-        [
+        // Asked after every input: the earliest as a plain minimum, none being "never"
+        // (a deadline that far off is none).
+        let earliest = [
             self.peering.next_deadline(),
             self.sync.next_deadline(),
             self.relay.next_deadline(),
             self.mining.deadline(),
         ]
+        .map(|d| d.unwrap_or(Time::NEVER))
         .into_iter()
-        .flatten()
-        .min()
+        .fold(Time::NEVER, Time::min);
+        (earliest != Time::NEVER).then_some(earliest)
     }
 
     /// Handles a local command and returns its answer at once, for callers that want it
