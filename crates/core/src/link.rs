@@ -48,17 +48,15 @@ pub trait Effects {
 
 /// Carries every queued output out, in order.
 pub fn drain(node: &mut Node, fx: &mut impl Effects) {
-    while let Some(out) = node.poll_output() {
-        match out {
-            Output::Connect { addr } => fx.connect(addr),
-            Output::Send { to, msg } => fx.send(to, msg),
-            Output::Disconnect { peer, reason } => fx.disconnect(peer, reason),
-            Output::Store(op) => fx.store(op),
-            Output::Event(e) => fx.event(*e),
-            Output::Reply { id, reply } => fx.reply(id, *reply),
-            Output::StartMining => fx.start_mining(),
-        }
-    }
+    node.drain_outputs(|out| match out {
+        Output::Connect { addr } => fx.connect(addr),
+        Output::Send { to, msg } => fx.send(to, msg),
+        Output::Disconnect { peer, reason } => fx.disconnect(peer, reason),
+        Output::Store(op) => fx.store(op),
+        Output::Event(e) => fx.event(*e),
+        Output::Reply { id, reply } => fx.reply(id, *reply),
+        Output::StartMining => fx.start_mining(),
+    });
 }
 
 /// A link coming up at one end of an in-process dial (see [`Pairs::dial`]).

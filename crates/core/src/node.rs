@@ -408,6 +408,21 @@ impl Node {
         self.out.pop()
     }
 
+    /// Hands every output to `carry`, in order: what [`Node::poll_output`] gives until
+    /// `None`, taken a queue at a time rather than one call per output (the drivers' glue,
+    /// [`crate::link::drain`], runs it after every input).
+    pub fn drain_outputs(&mut self, mut carry: impl FnMut(Output)) {
+        loop {
+            if self.out.is_empty() && self.relay.has_pending_txs() {
+                self.flush_tx_relay();
+            }
+            if self.out.is_empty() {
+                return;
+            }
+            self.out.take_all().into_iter().for_each(&mut carry);
+        }
+    }
+
     /// When the node next wants [`Input::Timeout`]; `None` when nothing is due until some
     /// other input arrives.
     pub fn poll_timeout(&self) -> Option<Time> {

@@ -138,6 +138,11 @@ impl Outbox {
         }
         out
     }
+    /// Everything queued, oldest first, leaving the queue empty (and, as [`Outbox::pop`]
+    /// does once all are taken, without memory of its own).
+    pub fn take_all(&mut self) -> std::collections::VecDeque<Output> {
+        std::mem::take(&mut self.queue)
+    }
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()

@@ -232,3 +232,39 @@ fn the_peer_table_is_bounded_whatever_strangers_claim() {
         node.peering().book().len()
     );
 }
+
+/// The drivers' glue takes a node's outputs a queue at a time (`Node::drain_outputs`):
+/// it must hand over exactly what `poll_output` gives one by one, in the same order,
+/// including the transactions a node announces only once its queue has emptied.
+#[test]
+fn draining_outputs_gives_what_polling_them_gives() {
+    let t0 = support::T0;
+    let script = |node: &mut Node| {
+        support::link_in(node, 1, &addr(1), 0, Work(0), t0);
+        support::link_in(node, 2, &addr(2), 0, Work(0), t0);
+        for n in 0..3 {
+            support::submit_tx(node, support::tx(n), t0 + 10).unwrap();
+        }
+    };
+    let (mut polled, mut drained) = (
+        Node::new(support::params(), sim_config(0, 4)),
+        Node::new(support::params(), sim_config(0, 4)),
+    );
+    script(&mut polled);
+    script(&mut drained);
+    let by_poll: Vec<String> = std::iter::from_fn(|| polled.poll_output())
+        .map(|o| format!("{o:?}"))
+        .collect();
+    let mut by_drain = Vec::new();
+    drained.drain_outputs(|o| by_drain.push(format!("{o:?}")));
+    assert_eq!(by_drain, by_poll);
+    let relayed = |outputs: &[String]| outputs.iter().filter(|o| o.contains("Inv")).count();
+    assert_eq!(
+        relayed(&by_poll),
+        2,
+        "the transactions are announced on both links: {by_poll:#?}"
+    );
+    let mut more = 0;
+    drained.drain_outputs(|_| more += 1);
+    assert_eq!(more, 0, "nothing is left to drain");
+}

@@ -108,7 +108,8 @@ pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_prim
         height,
         work: chainsim_core::protocol::WireWork::new(work),
         agent: "test".into(),
-        token: format!("token-of-{from}"),
+        // As a node makes it: 32 hex digits, the same on every link from this peer.
+        token: hex::encode(&chainsim_primitives::sha256(from.as_str().as_bytes())[..16]),
     }))
 }
 
