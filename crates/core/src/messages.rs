@@ -22,10 +22,9 @@ impl Node {
     /// One message on link `from`.
     pub(crate) fn on_message(&mut self, from: PeerId, msg: Message, now: Time) {
         self.stats.messages_in += 1;
-        if self.peering.links().get(from).is_none() || self.peering.is_closing(from) {
+        let Some(ready) = self.peering.heard(from, now) else {
             return; // a late message on a link closed or closing
-        }
-        self.peering.heard(from, now);
+        };
         if let Message::Hello(hello) = msg {
             let tip = self.tip_info();
             if self.peering.on_hello(from, *hello, tip, now, &mut self.out) == HelloOutcome::Ready {
@@ -33,7 +32,7 @@ impl Node {
             }
             return;
         }
-        if !self.peering.is_ready(from) {
+        if !ready {
             self.peering
                 .misbehave(from, 100, "spoke before its hello", now, &mut self.out);
             return;

@@ -579,13 +579,16 @@ impl Peering {
         keep == id
     }
 
-    /// Records that `id` spoke (liveness).
-    pub fn heard(&mut self, id: PeerId, now: Time) {
-        if let Some(l) = self.links.get_mut(id) {
-            l.last_heard = now;
-            // The book's `last_seen` is brought up to date when the link closes: no
-            // address lookup on every message.
-        }
+    /// A message arrived on `id`: records that it spoke (liveness) and says what becomes of
+    /// the message: `None` on a link unknown or closing (a late message, ignored), else
+    /// whether the link's handshake is done. One lookup of the link for all three, as this
+    /// runs for every message.
+    pub fn heard(&mut self, id: PeerId, now: Time) -> Option<bool> {
+        let l = self.links.get_mut(id).filter(|l| !l.is_closing())?;
+        l.last_heard = now;
+        // The book's `last_seen` is brought up to date when the link closes: no address
+        // lookup on every message.
+        Some(l.ready)
     }
 
     /// Sends on a link and notes when (keep-alive).
