@@ -402,9 +402,7 @@ impl Node {
 
     /// The next thing the node wants done, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if self.out.is_empty() && self.relay.has_pending_txs() {
-            self.flush_tx_relay();
-        }
+        self.flush_when_idle();
         self.out.pop()
     }
 
@@ -413,13 +411,19 @@ impl Node {
     /// [`crate::link::drain`], runs it after every input).
     pub fn drain_outputs(&mut self, mut carry: impl FnMut(Output)) {
         loop {
-            if self.out.is_empty() && self.relay.has_pending_txs() {
-                self.flush_tx_relay();
-            }
+            self.flush_when_idle();
             if self.out.is_empty() {
                 return;
             }
             self.out.take_all().into_iter().for_each(&mut carry);
+        }
+    }
+
+    /// Transactions wait to be announced until everything else queued has gone out (a
+    /// burst of them then goes in one announcement per link).
+    fn flush_when_idle(&mut self) {
+        if self.out.is_empty() && self.relay.has_pending_txs() {
+            self.flush_tx_relay();
         }
     }
 

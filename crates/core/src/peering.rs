@@ -173,7 +173,7 @@ impl Peering {
     pub fn new(config: PeeringConfig, genesis: BlockHash, secret: [u8; 16]) -> Self {
         Self {
             book: AddrBook::new(hash_seed(&secret), config.limits.max_known),
-            own_token: token(&secret, Some(&config.listen)),
+            own_token: LinkToken::new(&secret, Some(&config.listen)),
             config,
             genesis,
             secret,
@@ -211,10 +211,6 @@ impl Peering {
     pub fn is_ready(&self, id: PeerId) -> bool {
         self.links.get(id).is_some_and(Link::is_usable)
     }
-    /// Whether we asked for `id` to be closed (what still arrives on it is ignored).
-    pub fn is_closing(&self, id: PeerId) -> bool {
-        self.links.get(id).is_some_and(Link::is_closing)
-    }
     /// The address of a link, proven or claimed.
     pub fn addr_of(&self, id: PeerId) -> Option<&PeerAddr> {
         self.links.get(id).and_then(|l| l.addr.as_ref())
@@ -229,7 +225,7 @@ impl Peering {
             height: tip.height,
             work: WireWork::new(tip.work),
             agent: self.config.agent.clone(),
-            token: token(&self.secret, to).to_hex(),
+            token: LinkToken::new(&self.secret, to).to_hex(),
         }
     }
 
@@ -336,7 +332,7 @@ impl Peering {
         // nodes, so that a network does not all dial the same addresses.
         candidates.sort_by_cached_key(|a| {
             let pinned = self.book.get(a).is_some_and(|e| e.pinned);
-            (!pinned, token(&self.secret, Some(a)))
+            (!pinned, LinkToken::new(&self.secret, Some(a)))
         });
         for addr in candidates.into_iter().take(free) {
             if let Some(e) = self.book.get_mut(&addr) {
@@ -825,17 +821,6 @@ impl Peering {
     }
 }
 
-/// The token a node with `secret` puts in every hello to `to`: a hash of the secret and the
-/// receiver's address, so it is the same on every link between the two and no third node
-/// can produce it.
-fn token(secret: &[u8; 16], to: Option<&PeerAddr>) -> LinkToken {
-    let mut data = secret.to_vec();
-    data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&sha256(&data)[..16]);
-    LinkToken(bytes)
-}
-
 /// The address book's hash seed: derived from the node's secret, so as secret, but not
 /// the secret itself (nothing learnt of one tells the other).
 fn hash_seed(secret: &[u8; 16]) -> u64 {
@@ -1031,7 +1016,7 @@ mod tests {
         ready(&mut p, 3, &a("10.0.3.2:1"), true, "not a token");
         ready(&mut p, 4, &a("10.0.3.2:1"), false, "not a token");
         assert_eq!(p.ready_ids().len(), 3, "no token, no twin");
-        let own = token(&[7; 16], Some(&a("10.0.0.1:1"))).to_hex();
+        let own = LinkToken::new(&[7; 16], Some(&a("10.0.0.1:1"))).to_hex();
         ready(&mut p, 5, &a("10.0.3.3:1"), false, &own);
         assert!(
             !p.is_ready(PeerId(5)),

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
-use chainsim_primitives::Work;
+use chainsim_primitives::{Work, sha256};
 use serde::Serialize;
 use smallvec::SmallVec;
 
@@ -95,6 +95,17 @@ pub struct Link {
 pub struct LinkToken(pub [u8; 16]);
 
 impl LinkToken {
+    /// The token a node with `secret` puts in every hello to `to`: a hash of the secret and
+    /// the receiver's address, so it is the same on every link between the two and no third
+    /// node can produce it.
+    pub fn new(secret: &[u8; 16], to: Option<&PeerAddr>) -> Self {
+        let mut data = secret.to_vec();
+        data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&sha256(&data)[..16]);
+        Self(bytes)
+    }
+
     /// The token a hello carries, or `None` when it is not 32 hex digits: a peer that
     /// sends something else is never taken for the twin of another link.
     pub fn parse(hex_digits: &str) -> Option<Self> {

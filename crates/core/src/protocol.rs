@@ -505,9 +505,7 @@ mod tests {
             Message::Txs {
                 txs: vec![tx; MAX_TXS_PER_MESSAGE],
             },
-            Message::Addr {
-                addrs: Box::new(vec![addr; MAX_ADDRS_PER_MESSAGE].into()),
-            },
+            Message::addr(vec![addr; MAX_ADDRS_PER_MESSAGE]),
             Message::GetBlocks {
                 locator: hashes[..crate::sync::MAX_LOCATOR].to_vec(),
                 limit: u32::MAX,

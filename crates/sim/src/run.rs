@@ -106,7 +106,7 @@ impl Stage {
     const PROCESSED: Stage = Stage(u32::MAX);
 
     /// Arriving from node `from`.
-    fn from(from: usize) -> Self {
+    fn arriving(from: usize) -> Self {
         Stage(from as u32)
     }
 
@@ -291,7 +291,7 @@ impl World {
             Ev::Msg {
                 node: to as u32,
                 link: olink,
-                stage: Stage::from(from),
+                stage: Stage::arriving(from),
                 msg,
             },
         );
@@ -888,8 +888,8 @@ mod tests {
 
     #[test]
     fn a_stage_names_the_sender_until_the_message_is_processed() {
-        assert_eq!(Stage::from(0).sender(), Some(0));
-        assert_eq!(Stage::from(7).sender(), Some(7));
+        assert_eq!(Stage::arriving(0).sender(), Some(0));
+        assert_eq!(Stage::arriving(7).sender(), Some(7));
         assert_eq!(Stage::PROCESSED.sender(), None);
     }
 }
