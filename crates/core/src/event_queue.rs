@@ -323,37 +323,57 @@ mod tests {
         }
     }
 
+    /// Plays `ops` on a queue and on the reference: a pop, a peek, or a push `delta` ahead
+    /// of the clock, spread over `2^(delta % spread)` (or, when `past`, sometimes behind it);
+    /// both must agree throughout and drain alike.
+    fn check_against_reference(ops: Vec<(u8, u64, bool)>, spread: u64) -> Result<(), TestCaseError> {
+        let mut q = EventQueue::default();
+        let mut r = Reference::default();
+        let mut clock = 0;
+        for (i, (op, delta, past)) in ops.into_iter().enumerate() {
+            if op == 0 {
+                let got = q.pop();
+                prop_assert_eq!(got, r.pop());
+                if let Some((at, _)) = got {
+                    clock = at;
+                }
+            } else if op == 1 {
+                let next = r.items.iter().map(|x| (x.0, x.1, x.2)).min();
+                prop_assert_eq!(q.peek_time(), next.map(|x| x.0));
+                prop_assert_eq!(q.peek().copied(), next.map(|x| x.2));
+            } else {
+                let at = if past && delta % 7 == 0 {
+                    clock.saturating_sub(delta % 50)
+                } else {
+                    clock + delta % (1 << (delta % spread))
+                };
+                q.push(at, i as u32);
+                r.push(at, i as u32);
+            }
+            prop_assert_eq!(q.len(), r.items.len());
+        }
+        while let Some(next) = r.pop() {
+            prop_assert_eq!(q.peek_time(), Some(next.0));
+            prop_assert_eq!(q.pop(), Some(next));
+        }
+        prop_assert_eq!(q.pop(), None);
+        Ok(())
+    }
+
     proptest! {
         /// Any mix of pushes (mostly at or after the clock, as drivers do, sometimes
         /// before it), peeks and pops comes out as a sort by time, then scheduling order.
         #[test]
         fn pops_as_a_sort_by_time_then_sequence(ops in proptest::collection::vec((0u8..5, 0u64..5000, any::<bool>()), 1..400)) {
-            let mut q = EventQueue::default();
-            let mut r = Reference::default();
-            let mut clock = 0;
-            for (i, (op, delta, past)) in ops.into_iter().enumerate() {
-                if op == 0 {
-                    let got = q.pop();
-                    prop_assert_eq!(got, r.pop());
-                    if let Some((at, _)) = got {
-                        clock = at;
-                    }
-                } else if op == 1 {
-                    let next = r.items.iter().map(|x| (x.0, x.1, x.2)).min();
-                    prop_assert_eq!(q.peek_time(), next.map(|x| x.0));
-                    prop_assert_eq!(q.peek().copied(), next.map(|x| x.2));
-                } else {
-                    let at = if past && delta % 7 == 0 { clock.saturating_sub(delta % 50) } else { clock + delta % (1 << (delta % 13)) };
-                    q.push(at, i as u32);
-                    r.push(at, i as u32);
-                }
-                prop_assert_eq!(q.len(), r.items.len());
-            }
-            while let Some(next) = r.pop() {
-                prop_assert_eq!(q.peek_time(), Some(next.0));
-                prop_assert_eq!(q.pop(), Some(next));
-            }
-            prop_assert_eq!(q.pop(), None);
+            check_against_reference(ops, 13)?;
+        }
+
+        /// The same over times up to 2^27 ahead, as a simulator's are (a message's few
+        /// milliseconds to a request deadline's seconds, in microseconds): large buckets
+        /// split several times on their way down.
+        #[test]
+        fn pops_in_order_over_a_wide_range_of_times(ops in proptest::collection::vec((0u8..5, 0u64..(1 << 40), any::<bool>()), 1..400)) {
+            check_against_reference(ops, 28)?;
         }
     }
 }

@@ -176,16 +176,12 @@ impl Node {
                 self.sync.want_from(from);
             }
         }
-        let blocks = self.relay.want_blocks(self.peering.links_mut(), from, &lacking, now);
+        if !lacking.is_empty() {
+            let blocks = self.relay.want_blocks(self.peering.links_mut(), from, &lacking, now);
+            let txs = Vec::new();
+            self.ask(from, Items { blocks, txs }, now);
+        }
         self.relay.put_lacking(lacking);
-        self.ask(
-            from,
-            Items {
-                blocks,
-                txs: Vec::new(),
-            },
-            now,
-        );
         self.maybe_start_sync(now);
     }
 

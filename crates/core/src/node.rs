@@ -201,12 +201,16 @@ pub struct Stats {
 }
 
 /// One chainsim node, without IO.
+///
+/// The settings and the mempool, 560 of its bytes, are boxed: a block's announcement, most
+/// of what a node handles, reads neither, and a simulator of thousands of nodes loads each
+/// node's own bytes ahead of its next event (2,592 bytes with them boxed, 3,136 inline).
 #[derive(Debug)]
 pub struct Node {
     pub(crate) params: Arc<ChainParams>,
-    pub(crate) config: NodeConfig,
+    pub(crate) config: Box<NodeConfig>,
     pub(crate) tree: BlockTree,
-    pub(crate) mempool: Mempool,
+    pub(crate) mempool: Box<Mempool>,
     pub(crate) peering: Peering,
     pub(crate) sync: Sync,
     pub(crate) relay: Relay,
@@ -245,7 +249,7 @@ impl Node {
             metrics: ChainMetrics::default(),
             mining,
             tree,
-            mempool: Mempool::new(config.mempool_capacity),
+            mempool: Box::new(Mempool::new(config.mempool_capacity)),
             peering: Peering::new(config.peering.clone(), params.genesis_hash(), secret),
             sync: Sync::new(config.sync_timeout, config.sync_stall),
             relay: Relay::new(config.relay, config.fetch_timeout, keyed),
@@ -254,7 +258,7 @@ impl Node {
             out: Outbox::default(),
             stats: Stats::default(),
             params,
-            config,
+            config: Box::new(config),
         }
     }
 

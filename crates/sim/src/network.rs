@@ -23,9 +23,10 @@ pub struct Network {
     region_of: Vec<u8>,
     latency_ms: Vec<Vec<f64>>,
     shape_per_ms: f64,
-    /// Bits per microsecond by region; `None` for unlimited.
-    up: Option<Vec<f64>>,
-    down: Option<Vec<f64>>,
+    /// Bits per microsecond from one region to another (`from × regions + to`): the
+    /// narrower of the sender's upload and the receiver's download; `None` when both are
+    /// unlimited. Read for every message, so worked out once.
+    pipe: Vec<Option<f64>>,
     processing_us: Micros,
     loss: f64,
     up_free: Vec<Micros>,
@@ -33,6 +34,24 @@ pub struct Network {
     /// Looked up for every message: hashed with one multiply, not SipHash.
     pair_latency: KeyedMap<(u32, u32), Micros>,
     rng: fastrand::Rng,
+}
+
+/// The table of [`Network::pipe`]. Mbit/s are bits per microsecond; an empty list of
+/// bandwidths is unlimited.
+fn pipes(spec: &NetworkSpec) -> Vec<Option<f64>> {
+    let regions = spec.latency_ms.len();
+    let rate = |v: &[f64], r: usize| v.get(r).copied();
+    let mut pipe = Vec::with_capacity(regions * regions);
+    for from in 0..regions {
+        for to in 0..regions {
+            pipe.push(match (rate(&spec.upload_mbps, from), rate(&spec.download_mbps, to)) {
+                (Some(u), Some(d)) => Some(u.min(d)),
+                (Some(x), None) | (None, Some(x)) => Some(x),
+                (None, None) => None,
+            });
+        }
+    }
+    pipe
 }
 
 impl Network {
@@ -55,14 +74,11 @@ impl Network {
                 region as u8
             })
             .collect();
-        // Mbit/s are bits per microsecond.
-        let per_us = |v: &Vec<f64>| (!v.is_empty()).then(|| v.clone());
         Self {
             region_of,
             latency_ms: spec.latency_ms.clone(),
             shape_per_ms: spec.latency_shape_per_ms,
-            up: per_us(&spec.upload_mbps),
-            down: per_us(&spec.download_mbps),
+            pipe: pipes(spec),
             processing_us: (spec.processing_ms * 1000.0).round() as Micros,
             loss: spec.loss,
             up_free: vec![0; n],
@@ -105,14 +121,11 @@ impl Network {
     /// Microseconds to push `bytes` from `from` to `to` through the narrower of the two
     /// pipes (zero when both are unlimited).
     pub fn transmission(&self, from: usize, to: usize, bytes: u64) -> Micros {
-        let up = self.up.as_ref().map(|v| v[self.region(from)]);
-        let down = self.down.as_ref().map(|v| v[self.region(to)]);
-        let bits_per_us = match (up, down) {
-            (Some(u), Some(d)) => u.min(d),
-            (Some(x), None) | (None, Some(x)) => x,
-            (None, None) => return 0,
-        };
-        (bytes as f64 * 8.0 / bits_per_us).round() as Micros
+        let regions = self.latency_ms.len();
+        match self.pipe[self.region(from) * regions + self.region(to)] {
+            Some(bits_per_us) => (bytes as f64 * 8.0 / bits_per_us).round() as Micros,
+            None => 0,
+        }
     }
 
     /// Sends `bytes` from `from` to `to` at `now`: queues it behind the sender's earlier

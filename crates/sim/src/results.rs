@@ -2,7 +2,9 @@
 //! mined, a block accepted, a reorganisation); [`Results`] is computed from it at the end.
 //! Everything in [`Results`] is deterministic; wall time and memory live in [`Summary`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use chainsim_core::keyed_hash::KeyedMap;
 use std::fmt::Write as _;
 
 use chainsim_core::BlockTree;
@@ -87,7 +89,9 @@ pub struct Recorder {
     pub blocks: Vec<BlockRecord>,
     /// Nodes of the run: a block can reach all but its miner.
     nodes: usize,
-    index: HashMap<BlockHash, usize>,
+    /// Where each block's record is: looked up once per node per block, hashed with one
+    /// multiply (a block hash is random) rather than SipHash.
+    index: KeyedMap<BlockHash, usize>,
     /// Reorganisation depths (blocks disconnected) and how often each happened.
     pub reorgs: BTreeMap<usize, u64>,
     /// Mined blocks the miner's own core refused (should stay 0).
