@@ -200,6 +200,36 @@ mod tests {
     }
 
     #[test]
+    fn a_message_goes_at_the_narrower_of_the_senders_upload_and_the_receivers_download() {
+        let two = NetworkSpec {
+            regions: vec!["a".into(), "b".into()],
+            region_share: vec![1.0, 0.0],
+            latency_ms: vec![vec![100.0, 100.0], vec![100.0, 100.0]],
+            upload_mbps: vec![8.0, 4.0],
+            download_mbps: vec![16.0, 2.0],
+            ..spec()
+        };
+        let mut net = Network::new(&two, 2, 1);
+        // Every node is in region a (its share is all); place the second in b by hand.
+        net.region_of[1] = 1;
+        // 1,000 bytes are 8,000 bits: a to b at min(8, 2) Mbit/s, b to a at min(4, 16).
+        assert_eq!(net.transmission(0, 1, 1_000), 4_000);
+        assert_eq!(net.transmission(1, 0, 1_000), 2_000);
+        assert_eq!(net.transmission(0, 0, 1_000), 1_000);
+        let only_up = NetworkSpec {
+            download_mbps: vec![],
+            ..spec()
+        };
+        assert_eq!(Network::new(&only_up, 2, 1).transmission(0, 1, 1_000), 1_000);
+        let unlimited = NetworkSpec {
+            upload_mbps: vec![],
+            download_mbps: vec![],
+            ..spec()
+        };
+        assert_eq!(Network::new(&unlimited, 2, 1).transmission(0, 1, 1_000), 0);
+    }
+
+    #[test]
     fn processing_is_one_block_at_a_time_and_keeps_order() {
         let mut net = Network::new(&spec(), 2, 1);
         assert_eq!(net.process(0, 1, 0), None);

@@ -3,11 +3,10 @@
 //! Everything in [`Results`] is deterministic; wall time and memory live in [`Summary`].
 
 use std::collections::BTreeMap;
-
-use chainsim_core::keyed_hash::KeyedMap;
 use std::fmt::Write as _;
 
 use chainsim_core::BlockTree;
+use chainsim_core::keyed_hash::KeyedMap;
 use chainsim_primitives::BlockHash;
 use serde::Serialize;
 
