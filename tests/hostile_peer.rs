@@ -146,7 +146,7 @@ async fn hostile_peers_are_refused_scored_banned_and_the_honest_chain_still_sync
         height: 0,
         work: WireWork::new(Work(1)),
         agent: "evil4".into(),
-        token: "evil4".into(),
+        token: None,
     }));
     let mut link = evil4.open(&node.addr()).await;
     link.send(&hello).await;
@@ -214,7 +214,7 @@ async fn a_peer_cannot_be_impersonated_or_banned_by_a_stranger() {
         height: 0,
         work: WireWork::new(Work(1)),
         agent: "spoof".into(),
-        token: "spoof".into(),
+        token: None,
     }));
     let mut link = stranger.open(&a.addr()).await;
     link.send(&foreign).await;

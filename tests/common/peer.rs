@@ -137,7 +137,7 @@ impl Shared {
             height,
             work: WireWork::new(work),
             agent: "fake-peer/0".into(),
-            token: format!("fake-{listen}"),
+            token: None,
         }
     }
 

@@ -225,7 +225,7 @@ impl Peering {
             height: tip.height,
             work: WireWork::new(tip.work),
             agent: self.config.agent.clone(),
-            token: LinkToken::new(&self.secret, to).to_hex(),
+            token: Some(LinkToken::new(&self.secret, to)),
         }
     }
 
@@ -471,7 +471,7 @@ impl Peering {
         self.addr_cache.link_ready(id, &addr);
         if let Some(l) = self.links.set_ready(id) {
             l.addr = Some(addr.clone());
-            l.token = LinkToken::parse(&hello.token);
+            l.token = hello.token;
             l.height = hello.height;
             l.work = hello.work.work();
             l.agent = hello.agent;
@@ -534,7 +534,7 @@ impl Peering {
                 name(&self.genesis)
             ));
         }
-        if hello.listen == self.config.listen || LinkToken::parse(&hello.token) == Some(self.own_token) {
+        if hello.listen == self.config.listen || hello.token == Some(self.own_token) {
             return Some("that is this node itself".to_string());
         }
         let claimed = self.book.get(&hello.listen).map(|e| e.state);
@@ -882,7 +882,7 @@ mod tests {
             height: 0,
             work: WireWork::new(Work(0)),
             agent: String::new(),
-            token: token.to_string(),
+            token: LinkToken::parse(token),
         };
         let mut out = Outbox::default();
         p.on_hello(PeerId(id), hello, TIP, Time::ZERO, &mut out);

@@ -7,7 +7,7 @@ use chainsim_primitives::block::DecodeLimits;
 use chainsim_primitives::{Block, BlockHash, Header, Transaction, Txid, Work};
 use serde::{Deserialize, Serialize};
 
-use crate::peers::PeerAddr;
+use crate::peers::{LinkToken, PeerAddr};
 
 /// Version of this protocol; peers on another version are refused.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -265,8 +265,28 @@ pub struct Hello {
     pub agent: String,
     /// The sender's link token for the receiver: the same on every link between the same
     /// two nodes and unguessable by anyone else, so two links between one pair are seen to
-    /// be duplicates without trusting any claimed address (see docs/NETWORK.md).
-    pub token: String,
+    /// be duplicates without trusting any claimed address (see docs/NETWORK.md). On the
+    /// wire 32 hex digits; held in binary, so that no hello is encoded to text or decoded
+    /// from it in memory. Whatever else a peer sends there is no token (`None`), and
+    /// `None` travels as an empty string.
+    #[serde(with = "token_hex")]
+    pub token: Option<LinkToken>,
+}
+
+/// A hello's token as text on the wire (see [`Hello::token`]).
+mod token_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::peers::LinkToken;
+
+    pub fn serialize<S: Serializer>(token: &Option<LinkToken>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&token.map(LinkToken::to_hex).unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LinkToken>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(LinkToken::parse(&text))
+    }
 }
 
 /// One protocol message. Each travels as one frame on a link; the sender of a message is
@@ -409,6 +429,35 @@ mod tests {
         // A simulator moves millions of them through its event queue (see `WireWork` and
         // `GetData`): with the simulator's event and queue key, one cache line.
         assert_eq!(std::mem::size_of::<Message>(), 32);
+    }
+
+    #[test]
+    fn a_hello_token_travels_as_hex_and_anything_else_is_no_token() {
+        let token = LinkToken([0xab; 16]);
+        let hello = |token| Hello {
+            version: PROTOCOL_VERSION,
+            genesis: hash(1),
+            listen: "10.0.0.1:8333".parse().unwrap(),
+            height: 7,
+            work: WireWork::new(Work(9)),
+            agent: "test".into(),
+            token,
+        };
+        let json = serde_json::to_value(Message::Hello(Box::new(hello(Some(token))))).unwrap();
+        assert_eq!(json["token"], "ab".repeat(16));
+        let back: Message = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, Message::Hello(Box::new(hello(Some(token)))));
+        for other in ["", "evil4", &"ab".repeat(15), &"ab".repeat(17), &"zz".repeat(16)] {
+            let mut json = json.clone();
+            json["token"] = other.into();
+            let back: Message = serde_json::from_value(json).unwrap();
+            assert_eq!(back, Message::Hello(Box::new(hello(None))), "token {other:?}");
+        }
+        let none = serde_json::to_value(Message::Hello(Box::new(hello(None)))).unwrap();
+        assert_eq!(none["token"], "");
+        let mut not_text = json;
+        not_text["token"] = 5.into();
+        assert!(serde_json::from_value::<Message>(not_text).is_err());
     }
 
     #[test]
