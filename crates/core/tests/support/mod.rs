@@ -108,13 +108,9 @@ pub fn hello_from(node: &Node, from: &PeerAddr, height: u64, work: chainsim_prim
         height,
         work: chainsim_core::protocol::WireWork::new(work),
         agent: "test".into(),
-        // As a node makes it: 16 bytes of a hash, the same on every link from this peer.
-        token: {
-            let digest = chainsim_primitives::sha256(from.as_str().as_bytes());
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(&digest[..16]);
-            Some(chainsim_core::peers::LinkToken(bytes))
-        },
+        // As a node makes it (a peer's secret, here fixed): the same on every link from
+        // this peer, another for every other peer.
+        token: Some(chainsim_core::peers::LinkToken::new(&[0; 16], Some(from))),
     }))
 }
 
