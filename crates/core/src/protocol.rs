@@ -284,8 +284,7 @@ mod token_hex {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LinkToken>, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Ok(LinkToken::parse(&text))
+        Ok(LinkToken::parse(&String::deserialize(d)?))
     }
 }
 

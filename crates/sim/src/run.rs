@@ -571,7 +571,8 @@ impl Simulation {
     /// docs/BENCHMARKS.md), with its link ends here and, for a block, every link entry (the
     /// block is relayed on each), and the link ends its answer goes out on (every one for a
     /// block, else the one the message came on; their table was asked for an event
-    /// earlier).
+    /// earlier). A live deadline's node is loaded into the first-level cache only when the
+    /// queue cannot tell the events after it (else it is in the second-level one already).
     fn prefetch_next(&mut self) {
         let third = self.world.queue.peek_nth(2).and_then(|ev| self.world.target(ev));
         let second = self.world.queue.peek_nth(1);
