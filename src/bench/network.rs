@@ -142,18 +142,27 @@ async fn measure(
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect::<Result<_, _>>()?;
     let mut procs = Vec::new();
     let outbound = max_outbound.to_string();
+    let client = reqwest::Client::new();
+    // One at a time, each serving before the next starts: a node's peers all come before
+    // it, so its dials find them listening. Started all at once, a node dialled a peer not
+    // yet up, gossip filled its outbound slots meanwhile, and the graph measured was not
+    // the one given (the line split in two, and a transaction never reached its far half).
     for (i, peers) in links.iter().enumerate() {
         let peer_ports: Vec<u16> = peers.iter().map(|&j| ports[j as usize]).collect();
         let extra = ["--max-outbound", &outbound, "--relay", relay];
         procs.push(spawn_node(&dir, ports[i], &peer_ports, &extra)?);
-    }
-    let client = reqwest::Client::new();
-    for p in &procs {
-        let port = p.port;
+        let port = ports[i];
         wait_until("nodes to serve", Duration::from_secs(60), async || {
+            status(&client, port).await.is_some()
+        })
+        .await?;
+    }
+    for (p, peers) in procs.iter().zip(links) {
+        let (port, want) = (p.port, peers.len().max(1) as u64);
+        wait_until("nodes to connect", Duration::from_secs(60), async || {
             status(&client, port)
                 .await
-                .is_some_and(|s| s["peers"].as_u64().unwrap_or(0) >= 1)
+                .is_some_and(|s| s["peers"].as_u64().unwrap_or(0) >= want)
         })
         .await?;
     }
