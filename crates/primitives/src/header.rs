@@ -32,24 +32,31 @@ impl Header {
     /// Length of the encoding: 4 + 8 + 32 + 32 + 8 + 4 + 8.
     pub const SIZE: usize = 96;
 
-    /// The canonical encoding, fields in declaration order, integers little-endian.
+    /// The canonical encoding, fields in declaration order, integers little-endian. Written
+    /// in place: every header a node hears of is hashed, and a buffer on the heap cost an
+    /// allocation each time.
     pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut w = Writer::with_capacity(Self::SIZE);
-        self.encode_to(&mut w);
+        let fields: [&[u8]; 7] = [
+            &self.version.to_le_bytes(),
+            &self.height.to_le_bytes(),
+            &self.prev_hash.0,
+            &self.merkle_root.0,
+            &self.timestamp.to_le_bytes(),
+            &self.bits.0.to_le_bytes(),
+            &self.nonce.to_le_bytes(),
+        ];
         let mut out = [0u8; Self::SIZE];
-        out.copy_from_slice(&w.into_inner());
+        let mut at = 0;
+        for field in fields {
+            out[at..at + field.len()].copy_from_slice(field);
+            at += field.len();
+        }
         out
     }
 
     /// Appends the canonical encoding.
     pub fn encode_to(&self, w: &mut Writer) {
-        w.u32(self.version);
-        w.u64(self.height);
-        w.bytes(&self.prev_hash.0);
-        w.bytes(&self.merkle_root.0);
-        w.u64(self.timestamp);
-        w.u32(self.bits.0);
-        w.u64(self.nonce);
+        w.bytes(&self.encode());
     }
 
     /// Reads a header.
