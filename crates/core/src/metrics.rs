@@ -89,6 +89,15 @@ impl Default for ChainMetrics {
 }
 
 impl ChainMetrics {
+    /// Metrics with room for the delays of `blocks` relayed blocks (up to the 256 kept),
+    /// made at once rather than by doubling (see [`crate::NodeConfig::expected_blocks`]).
+    pub fn with_room(blocks: usize) -> Self {
+        Self {
+            recent_delays: VecDeque::with_capacity(blocks.min(RECENT_DELAYS)),
+            ..Self::default()
+        }
+    }
+
     /// Counts what inserting one new block did to the best chain. A block that stays off
     /// it is stale; a reorganisation makes its disconnected blocks stale and the earlier
     /// side blocks it connects (counted stale when they came) not stale any more.

@@ -65,6 +65,10 @@ pub struct NodeConfig {
     /// Prune the block tree: entries of best-chain blocks deeper than this below the tip
     /// are dropped, and a block forking off deeper is refused (None: keep everything).
     pub keep_entries_depth: Option<u64>,
+    /// Blocks the node expects to hold at once, or 0 for no guess: the block tree makes
+    /// room for them when the node is built instead of growing by doubling (a simulator
+    /// knows how many blocks its run mines; a live node does not).
+    pub expected_blocks: usize,
 }
 
 impl NodeConfig {
@@ -83,6 +87,7 @@ impl NodeConfig {
             max_orphans: 100,
             mining: crate::MiningMode::Manual,
             keep_entries_depth: None,
+            expected_blocks: 0,
         }
     }
 
@@ -239,6 +244,7 @@ impl Node {
         let mut tree = BlockTree::with_source(params.genesis().clone(), config.max_side_blocks, source);
         tree.seed_index(rng.u64(..));
         tree.keep_entries(config.keep_entries_depth);
+        tree.reserve(config.expected_blocks);
         if params.ledger == crate::ledger::LedgerKind::Accounts {
             // Only fails for a genesis rewarding a non-address; ours are compiled in.
             let _ = tree.enable_ledger();
@@ -246,7 +252,7 @@ impl Node {
         let mining = MiningSchedule::new(config.mining, rng.u64(..));
         let keyed = KeyedHash::new(rng.u64(..));
         Self {
-            metrics: ChainMetrics::default(),
+            metrics: ChainMetrics::with_room(config.expected_blocks),
             mining,
             tree,
             mempool: Box::new(Mempool::new(config.mempool_capacity)),

@@ -114,3 +114,34 @@ fn a_tree_over_a_shared_store_reads_its_headers_from_the_shared_bodies() {
     shared.0.lock().unwrap().clear();
     assert_eq!(tree.get(&last).unwrap().height(), 20);
 }
+
+#[test]
+fn a_tree_given_room_for_its_blocks_does_not_grow_while_they_come() {
+    let p = params();
+    let shared = Arc::new(Shared::default());
+    let mut tree = BlockTree::with_source(p.genesis().clone(), 100, Some(shared.clone()));
+    tree.reserve(50);
+    let room = tree.room();
+    assert!(room.0 >= 51 && room.1 >= 51, "room for genesis and 50 blocks: {room:?}");
+    for block in chain(&p, 50) {
+        let shared = &shared;
+        add(&p, &mut tree, Arc::new(block), |b| {
+            shared.0.lock().unwrap().insert(b.compute_hash(), b);
+        });
+    }
+    assert_eq!(tree.height(), 50);
+    assert_eq!(tree.room(), room, "neither the table nor the chain grew");
+}
+
+#[test]
+fn a_pruning_tree_makes_room_only_for_what_it_keeps() {
+    let p = params();
+    let mut tree = BlockTree::new(p.genesis().clone(), 100);
+    tree.keep_entries(Some(20));
+    tree.reserve(1_000_000);
+    let (entries, chain) = tree.room();
+    // Its depth and one mark's span (the best chain's hashes below are compacted).
+    let kept = 20 + chainsim_core::chain::tree::MARK_EVERY as usize;
+    assert!(entries >= kept && entries < 2 * kept + 16, "entries: {entries}");
+    assert!(chain >= kept && chain < 2 * kept, "chain: {chain}");
+}

@@ -386,6 +386,9 @@ fn build_nodes(
         cfg.peering.limits.max_inbound = scenario.topology.max_inbound;
         cfg.peering.limits.max_known = scenario.known_addrs;
         cfg.keep_entries_depth = scenario.keep_depth;
+        // Every block the run mines, and room for a few stale ones besides.
+        let mined = usize::try_from(scenario.blocks).unwrap_or(usize::MAX);
+        cfg.expected_blocks = mined.saturating_add(mined / 16 + 4);
         index.insert(cfg.listen().clone(), i);
         nodes.push(open_node(&params, cfg, blocks));
     }

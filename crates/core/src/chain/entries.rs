@@ -74,6 +74,17 @@ impl Entries {
         self.table.len()
     }
 
+    /// Makes room for `more` entries beyond those held, in one step.
+    pub fn reserve(&mut self, more: usize) {
+        let rehash = self.rehasher();
+        self.table.reserve(more, rehash);
+    }
+
+    /// How many entries fit without the table growing.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
     /// Gives back the room of entries removed.
     pub fn shrink_to_fit(&mut self) {
         let rehash = self.rehasher();

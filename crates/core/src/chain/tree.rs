@@ -223,6 +223,26 @@ impl BlockTree {
         self.keep_depth = depth;
     }
 
+    /// Makes room at once for the entries and best-chain hashes of `blocks` more blocks
+    /// (of those a pruning tree holds at most its depth and one mark's span: call after
+    /// [`BlockTree::keep_entries`]). A tree that grows a block at a time doubles its table
+    /// and its chain as it goes, and on a simulator's ten thousand nodes, which all grow
+    /// alike, the rooms they grew out of were left behind unused, each page of them zeroed
+    /// first by the system.
+    pub fn reserve(&mut self, blocks: usize) {
+        let held = self
+            .keep_depth
+            .map_or(blocks, |depth| blocks.min(usize::try_from(depth + MARK_EVERY).unwrap_or(usize::MAX)));
+        self.entries.reserve(held);
+        self.active.reserve_exact(held);
+    }
+
+    /// How many entries, and how many best-chain hashes, fit before the tree grows (for
+    /// measuring its memory).
+    pub fn room(&self) -> (usize, usize) {
+        (self.entries.capacity(), self.active.capacity())
+    }
+
     /// The depth below the tip under which entries are pruned, if the tree prunes.
     pub fn keep_depth(&self) -> Option<u64> {
         self.keep_depth
