@@ -230,9 +230,9 @@ impl BlockTree {
     /// alike, the rooms they grew out of were left behind unused, each page of them zeroed
     /// first by the system.
     pub fn reserve(&mut self, blocks: usize) {
-        let held = self
-            .keep_depth
-            .map_or(blocks, |depth| blocks.min(usize::try_from(depth + MARK_EVERY).unwrap_or(usize::MAX)));
+        let held = self.keep_depth.map_or(blocks, |depth| {
+            blocks.min(usize::try_from(depth + MARK_EVERY).unwrap_or(usize::MAX))
+        });
         self.entries.reserve(held);
         self.active.reserve_exact(held);
     }
