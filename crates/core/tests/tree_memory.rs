@@ -145,3 +145,23 @@ fn a_pruning_tree_makes_room_only_for_what_it_keeps() {
     assert!(entries >= kept && entries < 2 * kept + 16, "entries: {entries}");
     assert!(chain >= kept && chain < 2 * kept, "chain: {chain}");
 }
+
+#[test]
+fn a_guess_of_more_blocks_than_any_run_holds_reserves_a_bounded_room() {
+    use chainsim_core::chain::tree::MAX_RESERVED_BLOCKS;
+    let p = params();
+    for keep in [None, Some(u64::MAX)] {
+        let mut tree = BlockTree::new(p.genesis().clone(), 100);
+        tree.keep_entries(keep);
+        tree.reserve(usize::MAX);
+        let (entries, chain) = tree.room();
+        assert!(
+            (MAX_RESERVED_BLOCKS..=2 * MAX_RESERVED_BLOCKS).contains(&entries),
+            "{keep:?}: {entries}"
+        );
+        assert!(
+            chain > MAX_RESERVED_BLOCKS && chain <= 2 * MAX_RESERVED_BLOCKS,
+            "{keep:?}: {chain}"
+        );
+    }
+}

@@ -60,3 +60,20 @@ fn pruning_changes_no_result_and_nodes_hold_no_bodies() {
         assert_eq!(tree.len(), 61 + tree.side_count());
     }
 }
+
+#[test]
+fn a_run_asked_for_more_blocks_than_memory_holds_still_starts() {
+    // Each node makes room for the blocks it expects; a mistaken count must not take that
+    // memory up front (it is capped) nor overflow working it out.
+    let mut s = bitcoin(Some(u64::MAX));
+    s.blocks = u64::MAX;
+    let sim = Simulation::new(s);
+    for node in sim.nodes() {
+        let (entries, chain) = node.tree().room();
+        assert!(
+            entries <= 2 * chainsim_core::chain::tree::MAX_RESERVED_BLOCKS,
+            "{entries}"
+        );
+        assert!(chain <= 2 * chainsim_core::chain::tree::MAX_RESERVED_BLOCKS, "{chain}");
+    }
+}

@@ -149,6 +149,11 @@ pub enum InsertError {
 /// an old block's is its mark's plus at most this many blocks' work.
 pub const MARK_EVERY: u64 = 64;
 
+/// Most blocks [`BlockTree::reserve`] makes room for: more than a pruning tree of the
+/// simulator's scenarios ever holds, and a guess beyond it (a run asked for a billion blocks)
+/// then grows as it comes instead of taking the memory of every block up front.
+pub const MAX_RESERVED_BLOCKS: usize = 4_096;
+
 /// All known blocks and the best chain through them.
 #[derive(Debug)]
 pub struct BlockTree {
@@ -225,14 +230,15 @@ impl BlockTree {
 
     /// Makes room at once for the entries and best-chain hashes of `blocks` more blocks
     /// (of those a pruning tree holds at most its depth and one mark's span: call after
-    /// [`BlockTree::keep_entries`]). A tree that grows a block at a time doubles its table
+    /// [`BlockTree::keep_entries`]; never more than [`MAX_RESERVED_BLOCKS`]). A tree that grows a block at a time doubles its table
     /// and its chain as it goes, and on a simulator's ten thousand nodes, which all grow
     /// alike, the rooms they grew out of were left behind unused, each page of them zeroed
     /// first by the system.
     pub fn reserve(&mut self, blocks: usize) {
-        let held = self.keep_depth.map_or(blocks, |depth| {
-            blocks.min(usize::try_from(depth + MARK_EVERY).unwrap_or(usize::MAX))
+        let kept = self.keep_depth.map_or(usize::MAX, |depth| {
+            usize::try_from(depth.saturating_add(MARK_EVERY)).unwrap_or(usize::MAX)
         });
+        let held = blocks.min(kept).min(MAX_RESERVED_BLOCKS);
         self.entries.reserve(held);
         self.active.reserve_exact(held);
     }
