@@ -228,12 +228,12 @@ impl BlockTree {
         self.keep_depth = depth;
     }
 
-    /// Makes room at once for the entries and best-chain hashes of `blocks` more blocks
-    /// (of those a pruning tree holds at most its depth and one mark's span: call after
-    /// [`BlockTree::keep_entries`]; never more than [`MAX_RESERVED_BLOCKS`]). A tree that grows a block at a time doubles its table
-    /// and its chain as it goes, and on a simulator's ten thousand nodes, which all grow
-    /// alike, the rooms they grew out of were left behind unused, each page of them zeroed
-    /// first by the system.
+    /// Makes room at once for the entries and best-chain hashes of `blocks` more blocks (of
+    /// those a pruning tree holds at most its depth and one mark's span: call after
+    /// [`BlockTree::keep_entries`]; never more than [`MAX_RESERVED_BLOCKS`]). A tree that
+    /// grows a block at a time doubles its table and its chain as it goes, and on a
+    /// simulator's ten thousand nodes, which all grow alike, the rooms they grew out of were
+    /// left behind unused, each page of them zeroed first by the system.
     pub fn reserve(&mut self, blocks: usize) {
         let kept = self.keep_depth.map_or(usize::MAX, |depth| {
             usize::try_from(depth.saturating_add(MARK_EVERY)).unwrap_or(usize::MAX)
