@@ -411,8 +411,10 @@ impl Node {
         if let Some(from) = from {
             crate::relay::mark_block(self.peering.links_mut(), from, &hash);
         }
-        // One announcement, shared by every peer it goes to.
+        // One announcement, shared by every peer it goes to; room for all of them at once,
+        // rather than the queue doubling its way up to a few dozen (one block, every node).
         let mut announcement = None;
+        self.out.reserve(self.peering.links().len());
         for link in self.peering.links_mut().usable_mut() {
             if link.known.insert_block(&hash) {
                 let msg = announcement.get_or_insert_with(|| self.relay.announcement(block));

@@ -143,6 +143,10 @@ impl Outbox {
     pub fn take_all(&mut self) -> std::collections::VecDeque<Output> {
         std::mem::take(&mut self.queue)
     }
+    /// Makes room for `additional` more outputs at once (a burst about to be queued).
+    pub fn reserve(&mut self, additional: usize) {
+        self.queue.reserve(additional);
+    }
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()

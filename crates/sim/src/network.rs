@@ -54,6 +54,20 @@ fn pipes(spec: &NetworkSpec) -> Vec<Option<f64>> {
     pipe
 }
 
+/// `us.round()` as whole microseconds, for a non-negative time: the same value as
+/// `f64::round` (halves away from zero; saturating, 0 for NaN), without its call into the
+/// C library, which the baseline x86-64 instruction set has no instruction for. Every
+/// message's transmission time is rounded so. Exact: `us` less its whole part is exactly
+/// representable, so the comparison with a half sees the true fraction.
+fn round_us(us: f64) -> Micros {
+    let whole = us as Micros;
+    if us - whole as f64 >= 0.5 {
+        whole.saturating_add(1)
+    } else {
+        whole
+    }
+}
+
 impl Network {
     /// Places `n` nodes in regions and prepares their queues; `seed` drives placement and
     /// latency draws.
@@ -123,7 +137,7 @@ impl Network {
     pub fn transmission(&self, from: usize, to: usize, bytes: u64) -> Micros {
         let regions = self.latency_ms.len();
         match self.pipe[self.region(from) * regions + self.region(to)] {
-            Some(bits_per_us) => (bytes as f64 * 8.0 / bits_per_us).round() as Micros,
+            Some(bits_per_us) => round_us(bytes as f64 * 8.0 / bits_per_us),
             None => 0,
         }
     }
@@ -227,6 +241,33 @@ mod tests {
             ..spec()
         };
         assert_eq!(Network::new(&unlimited, 2, 1).transmission(0, 1, 1_000), 0);
+    }
+
+    #[test]
+    fn rounding_matches_the_standard_librarys_at_the_edges() {
+        let edges = [
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_497.0,
+            1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for us in edges {
+            assert_eq!(round_us(us), us.round() as Micros, "{us}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounding_matches_the_standard_librarys(bytes in 0u64..1 << 40, bits_per_us in 0.001f64..1e5) {
+            let us = bytes as f64 * 8.0 / bits_per_us;
+            proptest::prop_assert_eq!(round_us(us), us.round() as Micros);
+        }
     }
 
     #[test]
