@@ -4,6 +4,7 @@
 //! functions the node uses) on this machine; numbers vary with load, so runs are timed
 //! over seconds, not single iterations.
 
+mod floor;
 mod http;
 mod ledger;
 mod memory;
@@ -32,9 +33,12 @@ pub struct BenchArgs {
     /// Nodes of the nodes benchmark.
     #[arg(long, default_value_t = 1_000)]
     pub nodes: usize,
-    /// Blocks mined in the nodes benchmark.
+    /// Blocks mined in the nodes and floor benchmarks.
     #[arg(long, default_value_t = 20)]
     pub net_blocks: usize,
+    /// Scenario of the floor benchmark (a built-in name or a TOML file).
+    #[arg(long, default_value = "bitcoin-2019")]
+    pub scenario: String,
 }
 
 /// A benchmark.
@@ -64,7 +68,11 @@ pub enum Which {
     /// The accounts ledger: validation of blocks of 1,000 signed transfers, and signed
     /// ingest with 64 keep-alive clients against the open ledger's in the same run.
     Ledger,
-    /// Everything above, one after the other.
+    /// Time per event of `chainsim sim`'s mining phase (`--scenario`, `--nodes`,
+    /// `--net-blocks`) beside a floor model of the same graph, network and event queue with
+    /// no node state behind the events.
+    Floor,
+    /// Everything above but the floor, one after the other.
     All,
 }
 
@@ -81,6 +89,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Which::Relay => relay::run(args.rounds.unwrap_or(20)),
         Which::Nodes => nodes::run(args.nodes, args.net_blocks),
         Which::Ledger => ledger::run(secs).await,
+        Which::Floor => floor::run(&args.scenario, args.nodes, args.net_blocks),
         Which::All => {
             micro::mining(secs)?;
             micro::validation(secs)?;

@@ -362,8 +362,10 @@ pub struct Simulation {
     txs: Option<TxLoad>,
 }
 
-/// Seeds of the run's independent random streams, derived from the scenario's seed.
-fn sub_seed(seed: u64, stream: u64) -> u64 {
+/// Seeds of the run's independent random streams, derived from the scenario's seed
+/// (stream 1 the graph, 2 the network, 3 the miners, 4 block sizes, 5 link changes, 6
+/// transactions).
+pub fn sub_seed(seed: u64, stream: u64) -> u64 {
     seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(stream)
 }
 
@@ -735,6 +737,11 @@ impl Simulation {
                 self.world.schedule(deadline, Ev::Timer { node: i, at: deadline });
             }
         }
+    }
+
+    /// Events handled so far.
+    pub fn events(&self) -> u64 {
+        self.world.queue.popped()
     }
 
     /// Ready links in the network, each counted once.
