@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use chainsim_sim::fields::FieldValue;
 use chainsim_sim::report::{reception_cdf_svg, report_html, stale_rate_svg};
 use chainsim_sim::results::blocks_csv;
 use chainsim_sim::scenario::Relay;
@@ -36,6 +37,11 @@ pub struct SimArgs {
     /// How blocks travel: `announce` (header, then fetched) or `push` (whole, to every peer).
     #[arg(long, value_enum)]
     relay: Option<RelayArg>,
+    /// Any scenario field by its path in the scenario file, e.g. `--set quiet_s=5000`,
+    /// `--set network.processing_ms=5`, `--set topology.outbound=16` (repeatable; applied
+    /// first, so `--nodes`, `--blocks` and the other named flags win over it).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<FieldValue>,
     /// Seed of every random choice.
     #[arg(long)]
     seed: Option<u64>,
@@ -46,8 +52,9 @@ pub struct SimArgs {
     /// Synthetic transactions submitted per second to random nodes (0: none).
     #[arg(long, value_name = "PER_S", allow_negative_numbers = true)]
     tx_rate: Option<f64>,
-    /// Run once per value of a parameter (nodes, blocks, interval, block-size, relay), in
-    /// parallel, e.g. `--sweep interval=600,60,10,1`.
+    /// Run once per value of a parameter (nodes, blocks, interval, block-size, relay, or any
+    /// field's path as for `--set`), in parallel, e.g. `--sweep interval=600,60,10,1`,
+    /// `--sweep network.processing_ms=1,2,5`.
     #[arg(long, value_name = "PARAM=V1,V2,...")]
     sweep: Option<Sweep>,
     /// Repeat each run with this many seeds (the scenario's seed counted up).
@@ -86,6 +93,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         seed: args.seed,
         edges_file: args.edges.clone(),
         tx_rate: args.tx_rate,
+        set: args.set.clone(),
     };
     scenario.apply(&overrides)?;
     if args.sweep.is_some() || args.seeds > 1 {

@@ -100,6 +100,14 @@ fn bad_input_fails_with_one_line() {
             "link_changes[0]: unknown region \"mars\"",
         ),
         (vec!["--tx-rate", "-1"], "rate_per_s must be a positive number"),
+        (vec!["--set", "network.speed=3"], "unknown field `speed`"),
+        (vec!["--set", "quiet_s=soon"], "quiet_s: invalid type"),
+        (
+            vec!["--set", "topology.outbound=-2"],
+            "topology.outbound: invalid value",
+        ),
+        (vec!["--set", "network.processing_ms=-1"], "processing_ms"),
+        (vec!["--sweep", "mining.wobble=1,2"], "unknown field `wobble`"),
     ] {
         let (ok, stdout, stderr) = sim(&args);
         assert!(!ok, "{args:?} succeeded");
@@ -153,4 +161,30 @@ fn a_sweep_prints_one_object_with_a_run_per_value_and_seed() {
     assert_eq!(v["runs"].as_array().unwrap().len(), 4);
     assert_eq!(v["runs"][3]["interval_s"], 5.0);
     assert_eq!(v["runs"][3]["seed"], 2);
+}
+
+#[test]
+fn set_changes_any_field_and_a_sweep_can_vary_one_by_its_path() {
+    // Classroom's 30 nodes dial 4 peers each: 120 links; with two, 60.
+    let (ok, stdout, stderr) = sim(&[
+        "--set",
+        "topology.outbound=2",
+        "--set",
+        "quiet_s=900",
+        "--blocks",
+        "3",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["links"], 60, "{stdout}");
+    let (ok, stdout, stderr) = sim(&["--sweep", "network.processing_ms=1,50", "--blocks", "3", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["sweep"], "network.processing_ms");
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    // Validation 50 times slower: every block arrives later.
+    let p50 = |i: usize| runs[i]["reception_ms"]["p50"].as_f64().unwrap();
+    assert!(p50(1) > p50(0), "{stdout}");
 }

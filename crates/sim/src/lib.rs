@@ -5,6 +5,7 @@
 //!
 //! Where to look:
 //! - [`scenario`]: what a run simulates (TOML files, built-in ones, flag overrides);
+//!   [`fields`]: any of its fields set by path (`--set network.processing_ms=5`);
 //! - [`queue`]: the event queue, ordered by (virtual time, sequence number);
 //! - [`network`]: regions, latency, bandwidth, processing delay, loss;
 //! - [`size`]: how many bytes each message costs on the simulated wire;
@@ -28,6 +29,7 @@ pub mod blocks;
 pub mod changes;
 pub mod edges;
 pub mod error;
+pub mod fields;
 pub mod mining;
 pub mod network;
 pub mod prefetch;

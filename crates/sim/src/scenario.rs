@@ -309,6 +309,9 @@ pub struct Overrides {
     pub edges_file: Option<PathBuf>,
     /// `--tx-rate` (transactions per second; 0 turns the load off).
     pub tx_rate: Option<f64>,
+    /// `--set PATH=VALUE`: any field by its path in the scenario file, applied in order
+    /// before the named flags above.
+    pub set: Vec<crate::fields::FieldValue>,
 }
 
 impl Scenario {
@@ -362,6 +365,9 @@ impl Scenario {
 
     /// Applies flag values, then checks the result.
     pub fn apply(&mut self, o: &Overrides) -> Result<(), SimError> {
+        if !o.set.is_empty() {
+            *self = crate::fields::set_fields(self, &o.set)?;
+        }
         if let Some(v) = o.nodes {
             self.nodes = v;
         }

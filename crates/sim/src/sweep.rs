@@ -7,17 +7,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::SimError;
+use crate::fields::FieldValue;
 use crate::results::Summary;
 use crate::run::simulate;
 use crate::scenario::{Overrides, Relay, Scenario};
 
-/// Parameters a sweep can vary (the names of the flags that override them).
+/// Parameters a sweep can vary by the names of the flags that override them; any other
+/// field by its path in the scenario file (`network.processing_ms`, `topology.outbound`).
 pub const PARAMS: &[&str] = &["nodes", "blocks", "interval", "block-size", "relay"];
 
 /// One parameter and its values, as `--sweep NAME=v1,v2,...` gives them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sweep {
-    /// The parameter's name (one of [`PARAMS`]).
+    /// The parameter's name (one of [`PARAMS`], or a field's path).
     pub param: String,
     /// Its values, in the order given.
     pub values: Vec<String>,
@@ -34,8 +36,11 @@ impl std::str::FromStr for Sweep {
         let (param, values) = s
             .split_once('=')
             .ok_or_else(|| bad(format!("{s:?} is not NAME=v1,v2,...")))?;
-        if !PARAMS.contains(&param) {
-            return Err(bad(format!("cannot sweep {param:?}; one of {}", PARAMS.join(", "))));
+        if !PARAMS.contains(&param) && FieldValue::new(param, "0").is_err() {
+            let named = PARAMS.join(", ");
+            return Err(bad(format!(
+                "cannot sweep {param:?}: one of {named}, or a field's path such as network.processing_ms"
+            )));
         }
         let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).collect();
         if values.iter().any(String::is_empty) {
@@ -67,7 +72,7 @@ fn override_for(param: &str, value: &str) -> Result<Overrides, SimError> {
                 _ => return Err(bad()),
             })
         }
-        _ => return Err(bad()),
+        path => o.set = vec![FieldValue::new(path, value)?],
     }
     Ok(o)
 }
@@ -139,7 +144,23 @@ mod tests {
         let serial = run_all(runs, 1);
         let strip = |v: &[Summary]| v.iter().map(|s| s.results.clone()).collect::<Vec<_>>();
         assert_eq!(strip(&parallel), strip(&serial));
-        assert!("colour=red".parse::<Sweep>().is_err());
+        assert!("colour-of=red".parse::<Sweep>().is_err());
         assert!(plan(&base, Some(&"interval=x".parse().unwrap()), 1).is_err());
+        // A name that is no flag's is a field's path, refused when no such field exists.
+        let err = plan(&base, Some(&"colour=red".parse().unwrap()), 1).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn any_field_can_be_swept_by_its_path() {
+        let base = Scenario::load("classroom").unwrap();
+        let sweep: Sweep = "network.processing_ms=1,5".parse().unwrap();
+        let runs = plan(&base, Some(&sweep), 1).unwrap();
+        let got: Vec<f64> = runs.iter().map(|s| s.network.processing_ms).collect();
+        assert_eq!(got, vec![1.0, 5.0]);
+        let sweep: Sweep = "topology.outbound=2,3".parse().unwrap();
+        let runs = plan(&base, Some(&sweep), 1).unwrap();
+        assert_eq!(runs.iter().map(|s| s.topology.outbound).collect::<Vec<_>>(), vec![2, 3]);
+        assert!(plan(&base, Some(&"topology.outbound=-1".parse().unwrap()), 1).is_err());
     }
 }
