@@ -20,18 +20,18 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use chainsim_core::Message;
 use chainsim_core::event_queue::EventQueue;
+use chainsim_core::protocol::{Items, WireBlock, WireHeader};
+use chainsim_primitives::genesis::genesis_block;
 use chainsim_sim::mining::Miners;
 use chainsim_sim::network::Network;
 use chainsim_sim::queue::Micros;
-use chainsim_sim::run::sub_seed;
+use chainsim_sim::run::{SIM_BITS, sub_seed};
+use chainsim_sim::size::message_bytes;
 use chainsim_sim::{Overrides, Scenario, Simulation, topology};
-
-/// Bitcoin's wire sizes of the three messages (as `chainsim_sim::size` charges them):
-/// a `headers` of one header, a `getdata` of one entry; a block adds its envelope.
-const HEADERS_BYTES: u64 = 24 + 1 + 81;
-const GETDATA_BYTES: u64 = 24 + 1 + 36;
-const ENVELOPE_BYTES: u64 = 24;
 
 /// One event of the floor model.
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +112,58 @@ impl Links {
     }
 }
 
+/// The wire sizes of the three messages, as the simulator charges them
+/// ([`message_bytes`]), for a block of `block_bytes`.
+struct WireSizes {
+    header: u64,
+    get_data: u64,
+    block: u64,
+}
+
+impl WireSizes {
+    fn of(block_bytes: u64) -> Self {
+        let block = Arc::new(genesis_block(SIM_BITS));
+        let size = |msg: &Message| message_bytes(msg, |_| block_bytes);
+        let items = Items {
+            blocks: vec![block.compute_hash()],
+            txs: Vec::new(),
+        };
+        Self {
+            header: size(&Message::Headers {
+                headers: Arc::new([WireHeader(block.header)]),
+            }),
+            get_data: size(&Message::get_data(items)),
+            block: size(&Message::Block {
+                block: WireBlock(block),
+            }),
+        }
+    }
+}
+
+/// A bit per (node, block), a row of words per node.
+struct BitRows {
+    words: usize,
+    bits: Vec<u64>,
+}
+
+impl BitRows {
+    fn new(nodes: usize, blocks: usize) -> Self {
+        let words = blocks.div_ceil(64).max(1);
+        Self {
+            words,
+            bits: vec![0; nodes * words],
+        }
+    }
+
+    fn get(&self, node: usize, block: u32) -> bool {
+        self.bits[node * self.words + block as usize / 64] & (1 << (block % 64)) != 0
+    }
+
+    fn set(&mut self, node: usize, block: u32) {
+        self.bits[node * self.words + block as usize / 64] |= 1 << (block % 64);
+    }
+}
+
 /// What the floor model measured.
 struct FloorRun {
     events: u64,
@@ -126,11 +178,11 @@ struct Floor {
     net: Network,
     miners: Miners,
     queue: EventQueue<Ev>,
-    block_bytes: u64,
-    words: usize,
+    /// Wire bytes of a `headers` of one header, a `getdata` of one block and a block.
+    bytes: WireSizes,
     /// Per node, a bit per block: has it (validated) / has asked for it.
-    have: Vec<u64>,
-    asked: Vec<u64>,
+    have: BitRows,
+    asked: BitRows,
     /// Per node: the block it last heard announced, and by which of its links (bit `k` for
     /// its `k`-th link; links past 128 are never marked, so they are always announced to).
     heard_block: Vec<u32>,
@@ -150,16 +202,14 @@ impl Floor {
         let graph = topology::build(&scenario.topology, n, miners.pool_nodes(), &mut rng);
         let mut net = Network::new(&scenario.network, n, sub_seed(seed, 2));
         let links = Links::new(&graph, &mut net);
-        let words = blocks.div_ceil(64).max(1);
         Self {
             links,
             net,
             miners,
             queue: EventQueue::default(),
-            block_bytes: scenario.mining.block_bytes + ENVELOPE_BYTES,
-            words,
-            have: vec![0; n * words],
-            asked: vec![0; n * words],
+            bytes: WireSizes::of(scenario.mining.block_bytes),
+            have: BitRows::new(n, blocks),
+            asked: BitRows::new(n, blocks),
             heard_block: vec![u32::MAX; n],
             heard: vec![0; n],
             mined_at: Vec::with_capacity(blocks),
@@ -168,20 +218,12 @@ impl Floor {
         }
     }
 
-    fn bit(&self, set: &[u64], node: usize, block: u32) -> bool {
-        set[node * self.words + block as usize / 64] & (1 << (block % 64)) != 0
-    }
-
-    fn set(set: &mut [u64], words: usize, node: usize, block: u32) {
-        set[node * words + block as usize / 64] |= 1 << (block % 64);
-    }
-
     /// Sends a message on link `l` at `now` through the network model.
     fn send(&mut self, now: Micros, l: usize, kind: Kind, block: u32) {
         let bytes = match kind {
-            Kind::Header => HEADERS_BYTES,
-            Kind::GetData => GETDATA_BYTES,
-            Kind::Block => self.block_bytes,
+            Kind::Header => self.bytes.header,
+            Kind::GetData => self.bytes.get_data,
+            Kind::Block => self.bytes.block,
         };
         let (a, b) = (self.links.from[l] as usize, self.links.to[l] as usize);
         let at = self.net.transmit_over(now, a, b, bytes, self.links.latency[l]);
@@ -199,7 +241,7 @@ impl Floor {
 
     /// `node` has `block`: announces it on every link not known to have it.
     fn relay(&mut self, now: Micros, node: usize, block: u32) {
-        Self::set(&mut self.have, self.words, node, block);
+        self.have.set(node, block);
         let heard = if self.heard_block[node] == block {
             self.heard[node]
         } else {
@@ -215,7 +257,7 @@ impl Floor {
     fn mine(&mut self, now: Micros, node: usize, blocks: usize) {
         let block = self.mined_at.len() as u32;
         self.mined_at.push(now);
-        Self::set(&mut self.asked, self.words, node, block);
+        self.asked.set(node, block);
         self.relay(now, node, block);
         if self.mined_at.len() < blocks {
             let (at, next) = self.miners.next_block(now);
@@ -253,8 +295,8 @@ impl Floor {
                 if k < 128 {
                     self.heard[node] |= 1 << k;
                 }
-                if !self.bit(&self.asked, node, block) {
-                    Self::set(&mut self.asked, self.words, node, block);
+                if !self.asked.get(node, block) {
+                    self.asked.set(node, block);
                     self.send(now, back, Kind::GetData, block);
                 }
             }

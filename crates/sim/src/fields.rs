@@ -20,15 +20,8 @@ pub struct FieldValue {
 impl FieldValue {
     /// `PATH=VALUE` from its two halves.
     pub fn new(path: &str, value: &str) -> Result<Self, SimError> {
-        let keys: Vec<String> = path.split('.').map(str::to_string).collect();
-        let bare = |k: &String| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !keys.iter().all(bare) {
-            return Err(bad(format!(
-                "{path:?} is not a field path such as network.processing_ms"
-            )));
-        }
         Ok(Self {
-            path: keys,
+            path: keys(path)?,
             value: parse_value(value),
         })
     }
@@ -48,6 +41,17 @@ impl std::str::FromStr for FieldValue {
             .ok_or_else(|| bad(format!("{s:?} is not PATH=VALUE, e.g. quiet_s=5000")))?;
         Self::new(path.trim(), value.trim())
     }
+}
+
+/// The keys of a dotted path, each a bare TOML key (letters, digits, `_`).
+pub fn keys(path: &str) -> Result<Vec<String>, SimError> {
+    let bare = |k: &&str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !path.split('.').all(|k| bare(&k)) {
+        return Err(bad(format!(
+            "{path:?} is not a field path such as network.processing_ms"
+        )));
+    }
+    Ok(path.split('.').map(str::to_string).collect())
 }
 
 fn bad(message: String) -> SimError {
@@ -80,9 +84,7 @@ pub fn set_fields(scenario: &Scenario, sets: &[FieldValue]) -> Result<Scenario, 
         let what = sets.iter().map(FieldValue::path).collect::<Vec<_>>().join(", ");
         invalid(format!("{what}: {}", first_line(&e.to_string())))
     })?;
-    if let Some(file) = out.topology.edges_file.take() {
-        out.topology.edges = crate::edges::read(std::path::Path::new(&file))?;
-    }
+    out.read_edges_file(None)?;
     Ok(out)
 }
 

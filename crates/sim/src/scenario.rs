@@ -352,15 +352,23 @@ impl Scenario {
             name: origin.to_string(),
             message: one_line_toml_error(&e, text),
         })?;
-        if let Some(file) = scenario.topology.edges_file.take() {
-            if !scenario.topology.edges.is_empty() {
-                return Err(scenario.invalid("topology: give edges or edges_file, not both"));
-            }
-            let path = folder.map_or_else(|| PathBuf::from(&file), |f| f.join(&file));
-            scenario.topology.edges = crate::edges::read(&path)?;
-        }
+        scenario.read_edges_file(folder)?;
         scenario.validate()?;
         Ok(scenario)
+    }
+
+    /// Reads the graph an `edges_file` names (relative to `folder` when given, else to the
+    /// working folder) into `topology.edges`.
+    pub(crate) fn read_edges_file(&mut self, folder: Option<&Path>) -> Result<(), SimError> {
+        let Some(file) = self.topology.edges_file.take() else {
+            return Ok(());
+        };
+        if !self.topology.edges.is_empty() {
+            return Err(self.invalid("topology: give edges or edges_file, not both"));
+        }
+        let path = folder.map_or_else(|| PathBuf::from(&file), |f| f.join(&file));
+        self.topology.edges = crate::edges::read(&path)?;
+        Ok(())
     }
 
     /// Applies flag values, then checks the result.

@@ -36,7 +36,7 @@ impl std::str::FromStr for Sweep {
         let (param, values) = s
             .split_once('=')
             .ok_or_else(|| bad(format!("{s:?} is not NAME=v1,v2,...")))?;
-        if !PARAMS.contains(&param) && FieldValue::new(param, "0").is_err() {
+        if !PARAMS.contains(&param) && crate::fields::keys(param).is_err() {
             let named = PARAMS.join(", ");
             return Err(bad(format!(
                 "cannot sweep {param:?}: one of {named}, or a field's path such as network.processing_ms"
