@@ -746,6 +746,14 @@ impl Peering {
         if !self.links_have_deadlines() {
             return book; // asked after every input: no walk over the links then
         }
+        if self.config.keepalive.is_none() {
+            // Only handshakes time out, and the table knows its oldest without a walk.
+            let handshake = self
+                .links
+                .earliest_handshake()
+                .map(|t| t + self.config.handshake_timeout);
+            return book.into_iter().chain(handshake).min();
+        }
         let links = self.links.iter().filter(|l| !l.is_closing()).filter_map(|l| {
             if !l.ready {
                 return Some(l.opened + self.config.handshake_timeout);

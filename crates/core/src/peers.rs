@@ -207,6 +207,11 @@ pub struct LinkTable {
     links: Vec<Link>,
     /// Counts kept as links come, change and go, so that no question needs a walk.
     counts: Counts,
+    /// When the oldest link still in its handshake opened (`Some(None)`: none is), or
+    /// `None` until a walk finds it again. Asked after every input while links form,
+    /// which walked every link each time; it only moves when a link enters or leaves its
+    /// handshake.
+    handshake_start: Cell<Option<Option<Time>>>,
 }
 
 /// Link ids a [`LinkTable`] holds in itself: Bitcoin's eight outbound links and up to
@@ -267,6 +272,7 @@ impl LinkTable {
             self.links.reserve_exact(INLINE_IDS);
         }
         self.counts.tally(&link, true);
+        self.handshake_joined(&link);
         // Ids only grow: the common case appends.
         if self.ids.last().is_none_or(|&last| last < link.id) {
             self.ids.push(link.id);
@@ -278,6 +284,7 @@ impl LinkTable {
                 if let Some(slot) = self.links.get_mut(i) {
                     let old = std::mem::replace(slot, link);
                     self.counts.tally(&old, false);
+                    self.handshake_left(&old);
                 }
             }
             Err(i) => {
@@ -292,6 +299,7 @@ impl LinkTable {
         self.ids.remove(i);
         let link = self.links.remove(i);
         self.counts.tally(&link, false);
+        self.handshake_left(&link);
         Some(link)
     }
     /// Marks a link's handshake done; returns it to fill in what the hello said.
@@ -299,9 +307,13 @@ impl LinkTable {
         let i = self.index(id)?;
         let link = self.links.get_mut(i)?;
         self.counts.tally(link, false);
+        let left = link.is_handshaking();
         link.ready = true;
         self.counts.tally(link, true);
-        Some(link)
+        if left {
+            self.handshake_start.set(None);
+        }
+        self.links.get_mut(i)
     }
     /// Marks a link as closing; true when it was not already (and is open).
     pub fn set_closing(&mut self, id: PeerId) -> bool {
@@ -312,8 +324,12 @@ impl LinkTable {
             return false;
         }
         self.counts.tally(link, false);
+        let left = link.is_handshaking();
         link.closing = true;
         self.counts.tally(link, true);
+        if left {
+            self.handshake_start.set(None);
+        }
         true
     }
     /// Every link.
@@ -350,6 +366,28 @@ impl LinkTable {
     /// Number of links in their handshake (neither ready nor closing).
     pub fn handshaking(&self) -> usize {
         self.counts.handshaking
+    }
+    /// When the oldest link in its handshake opened; `None` when no link is in one.
+    pub fn earliest_handshake(&self) -> Option<Time> {
+        if let Some(known) = self.handshake_start.get() {
+            return known;
+        }
+        let found = self.links.iter().filter(|l| l.is_handshaking()).map(|l| l.opened).min();
+        self.handshake_start.set(Some(found));
+        found
+    }
+    /// `link` joined the table: a handshake it is in may start earlier than any known.
+    fn handshake_joined(&self, link: &Link) {
+        if let (Some(known), true) = (self.handshake_start.get(), link.is_handshaking()) {
+            let earliest = known.map_or(link.opened, |t| t.min(link.opened));
+            self.handshake_start.set(Some(Some(earliest)));
+        }
+    }
+    /// `link` left the table: if it was in its handshake, the earliest needs a new walk.
+    fn handshake_left(&self, link: &Link) {
+        if link.is_handshaking() {
+            self.handshake_start.set(None);
+        }
     }
     /// Number of open links.
     pub fn len(&self) -> usize {
@@ -492,6 +530,26 @@ mod tests {
         t.remove(PeerId(4));
         assert_eq!((t.handshaking(), t.count(Direction::Outbound)), (0, 0));
         assert!(t.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The oldest handshake the table keeps is the one a walk over its links finds,
+        /// whatever links come, finish their handshake, close and go, in any order.
+        #[test]
+        fn the_oldest_handshake_is_what_a_walk_finds(ops in proptest::collection::vec((0u8..5, 1u64..12, 0u64..50), 1..60)) {
+            let mut t = LinkTable::default();
+            for (op, id, at) in ops {
+                let id = PeerId(id);
+                match op {
+                    0 | 1 => t.insert(Link::new(id, Direction::Inbound, None, Time::from_millis(at))),
+                    2 => _ = t.set_ready(id),
+                    3 => _ = t.set_closing(id),
+                    _ => _ = t.remove(id),
+                }
+                let walked = t.iter().filter(|l| !l.ready && !l.is_closing()).map(|l| l.opened).min();
+                proptest::prop_assert_eq!(t.earliest_handshake(), walked);
+            }
+        }
     }
 
     #[test]
