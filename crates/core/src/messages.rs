@@ -415,11 +415,16 @@ impl Node {
         // rather than the queue doubling its way up to a few dozen (one block, every node).
         let mut announcement = None;
         self.out.reserve(self.peering.links().len());
-        for link in self.peering.links_mut().usable_mut() {
-            if link.known.insert_block(&hash) {
-                let msg = announcement.get_or_insert_with(|| self.relay.announcement(block));
-                self.out.send(link.id, msg.clone());
+        // Whether a link has the block first, from the first line of its entry: most
+        // links announced it to us while it downloaded, and are passed over without
+        // reading the line that says whether the link is usable.
+        for link in self.peering.links_mut().iter_mut() {
+            if link.known.has_block(&hash) || !link.is_usable() {
+                continue;
             }
+            link.known.insert_block(&hash);
+            let msg = announcement.get_or_insert_with(|| self.relay.announcement(block));
+            self.out.send(link.id, msg.clone());
         }
     }
 

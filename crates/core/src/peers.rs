@@ -144,6 +144,14 @@ impl Link {
         }
     }
 
+    /// What relaying a block to this link reads (the ids it is known to have, then whether
+    /// it is usable: the entry's first two cache lines), for a driver that wants it loaded
+    /// ahead of a block's arrival (a prefetch hint).
+    pub fn relay_part(&self) -> &impl Sized {
+        // The ids lead the entry and reach into its second line, where the flags are.
+        &self.known
+    }
+
     /// Whether we asked the transport to close it: what still arrives on it is ignored,
     /// and its going down is no failure.
     pub fn is_closing(&self) -> bool {
@@ -466,6 +474,9 @@ mod tests {
         use std::mem::{align_of, offset_of, size_of};
         assert_eq!((size_of::<Link>(), align_of::<Link>()), (256, 64));
         assert_eq!(offset_of!(Link, known), 0);
+        let relay_part = size_of::<crate::relay::Known>();
+        assert!(relay_part > 64 && relay_part <= 128, "the relay part spans two lines");
+        assert!(offset_of!(Link, ready) < 128 && offset_of!(Link, closing) < 128);
         for end in [
             offset_of!(Link, id) + size_of::<PeerId>(),
             offset_of!(Link, closing) + 1,

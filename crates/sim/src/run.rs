@@ -573,7 +573,7 @@ impl Simulation {
     /// state, asked for one event ago, tells where the link is); and for the next event, all
     /// of that into the first-level cache (its node's state too, all 41 lines of it: 3 to
     /// 5% less time mining at 10,000 nodes than leaving it in the second-level cache, see
-    /// docs/BENCHMARKS.md), with its link ends here and, for a block, every link entry (the
+    /// docs/BENCHMARKS.md), with its link ends here and, for a block, the first two lines of every link entry (the
     /// block is relayed on each), and the link ends its answer goes out on (every one for a
     /// block, else the one the message came on; their table was asked for an event
     /// earlier). A live deadline's node is loaded into the first-level cache only when the
@@ -600,7 +600,8 @@ impl Simulation {
                     prefetch(ends);
                 }
                 if msg.carries_blocks() > 0 {
-                    self.nodes[node].peering().links().iter().for_each(prefetch);
+                    let links = self.nodes[node].peering().links().iter();
+                    links.for_each(|l| prefetch(l.relay_part()));
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
                 } else if let Some(end) = self.world.pairs.end_of(node, link) {
                     // A request or an answer goes back on the link it came on.

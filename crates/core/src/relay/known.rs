@@ -80,6 +80,11 @@ pub struct Known {
 }
 
 impl Known {
+    /// Whether a block is known.
+    pub(crate) fn has_block(&self, hash: &BlockHash) -> bool {
+        self.blocks.contains(key(hash.as_bytes()))
+    }
+
     /// Notes a block; returns whether it was not known before.
     pub(crate) fn insert_block(&mut self, hash: &BlockHash) -> bool {
         self.blocks.insert(key(hash.as_bytes()))
@@ -145,6 +150,7 @@ mod tests {
             assert!(known.insert_block(&block(i)));
         }
         assert!(known.insert_block(&block(1)), "the oldest block was forgotten");
+        assert!(known.has_block(&block(1)) && !known.has_block(&block(2)));
         assert!(!known.insert_block(&block(BLOCKS_PER_LINK as u64 + 1)));
     }
 
