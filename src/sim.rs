@@ -120,7 +120,27 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     } else {
         print_table(&summary);
     }
+    warn_if_cut_short(std::slice::from_ref(&summary), None);
     Ok(())
+}
+
+/// Says on stderr which runs ended with the quiet period run out before the last blocks
+/// spread (`quiet_cut_short`), and how to give them longer; `labels` name the runs of a
+/// sweep.
+fn warn_if_cut_short(summaries: &[Summary], labels: Option<&[String]>) {
+    for (i, s) in summaries.iter().enumerate() {
+        if !s.results.quiet_cut_short {
+            continue;
+        }
+        let which = labels
+            .and_then(|l| l.get(i))
+            .map_or(String::new(), |l| format!("run {l}: "));
+        eprintln!(
+            "note: {which}the quiet period ran out with {} tips and messages still on their way; \
+             --set quiet_s=SECONDS lets the last blocks spread (docs/SIMULATION.md, \"End\")",
+            s.results.tips_at_end
+        );
+    }
 }
 
 fn write_out(dir: &Path, summary: &Summary, csv: &str, svg: &str, html: &str) -> anyhow::Result<()> {
@@ -224,6 +244,15 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             ],
         )?;
     }
+    let labels: Vec<String> = values
+        .iter()
+        .zip(&summaries)
+        .map(|(v, s)| match &param {
+            Some(p) => format!("{p}={v} (seed {})", s.results.seed),
+            None => format!("seed {}", s.results.seed),
+        })
+        .collect();
+    warn_if_cut_short(&summaries, Some(&labels));
     if args.json {
         println!("{doc}");
         return Ok(());

@@ -188,3 +188,22 @@ fn set_changes_any_field_and_a_sweep_can_vary_one_by_its_path() {
     let p50 = |i: usize| runs[i]["reception_ms"]["p50"].as_f64().unwrap();
     assert!(p50(1) > p50(0), "{stdout}");
 }
+
+#[test]
+fn a_quiet_period_that_runs_out_before_the_last_blocks_spread_is_reported() {
+    let args = ["--scenario", "classroom", "--blocks", "10", "--interval", "1", "--json"];
+    let (ok, stdout, stderr) = sim(&[&args[..], &["--set", "quiet_s=0.2"]].concat());
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["tips_at_end"].as_u64().unwrap() > 1, "{stdout}");
+    assert_eq!(v["quiet_cut_short"], true, "{stdout}");
+    assert!(stderr.contains("the quiet period ran out"), "{stderr}");
+    assert!(stderr.contains("--set quiet_s="), "{stderr}");
+    // Given its default time, the same run ends on one tip: no field, no note.
+    let (ok, stdout, stderr) = sim(&args);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["tips_at_end"], 1, "{stdout}");
+    assert!(v.get("quiet_cut_short").is_none(), "{stdout}");
+    assert!(!stderr.contains("quiet period"), "{stderr}");
+}

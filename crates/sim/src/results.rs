@@ -311,6 +311,10 @@ pub struct Results {
     pub virtual_s: f64,
     /// Distinct tips held by the nodes at the end (1 when all agree).
     pub tips_at_end: usize,
+    /// The quiet period ran out (`quiet_s`) with the nodes still on several tips and
+    /// messages still on their way: the last blocks had not spread yet. Absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quiet_cut_short: bool,
     /// What became of the synthetic transactions (absent without a load).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transactions: Option<crate::txload::TxResults>,
