@@ -9,7 +9,7 @@ use chainsim_sim::fields::FieldValue;
 use chainsim_sim::report::{reception_cdf_svg, report_html, stale_rate_svg};
 use chainsim_sim::results::blocks_csv;
 use chainsim_sim::scenario::Relay;
-use chainsim_sim::sweep::{Sweep, plan, run_all};
+use chainsim_sim::sweep::{RunProgress, Sweep, plan, run_all_with};
 use chainsim_sim::{Overrides, Scenario, Summary, simulate};
 
 /// `chainsim sim` flags.
@@ -217,7 +217,6 @@ fn print_table(s: &Summary) {
 fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     let runs = plan(base, args.sweep.as_ref(), args.seeds)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let summaries = run_all(runs, threads);
     let param = args.sweep.as_ref().map(|s| s.param.clone());
     let values: Vec<String> = match &args.sweep {
         Some(sw) => sw
@@ -225,8 +224,26 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             .iter()
             .flat_map(|v| std::iter::repeat_n(v.clone(), args.seeds.max(1) as usize))
             .collect(),
-        None => vec![String::new(); summaries.len()],
+        None => vec![String::new(); runs.len()],
     };
+    let labels: Vec<String> = values
+        .iter()
+        .zip(&runs)
+        .map(|(v, run)| match &param {
+            Some(p) => format!("{p}={v} (seed {})", run.seed),
+            None => format!("seed {}", run.seed),
+        })
+        .collect();
+    let show = !args.json && std::io::stderr().is_terminal();
+    let progress = SweepProgress::new(labels.clone());
+    let summaries = run_all_with(runs, threads, &|p| {
+        if show {
+            progress.update(p);
+        }
+    });
+    if show {
+        eprintln!();
+    }
     let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
     if let Some(dir) = &args.out {
         let json = serde_json::to_string_pretty(&doc)?;
@@ -244,14 +261,6 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             ],
         )?;
     }
-    let labels: Vec<String> = values
-        .iter()
-        .zip(&summaries)
-        .map(|(v, s)| match &param {
-            Some(p) => format!("{p}={v} (seed {})", s.results.seed),
-            None => format!("seed {}", s.results.seed),
-        })
-        .collect();
     warn_if_cut_short(&summaries, Some(&labels));
     if args.json {
         println!("{doc}");
@@ -274,4 +283,73 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The progress line of a sweep on a terminal: how many runs are done, and where the ones
+/// running are. Runs report from their worker threads; the line is redrawn at most a few
+/// times a second.
+struct SweepProgress {
+    labels: Vec<String>,
+    state: std::sync::Mutex<(Vec<Option<RunProgress>>, Option<std::time::Instant>)>,
+}
+
+impl SweepProgress {
+    fn new(labels: Vec<String>) -> Self {
+        let runs = vec![None; labels.len()];
+        Self {
+            labels,
+            state: std::sync::Mutex::new((runs, None)),
+        }
+    }
+
+    /// Takes a run's report and redraws the line if it is time to (always for a run done).
+    fn update(&self, p: RunProgress) {
+        let Ok(mut state) = self.state.lock() else { return };
+        let (runs, drawn) = &mut *state;
+        if let Some(slot) = runs.get_mut(p.run) {
+            *slot = Some(p);
+        }
+        let due = drawn.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(200));
+        if due || p.done {
+            *drawn = Some(std::time::Instant::now());
+            eprint!("\r{}\x1b[K", progress_line(&self.labels, runs));
+        }
+    }
+}
+
+/// `runs: D of N done · LABEL: M/T blocks · ...` for the runs started and not done.
+fn progress_line(labels: &[String], runs: &[Option<RunProgress>]) -> String {
+    let done = runs.iter().flatten().filter(|p| p.done).count();
+    let mut line = format!("  runs: {done} of {} done", runs.len());
+    for p in runs.iter().flatten().filter(|p| !p.done) {
+        let label = labels.get(p.run).map_or("?", String::as_str);
+        line.push_str(&format!(" · {label}: {}/{} blocks", p.mined, p.target));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweeps_progress_line_counts_runs_done_and_shows_the_running_ones() {
+        let labels: Vec<String> = ["interval=60 (seed 1)", "interval=1 (seed 1)", "interval=10 (seed 1)"]
+            .map(String::from)
+            .to_vec();
+        let at = |run, mined, done| {
+            Some(RunProgress {
+                run,
+                mined,
+                target: 20,
+                done,
+            })
+        };
+        let runs = [at(0, 20, true), at(1, 5, false), None];
+        assert_eq!(
+            progress_line(&labels, &runs),
+            "  runs: 1 of 3 done · interval=1 (seed 1): 5/20 blocks"
+        );
+        assert_eq!(progress_line(&labels, &[None, None, None]), "  runs: 0 of 3 done");
+    }
 }

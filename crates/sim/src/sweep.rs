@@ -105,6 +105,25 @@ pub fn plan(base: &Scenario, sweep: Option<&Sweep>, seeds: u64) -> Result<Vec<Sc
 
 /// Runs every scenario on up to `threads` threads; summaries in the order of `runs`.
 pub fn run_all(runs: Vec<Scenario>, threads: usize) -> Vec<Summary> {
+    run_all_with(runs, threads, &|_| {})
+}
+
+/// Where one run of a sweep is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunProgress {
+    /// The run's place in the sweep's list.
+    pub run: usize,
+    /// Blocks mined so far.
+    pub mined: u64,
+    /// The height the run mines to.
+    pub target: u64,
+    /// Whether the run has finished (quiet period and results included).
+    pub done: bool,
+}
+
+/// [`run_all`], calling `progress` from the worker threads after every block a run mines
+/// and when a run finishes.
+pub fn run_all_with(runs: Vec<Scenario>, threads: usize, progress: &(dyn Fn(RunProgress) + Sync)) -> Vec<Summary> {
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Summary>>> = runs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
@@ -113,7 +132,14 @@ pub fn run_all(runs: Vec<Scenario>, threads: usize) -> Vec<Summary> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(scenario) = runs.get(i) else { break };
-                    let (summary, _) = simulate(scenario.clone(), |_, _| {});
+                    let at = |mined, target, done| RunProgress {
+                        run: i,
+                        mined,
+                        target,
+                        done,
+                    };
+                    let (summary, _) = simulate(scenario.clone(), |mined, target| progress(at(mined, target, false)));
+                    progress(at(summary.results.blocks_mined, scenario.blocks, true));
                     if let Ok(mut slot) = slots[i].lock() {
                         *slot = Some(summary);
                     }
@@ -140,7 +166,19 @@ mod tests {
         let runs = plan(&base, Some(&sweep), 2).unwrap();
         let keys: Vec<(f64, u64)> = runs.iter().map(|s| (s.mining.interval_s, s.seed)).collect();
         assert_eq!(keys, vec![(30.0, 1), (30.0, 2), (5.0, 1), (5.0, 2)]);
-        let parallel = run_all(runs.clone(), 2);
+        let seen = Mutex::new(Vec::new());
+        let parallel = run_all_with(runs.clone(), 2, &|p| seen.lock().unwrap().push(p));
+        let seen = seen.into_inner().unwrap();
+        for run in 0..runs.len() {
+            let of_run: Vec<&RunProgress> = seen.iter().filter(|p| p.run == run).collect();
+            let last = of_run.last().unwrap();
+            assert!(last.done && last.mined >= 3 && last.target == 3, "{last:?}");
+            assert_eq!(of_run.iter().filter(|p| p.done).count(), 1, "done once, last");
+            assert!(
+                of_run.windows(2).all(|w| w[0].mined <= w[1].mined),
+                "blocks only add up"
+            );
+        }
         let serial = run_all(runs, 1);
         let strip = |v: &[Summary]| v.iter().map(|s| s.results.clone()).collect::<Vec<_>>();
         assert_eq!(strip(&parallel), strip(&serial));
