@@ -216,7 +216,6 @@ fn print_table(s: &Summary) {
 /// `--sweep` / `--seeds`: every run in parallel, then one row (or JSON entry) per run.
 fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     let runs = plan(base, args.sweep.as_ref(), args.seeds)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let param = args.sweep.as_ref().map(|s| s.param.clone());
     let values: Vec<String> = match &args.sweep {
         Some(sw) => sw
@@ -226,16 +225,47 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             .collect(),
         None => vec![String::new(); runs.len()],
     };
-    let labels: Vec<String> = values
-        .iter()
-        .zip(&runs)
-        .map(|(v, run)| match &param {
-            Some(p) => format!("{p}={v} (seed {})", run.seed),
-            None => format!("seed {}", run.seed),
-        })
-        .collect();
+    let labels = run_labels(param.as_deref(), &values, &runs);
     let show = !args.json && std::io::stderr().is_terminal();
-    let progress = SweepProgress::new(labels.clone());
+    let summaries = run_showing_progress(runs, labels.clone(), show);
+    let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
+    let name = param.as_deref().unwrap_or("run");
+    if let Some(dir) = &args.out {
+        let json = serde_json::to_string_pretty(&doc)?;
+        let rows: Vec<(String, &Summary)> = values.iter().cloned().zip(&summaries).collect();
+        let svg = stale_rate_svg(name, &values, &summaries)?;
+        let title = format!("chainsim sim --scenario {} --sweep {name}", base.name);
+        let html = report_html(&title, &rows, &[&svg]);
+        let files = [
+            ("summary.json", json.as_str()),
+            ("stale_rate.svg", &svg),
+            ("report.html", &html),
+        ];
+        write_files(dir, &files)?;
+    }
+    warn_if_cut_short(&summaries, Some(&labels));
+    if args.json {
+        println!("{doc}");
+    } else {
+        print_sweep_table(name, &values, &summaries);
+    }
+    Ok(())
+}
+
+/// What names each run of a sweep in notes and the progress line: the swept value (if
+/// any) and the seed.
+fn run_labels(param: Option<&str>, values: &[String], runs: &[Scenario]) -> Vec<String> {
+    let label = |(v, run): (&String, &Scenario)| match param {
+        Some(p) => format!("{p}={v} (seed {})", run.seed),
+        None => format!("seed {}", run.seed),
+    };
+    values.iter().zip(runs).map(label).collect()
+}
+
+/// Runs a sweep on every core, with its progress line on stderr when `show`.
+fn run_showing_progress(runs: Vec<Scenario>, labels: Vec<String>, show: bool) -> Vec<Summary> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let progress = SweepProgress::new(labels);
     let summaries = run_all_with(runs, threads, &|p| {
         if show {
             progress.update(p);
@@ -244,32 +274,14 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
     if show {
         eprintln!();
     }
-    let doc = serde_json::json!({ "sweep": param, "values": values, "runs": summaries });
-    if let Some(dir) = &args.out {
-        let json = serde_json::to_string_pretty(&doc)?;
-        let name = param.as_deref().unwrap_or("run");
-        let rows: Vec<(String, &Summary)> = values.iter().cloned().zip(&summaries).collect();
-        let svg = stale_rate_svg(name, &values, &summaries)?;
-        let title = format!("chainsim sim --scenario {} --sweep {name}", base.name);
-        let html = report_html(&title, &rows, &[&svg]);
-        write_files(
-            dir,
-            &[
-                ("summary.json", &json),
-                ("stale_rate.svg", &svg),
-                ("report.html", &html),
-            ],
-        )?;
-    }
-    warn_if_cut_short(&summaries, Some(&labels));
-    if args.json {
-        println!("{doc}");
-        return Ok(());
-    }
-    let name = param.as_deref().unwrap_or("run");
+    summaries
+}
+
+/// A sweep's table: one row per run.
+fn print_sweep_table(name: &str, values: &[String], summaries: &[Summary]) {
     println!("| {name} | seed | blocks | stale | stale rate | reception p50 ms | p90 ms | wall s |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (v, s) in values.iter().zip(&summaries) {
+    for (v, s) in values.iter().zip(summaries) {
         let r = &s.results;
         println!(
             "| {v} | {} | {} | {} | {:.2}% | {} | {} | {:.2} |",
@@ -282,7 +294,6 @@ fn run_sweep(args: &SimArgs, base: &Scenario) -> anyhow::Result<()> {
             s.wall_s
         );
     }
-    Ok(())
 }
 
 /// The progress line of a sweep on a terminal: how many runs are done, and where the ones

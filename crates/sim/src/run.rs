@@ -573,11 +573,12 @@ impl Simulation {
     /// state, asked for one event ago, tells where the link is); and for the next event, all
     /// of that into the first-level cache (its node's state too, all 41 lines of it: 3 to
     /// 5% less time mining at 10,000 nodes than leaving it in the second-level cache, see
-    /// docs/BENCHMARKS.md), with its link ends here and, for a block, the first two lines of every link entry (the
-    /// block is relayed on each), and the link ends its answer goes out on (every one for a
-    /// block, else the one the message came on; their table was asked for an event
-    /// earlier). A live deadline's node is loaded into the first-level cache only when the
-    /// queue cannot tell the events after it (else it is in the second-level one already).
+    /// docs/BENCHMARKS.md), with its link ends here and, for a block, the first two lines of
+    /// every link entry (what relaying the block on each reads), and the link ends its
+    /// answer goes out on (every one for a block, else the one the message came on; their
+    /// table was asked for an event earlier). A live deadline's node is loaded into the
+    /// first-level cache only when the queue cannot tell the events after it (else it is in
+    /// the second-level one already).
     fn prefetch_next(&mut self) {
         let third = self.world.queue.peek_nth(2).and_then(|ev| self.world.target(ev));
         let second = self.world.queue.peek_nth(1);
