@@ -210,6 +210,14 @@ impl<E> EventQueue<E> {
         self.run.get(n).map(|e| &e.event)
     }
 
+    /// Every event waiting, in no particular order (for a look at what is left, not for
+    /// running them).
+    pub fn iter(&self) -> impl Iterator<Item = &E> {
+        let run = self.run.iter();
+        let buckets = self.buckets.iter().flatten();
+        run.chain(buckets).chain(self.late.iter()).map(|e| &e.event)
+    }
+
     /// Events popped so far.
     pub fn popped(&self) -> u64 {
         self.popped
@@ -242,6 +250,20 @@ mod tests {
         assert_eq!(order, vec![(1, "z"), (3, "a"), (5, "b"), (5, "c")]);
         assert_eq!(q.popped(), 4);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn iter_sees_every_event_still_waiting() {
+        let mut q = EventQueue::default();
+        for (at, e) in [(5, 'b'), (3, 'a'), (1 << 30, 'x'), (4, 'c')] {
+            q.push(at, e);
+        }
+        assert_eq!(q.pop(), Some((3, 'a')));
+        q.push(2, 'p'); // in the past of the last popped: the late heap
+        let mut left: Vec<char> = q.iter().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, ['b', 'c', 'p', 'x']);
+        assert_eq!(q.iter().count(), q.len());
     }
 
     #[test]

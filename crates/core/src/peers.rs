@@ -315,13 +315,12 @@ impl LinkTable {
         let i = self.index(id)?;
         let link = self.links.get_mut(i)?;
         self.counts.tally(link, false);
-        let left = link.is_handshaking();
-        link.ready = true;
-        self.counts.tally(link, true);
-        if left {
+        if link.is_handshaking() {
             self.handshake_start.set(None);
         }
-        self.links.get_mut(i)
+        link.ready = true;
+        self.counts.tally(link, true);
+        Some(link)
     }
     /// Marks a link as closing; true when it was not already (and is open).
     pub fn set_closing(&mut self, id: PeerId) -> bool {
@@ -332,12 +331,11 @@ impl LinkTable {
             return false;
         }
         self.counts.tally(link, false);
-        let left = link.is_handshaking();
-        link.closing = true;
-        self.counts.tally(link, true);
-        if left {
+        if link.is_handshaking() {
             self.handshake_start.set(None);
         }
+        link.closing = true;
+        self.counts.tally(link, true);
         true
     }
     /// Every link.

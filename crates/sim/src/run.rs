@@ -819,8 +819,8 @@ impl Simulation {
             inputs: self.world.inputs,
             virtual_s: self.world.now as f64 / 1e6,
             tips_at_end: tips,
-            // Events left after the quiet period: it ran out, not the work.
-            quiet_cut_short: tips > 1 && !self.world.queue.is_empty(),
+            // Messages left after the quiet period: it ran out, not the work.
+            quiet_cut_short: tips > 1 && self.world.queue.iter().any(|ev| matches!(ev, Ev::Msg { .. })),
             transactions: None,
         };
         let transactions = self.txs.as_ref().map(|load| {
