@@ -82,6 +82,11 @@ pub struct AddrBook {
     /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
     /// node that handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
+    /// How many addresses are being dialled, once counted; forgotten with `next` (every
+    /// change of state that can move it forgets that too). A node asks after every `addr`
+    /// message while its outbound slots are not all taken, as they are not while a network
+    /// forms, and counting afresh scanned the whole book each time.
+    dialing: std::cell::Cell<Option<usize>>,
     /// How many times an entry was removed or may have become shareable or unshareable (see
     /// [`AddrEntry::is_shareable`]). Additions are not counted: they go to the end, so a
     /// reader that kept something derived from the book (the cached answer to GetAddr) and
@@ -122,8 +127,26 @@ impl AddrBook {
     }
     /// Something may have changed: the cached deadline is forgotten, the change counted.
     fn changed(&mut self) {
-        self.next.set(None);
+        self.forget_cached();
         self.changes += 1;
+    }
+    /// Forgets what was computed from the entries' states.
+    fn forget_cached(&self) {
+        self.next.set(None);
+        self.dialing.set(None);
+    }
+    /// How many addresses are being dialled.
+    pub fn dialing(&self) -> usize {
+        if let Some(n) = self.dialing.get() {
+            return n;
+        }
+        let n = self
+            .entries
+            .values()
+            .filter(|e| matches!(e.state, AddrState::Dialing(_)))
+            .count();
+        self.dialing.set(Some(n));
+        n
     }
     /// The address and entry at `index` in the order addresses were learnt.
     pub fn get_index(&self, index: usize) -> Option<(&PeerAddr, &AddrEntry)> {
@@ -184,7 +207,7 @@ impl AddrBook {
 
     /// A link to `addr` came up and completed its handshake: failures are forgotten.
     pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
-        self.next.set(None);
+        self.forget_cached();
         if let Some(e) = self.entries.get_mut(addr) {
             // Most links that succeed were dialled and never failed: nothing shareable changes.
             self.changes += u64::from(e.failures != 0 || e.state == AddrState::Backoff);
@@ -236,7 +259,7 @@ impl AddrBook {
         {
             return;
         }
-        self.next.set(None);
+        self.forget_cached();
         for e in self.entries.values_mut() {
             if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
                 e.state = AddrState::Idle;
@@ -300,6 +323,37 @@ mod tests {
         }
         assert!(book.get(&a("10.0.0.1:1")).is_none(), "unpinned address forgotten");
         assert!(book.get(&a("10.0.0.2:1")).is_some(), "pinned address kept");
+    }
+
+    #[test]
+    fn the_dialling_count_follows_every_change_of_state() {
+        let mut book = AddrBook::default();
+        let policy = RetryPolicy::default();
+        let t = Time::from_millis(1_000);
+        let scan = |b: &AddrBook| {
+            b.iter()
+                .filter(|(_, e)| matches!(e.state, AddrState::Dialing(_)))
+                .count()
+        };
+        for i in 1..=4 {
+            book.add(&a(&format!("10.0.0.{i}:1")), false, 10, t);
+        }
+        assert_eq!(book.dialing(), 0);
+        for i in 1..=3 {
+            book.get_mut(&a(&format!("10.0.0.{i}:1"))).unwrap().state = AddrState::Dialing(t);
+            assert_eq!(book.dialing(), scan(&book));
+        }
+        assert_eq!(book.dialing(), 3);
+        book.add(&a("10.0.0.9:1"), false, 10, t);
+        assert_eq!(book.dialing(), 3, "an address learnt is idle");
+        book.succeeded(&a("10.0.0.1:1"), t);
+        assert_eq!(book.dialing(), 2);
+        book.failed(&a("10.0.0.2:1"), &policy, t);
+        assert_eq!(book.dialing(), 1);
+        book.ban(&a("10.0.0.3:1"), t + Duration::from_secs(60), t);
+        assert_eq!(book.dialing(), 0);
+        book.expire(t + Duration::from_secs(61));
+        assert_eq!((book.dialing(), scan(&book)), (0, 0));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! standard hasher (SipHash over all 32 bytes) cost more than the lookups it served: a node
 //! looks up a block hash several times for every announcement it hears.
 //!
-//! [`KeyedBytesHash`] is its sibling for short keys that are not random (peer addresses):
-//! it reads every byte.
+//! [`KeyedBytesHash`] is its sibling for short keys that are not random: it reads every
+//! byte. Peer addresses, the keys it was made for, now hash as the 8-byte fingerprint they
+//! carry (see `PeerAddr`), which it mixes with its secret like any other 8 bytes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

@@ -312,12 +312,7 @@ impl Peering {
         if self.links.count(Direction::Outbound) >= self.config.limits.max_outbound {
             return; // the common case once a node is connected: no scan of the book
         }
-        let dialing = self
-            .book
-            .iter()
-            .filter(|(_, e)| matches!(e.state, AddrState::Dialing(_)))
-            .count();
-        let used = self.links.count(Direction::Outbound) + dialing;
+        let used = self.links.count(Direction::Outbound) + self.book.dialing();
         let free = self.config.limits.max_outbound.saturating_sub(used);
         if free == 0 {
             return;

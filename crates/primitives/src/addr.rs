@@ -2,21 +2,77 @@
 //! command line, so that `localhost:5000` and `http://127.0.0.1:5000/` name the same node;
 //! and a peer's state and direction as node and dashboard both show them.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::hash::sha256;
+
 /// A peer's listening address, `HOST:PORT`.
 ///
 /// Shared, not copied: an address travels in hellos and `addr` answers and sits in many
 /// address books (a simulator's ten thousand nodes hold a million of them), so a clone is
-/// a count, not a new string.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// a count, not a new string. Beside the text it carries a fingerprint of it, so that
+/// telling two addresses apart and hashing one (what an address book does hundreds of
+/// times per `addr` message) read no string: on a simulator's ten thousand nodes each text
+/// is far from the caches, and reading them was most of what forming the network cost.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct PeerAddr(Arc<str>);
+pub struct PeerAddr {
+    /// A thin pointer (the length lives with the text): with the fingerprint the address
+    /// takes two words, as the bare `Arc<str>` it replaced did, so no structure holding one
+    /// grows or moves its fields.
+    text: Arc<String>,
+    /// The first 8 bytes of the text's SHA-256: equal texts have equal fingerprints, and
+    /// no one can make many texts share one (tables keyed by address hash it with a secret
+    /// of their own, which a fingerprint anyone could make collide would defeat).
+    fingerprint: u64,
+}
+
+impl PeerAddr {
+    fn new(text: String) -> Self {
+        let digest = sha256(text.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Self {
+            text: Arc::new(text),
+            fingerprint: u64::from_le_bytes(first),
+        }
+    }
+}
+
+impl PartialEq for PeerAddr {
+    fn eq(&self, other: &Self) -> bool {
+        // The text is read only when the fingerprints agree and the strings are not one.
+        self.fingerprint == other.fingerprint && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for PeerAddr {}
+
+impl Hash for PeerAddr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
+impl PartialOrd for PeerAddr {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PeerAddr {
+    /// By text, as addresses are listed.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.text.cmp(&other.text)
+    }
+}
 
 /// Why a string is not a peer address.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,16 +82,16 @@ pub struct AddrError(pub String);
 impl PeerAddr {
     /// A node on this machine, `127.0.0.1:PORT`: the form `localhost:PORT` parses to.
     pub fn loopback(port: u16) -> Self {
-        Self(format!("127.0.0.1:{port}").into())
+        Self::new(format!("127.0.0.1:{port}"))
     }
 
     /// The address as `HOST:PORT`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
     /// The port.
     pub fn port(&self) -> u16 {
-        self.0.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+        self.text.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
     }
 }
 
@@ -62,7 +118,7 @@ impl FromStr for PeerAddr {
         } else {
             host.to_ascii_lowercase()
         };
-        Ok(Self(format!("{host}:{port}").into()))
+        Ok(Self::new(format!("{host}:{port}")))
     }
 }
 
@@ -75,19 +131,19 @@ impl TryFrom<String> for PeerAddr {
 
 impl From<PeerAddr> for String {
     fn from(a: PeerAddr) -> String {
-        a.0.to_string()
+        a.text.as_ref().clone()
     }
 }
 
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl fmt::Debug for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerAddr({})", self.0)
+        write!(f, "PeerAddr({})", self.text)
     }
 }
 
@@ -143,6 +199,42 @@ mod tests {
             "x:y",
         ] {
             assert!(bad.parse::<PeerAddr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn equal_texts_are_equal_addresses_and_hash_alike_however_made() {
+        use std::hash::BuildHasher;
+        let hasher = std::collections::hash_map::RandomState::new();
+        let a = PeerAddr::loopback(5001);
+        let b: PeerAddr = "localhost:5001".parse().unwrap();
+        assert!(!Arc::ptr_eq(&a.text, &b.text), "two strings, not one");
+        assert_eq!(a, b);
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one(&b));
+        assert_eq!(a.cmp(&b), Ordering::Equal);
+        let c = PeerAddr::loopback(5002);
+        assert_ne!(a, c);
+        assert_ne!(a.fingerprint, c.fingerprint);
+        // Ordered by text, as lists of peers show them.
+        let mut list: Vec<PeerAddr> = ["b.example:1", "a.example:2", "a.example:10"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        list.sort();
+        let texts: Vec<&str> = list.iter().map(PeerAddr::as_str).collect();
+        assert_eq!(texts, ["a.example:10", "a.example:2", "b.example:1"]);
+        assert_eq!(std::mem::size_of::<PeerAddr>(), 16, "two words, as before");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn equality_and_order_follow_the_text(a in "[a-c]{1,3}:[1-3]", b in "[a-c]{1,3}:[1-3]") {
+            let (x, y): (PeerAddr, PeerAddr) = (a.parse().unwrap(), b.parse().unwrap());
+            proptest::prop_assert_eq!(x == y, a == b);
+            proptest::prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            if x == y {
+                proptest::prop_assert_eq!(x.fingerprint, y.fingerprint);
+            }
         }
     }
 }
