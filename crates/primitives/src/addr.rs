@@ -34,18 +34,6 @@ pub struct PeerAddr {
     fingerprint: u64,
 }
 
-impl PeerAddr {
-    fn new(text: String) -> Self {
-        let digest = sha256(text.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        Self {
-            text: Arc::new(text),
-            fingerprint: u64::from_le_bytes(first),
-        }
-    }
-}
-
 impl PartialEq for PeerAddr {
     fn eq(&self, other: &Self) -> bool {
         // The text is read only when the fingerprints agree and the strings are not one.
@@ -80,6 +68,17 @@ impl Ord for PeerAddr {
 pub struct AddrError(pub String);
 
 impl PeerAddr {
+    /// The address whose (already normalised) text is `text`, with its fingerprint.
+    fn new(text: String) -> Self {
+        let digest = sha256(text.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Self {
+            text: Arc::new(text),
+            fingerprint: u64::from_le_bytes(first),
+        }
+    }
+
     /// A node on this machine, `127.0.0.1:PORT`: the form `localhost:PORT` parses to.
     pub fn loopback(port: u16) -> Self {
         Self::new(format!("127.0.0.1:{port}"))
