@@ -205,6 +205,14 @@ impl AddrBook {
             .collect()
     }
 
+    /// Pinned addresses that are idle and due for a dial, in the order they were learnt.
+    pub fn pinned_due(&self, now: Time) -> impl Iterator<Item = &PeerAddr> {
+        self.entries
+            .iter()
+            .filter(move |(_, e)| e.pinned && e.state == AddrState::Idle && e.retry_at <= now)
+            .map(|(addr, _)| addr)
+    }
+
     /// A link to `addr` came up and completed its handshake: failures are forgotten.
     pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
         self.forget_cached();

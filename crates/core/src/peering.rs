@@ -488,6 +488,7 @@ impl Peering {
             // As Bitcoin Core: ask the peers we chose, not those who chose us (both ends
             // asking made every link carry two full answers while a network forms).
             self.send(id, Message::GetAddr, now, out);
+            self.make_room_for_pinned(&addr, out);
         }
         // Tell others about the newcomer, so that knowing one node is enough to join.
         for other in self.addr_relay_targets(&addr, id) {
@@ -712,6 +713,60 @@ impl Peering {
             self.send(id, ping, now, out);
         }
         self.connect_more(now, out);
+        self.dial_pinned_over_limit(now, out);
+    }
+
+    /// While every outbound slot is taken, dials the pinned addresses that are due and
+    /// unlinked, as many as there are outbound links to learned addresses to give way to
+    /// them ([`Peering::make_room_for_pinned`] closes one as each comes up). An address the
+    /// user gave that was down when gossip filled the slots gets its link once it is back,
+    /// instead of waiting for a learned link to drop; a dial that fails costs no link.
+    fn dial_pinned_over_limit(&mut self, now: Time, out: &mut Outbox) {
+        if self.links.count(Direction::Outbound) < self.config.limits.max_outbound {
+            return; // `connect_more` dials pinned addresses first
+        }
+        let due: Vec<PeerAddr> = self
+            .book
+            .pinned_due(now)
+            .filter(|a| self.links.by_addr(a).is_none())
+            .cloned()
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let room = self.learned_outbound().count().saturating_sub(self.book.dialing());
+        for addr in due.into_iter().take(room) {
+            if let Some(e) = self.book.get_mut(&addr) {
+                e.state = AddrState::Dialing(now);
+            }
+            out.connect(addr);
+        }
+    }
+
+    /// Outbound links (open, not closing) to addresses that were learned, not pinned.
+    fn learned_outbound(&self) -> impl Iterator<Item = &Link> {
+        self.links.iter().filter(|l| {
+            let pinned = l.addr.as_ref().and_then(|a| self.book.get(a)).is_some_and(|e| e.pinned);
+            l.direction == Direction::Outbound && !l.is_closing() && !pinned
+        })
+    }
+
+    /// A link to pinned address `addr` is up beyond the outbound limit: the newest outbound
+    /// link to a learned address gives way (see [`Peering::dial_pinned_over_limit`]).
+    fn make_room_for_pinned(&mut self, addr: &PeerAddr, out: &mut Outbox) {
+        let pinned = self.book.get(addr).is_some_and(|e| e.pinned);
+        // Links already closing still count in the table until they are down.
+        let open = self
+            .links
+            .iter()
+            .filter(|l| l.direction == Direction::Outbound && !l.is_closing());
+        if !pinned || open.count() <= self.config.limits.max_outbound {
+            return;
+        }
+        let newest = self.learned_outbound().map(|l| (l.opened, l.id)).max();
+        if let Some((_, id)) = newest {
+            self.close(id, &format!("giving way to configured peer {addr}"), out);
+        }
     }
 
     /// Links to close (handshake or silence timed out) and links to ping, at `now`.
@@ -920,6 +975,106 @@ mod tests {
                 to
             })
             .collect()
+    }
+
+    /// The addresses `out` dials and the links it closes, in order.
+    fn dials_and_closes(out: &mut Outbox) -> (Vec<PeerAddr>, Vec<PeerId>) {
+        let (mut dials, mut closes) = (Vec::new(), Vec::new());
+        while let Some(o) = out.pop() {
+            match o {
+                crate::output::Output::Connect { addr } => dials.push(addr),
+                crate::output::Output::Disconnect { peer, .. } => closes.push(peer),
+                _ => {}
+            }
+        }
+        (dials, closes)
+    }
+
+    /// A node with room for two outbound links, pinned to `pinned`, which was down when it
+    /// started (its dial failed), whose slots then filled with two learned addresses
+    /// (links 1 and 2).
+    fn slots_taken_while_pinned_was_down(pinned: &PeerAddr) -> Peering {
+        let mut p = peering(0);
+        p.config.limits.max_outbound = 2;
+        let mut out = Outbox::default();
+        p.add_pinned(vec![pinned.clone()], Time::ZERO, &mut out);
+        assert_eq!(dials_and_closes(&mut out).0, vec![pinned.clone()]);
+        p.on_dial_failed(pinned, "nobody listens", Time::ZERO, &mut out);
+        p.add_shared(&vec![a("10.0.2.1:1"), a("10.0.2.2:1")].into(), Time::ZERO, &mut out);
+        assert_eq!(dials_and_closes(&mut out).0, vec![a("10.0.2.1:1"), a("10.0.2.2:1")]);
+        ready(&mut p, 1, &a("10.0.2.1:1"), true, &tok(1));
+        ready(&mut p, 2, &a("10.0.2.2:1"), true, &tok(2));
+        assert_eq!(p.links.count(Direction::Outbound), 2);
+        p
+    }
+
+    #[test]
+    fn a_pinned_address_back_up_takes_a_learned_links_slot() {
+        let pinned = a("10.0.9.1:1");
+        let mut p = slots_taken_while_pinned_was_down(&pinned);
+        // Its retry comes due with every slot taken: it is dialled all the same.
+        let retry = p.next_deadline().expect("the pinned address's retry");
+        let mut out = Outbox::default();
+        p.on_timeout(TIP, retry, &mut out);
+        assert_eq!(dials_and_closes(&mut out).0, vec![pinned.clone()]);
+        // Once its link is up, the newest learned link gives way: two outbound links again.
+        p.on_link_up(PeerId(3), Some(pinned.clone()), TIP, retry, &mut out);
+        let sends = hello_sends(&mut p, 3, &pinned, &tok(3));
+        assert!(
+            sends
+                .iter()
+                .any(|(to, m)| *to == PeerId(3) && matches!(m, Message::GetAddr))
+        );
+        let closed: Vec<PeerId> = p.links.iter().filter(|l| l.is_closing()).map(|l| l.id).collect();
+        assert_eq!(closed, vec![PeerId(2)]);
+        p.on_link_down(PeerId(2), "closed", retry, &mut out);
+        assert_eq!(p.links.count(Direction::Outbound), 2);
+        assert!(p.links.by_addr(&pinned).is_some_and(|l| l.is_usable()));
+        // Nothing more to dial while the pinned link stands.
+        p.on_timeout(TIP, retry + Duration::from_secs(60), &mut out);
+        let (dials, _) = dials_and_closes(&mut out);
+        assert!(dials.is_empty(), "{dials:?}");
+    }
+
+    #[test]
+    fn a_pinned_address_still_down_costs_no_learned_link() {
+        let pinned = a("10.0.9.1:1");
+        let mut p = slots_taken_while_pinned_was_down(&pinned);
+        let mut now = Time::ZERO;
+        for _ in 0..5 {
+            now = p
+                .book
+                .get(&pinned)
+                .map(|e| e.retry_at)
+                .expect("pinned addresses are kept");
+            let mut out = Outbox::default();
+            p.on_timeout(TIP, now, &mut out);
+            let (dials, closes) = dials_and_closes(&mut out);
+            assert_eq!((dials, closes), (vec![pinned.clone()], vec![]));
+            p.on_dial_failed(&pinned, "nobody listens", now, &mut out);
+            assert_eq!(dials_and_closes(&mut out), (vec![], vec![]));
+        }
+        assert!(now > Time::ZERO, "retried with back-off");
+        assert_eq!(p.links.count(Direction::Outbound), 2);
+        assert!(p.links.iter().all(|l| l.is_usable()));
+    }
+
+    #[test]
+    fn pinned_links_alone_never_exceed_the_outbound_limit() {
+        let mut p = peering(0);
+        p.config.limits.max_outbound = 2;
+        let pinned: Vec<PeerAddr> = (1..=3).map(|i| a(&format!("10.0.9.{i}:1"))).collect();
+        let mut out = Outbox::default();
+        p.add_pinned(pinned.clone(), Time::ZERO, &mut out);
+        let dialled = dials_and_closes(&mut out).0;
+        assert_eq!(dialled.len(), 2);
+        for (i, addr) in dialled.iter().enumerate() {
+            ready(&mut p, i as u64 + 1, addr, true, &tok(i as u64 + 1));
+        }
+        // The third is due, but no learned link can give way to it.
+        p.on_timeout(TIP, Time::from_millis(60_000), &mut out);
+        assert_eq!(dials_and_closes(&mut out), (vec![], vec![]));
+        assert_eq!(p.links.count(Direction::Outbound), 2);
     }
 
     #[test]

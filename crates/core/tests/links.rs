@@ -268,3 +268,44 @@ fn draining_outputs_gives_what_polling_them_gives() {
     drained.drain_outputs(|_| more += 1);
     assert_eq!(more, 0, "nothing is left to drain");
 }
+
+/// `--peer` given for a node that was down at start: gossip fills the outbound slots
+/// meanwhile, and once the configured peer is back its link still comes, a learned one
+/// giving way so that the limit holds.
+#[test]
+fn a_configured_peer_down_at_start_gets_its_link_once_back() {
+    let mut sim = Sim(chainsim_core::testnet::TestNet::with_nodes(4, 11, |_, mut c| {
+        // One outbound link each: only node 0 dials what it learns.
+        c.peering.limits.max_outbound = 1;
+        c
+    }));
+    sim.take_down(2);
+    sim.connect(0, 2); // node 0's configured peer: down
+    sim.connect(1, 0); // node 1 links to node 0 ...
+    assert!(sim.run_until(30_000, |s| s.is_connected(0, 1)));
+    sim.connect(3, 1); // ... and tells it of node 3, which node 0 then dials
+    let outbound = |s: &chainsim_core::testnet::TestNet, to: usize| {
+        let links = s.node(0).peering().links();
+        let out = links
+            .iter()
+            .filter(|l| l.direction == chainsim_core::peers::Direction::Outbound && l.is_usable());
+        out.filter(|l| l.addr.as_ref() == Some(&addr(to))).count()
+    };
+    assert!(
+        sim.run_until(30_000, |s| outbound(s, 3) == 1),
+        "the slot filled from gossip"
+    );
+    sim.restart(2);
+    assert!(
+        sim.run_until(120_000, |s| s.is_connected(0, 2)),
+        "the configured peer is back"
+    );
+    sim.run_for(10_000);
+    assert!(sim.is_connected(0, 2));
+    assert_eq!(
+        (outbound(&sim, 2), outbound(&sim, 3)),
+        (1, 0),
+        "the learned link gave way"
+    );
+    sim.assert_invariants(&[0, 1, 2, 3]);
+}
