@@ -259,21 +259,24 @@ impl AddrBook {
         }
     }
 
-    /// Wakes addresses whose backoff or ban is over.
-    pub fn expire(&mut self, now: Time) {
+    /// Wakes addresses whose backoff or ban is over; returns whether a pinned one woke.
+    pub fn expire(&mut self, now: Time) -> bool {
         // Nothing can have expired before the cached next deadline.
         if let Some(next) = self.next.get()
             && next.is_none_or(|t| t > now)
         {
-            return;
+            return false;
         }
         self.forget_cached();
+        let mut pinned = false;
         for e in self.entries.values_mut() {
             if matches!(e.state, AddrState::Backoff | AddrState::Banned) && e.retry_at <= now {
                 e.state = AddrState::Idle;
                 self.changes += 1;
+                pinned |= e.pinned;
             }
         }
+        pinned
     }
 
     /// The next time a backoff or ban ends or a dial times out, if any (idle addresses

@@ -697,7 +697,7 @@ impl Peering {
     /// Due work: expired bans and backoffs, stale dials, handshake and silence timeouts,
     /// keep-alive pings, and new dials.
     pub fn on_timeout(&mut self, tip: TipInfo, now: Time, out: &mut Outbox) {
-        self.book.expire(now);
+        let pinned_woke = self.book.expire(now);
         for addr in self.book.stale_dials(self.config.dial_timeout, now) {
             self.fail_addr(&addr, "dial timed out", now, out);
         }
@@ -713,14 +713,19 @@ impl Peering {
             self.send(id, ping, now, out);
         }
         self.connect_more(now, out);
-        self.dial_pinned_over_limit(now, out);
+        if pinned_woke {
+            self.dial_pinned_over_limit(now, out);
+        }
     }
 
     /// While every outbound slot is taken, dials the pinned addresses that are due and
     /// unlinked, as many as there are outbound links to learned addresses to give way to
     /// them ([`Peering::make_room_for_pinned`] closes one as each comes up). An address the
     /// user gave that was down when gossip filled the slots gets its link once it is back,
-    /// instead of waiting for a learned link to drop; a dial that fails costs no link.
+    /// instead of waiting for a learned link to drop; a dial that fails costs no link. Asked
+    /// when a pinned address's back-off ends, the only way one becomes due while the slots
+    /// are full (a pinned link that closes frees its own slot, which `connect_more` fills
+    /// with pinned addresses first).
     fn dial_pinned_over_limit(&mut self, now: Time, out: &mut Outbox) {
         if self.links.count(Direction::Outbound) < self.config.limits.max_outbound {
             return; // `connect_more` dials pinned addresses first
