@@ -205,6 +205,11 @@ impl AddrBook {
             .collect()
     }
 
+    /// Whether `addr` is known and pinned.
+    pub fn is_pinned(&self, addr: &PeerAddr) -> bool {
+        self.entries.get(addr).is_some_and(|e| e.pinned)
+    }
+
     /// Pinned addresses that are idle and due for a dial, in the order they were learnt.
     pub fn pinned_due(&self, now: Time) -> impl Iterator<Item = &PeerAddr> {
         self.entries

@@ -325,16 +325,18 @@ impl Peering {
             .collect();
         // A stable shuffle keyed by the secret: deterministic per node, different between
         // nodes, so that a network does not all dial the same addresses.
-        candidates.sort_by_cached_key(|a| {
-            let pinned = self.book.get(a).is_some_and(|e| e.pinned);
-            (!pinned, LinkToken::new(&self.secret, Some(a)))
-        });
+        candidates.sort_by_cached_key(|a| (!self.book.is_pinned(a), LinkToken::new(&self.secret, Some(a))));
         for addr in candidates.into_iter().take(free) {
-            if let Some(e) = self.book.get_mut(&addr) {
-                e.state = AddrState::Dialing(now);
-            }
-            out.connect(addr);
+            self.dial(addr, now, out);
         }
+    }
+
+    /// Dials `addr`, noting it in the book as being dialled.
+    fn dial(&mut self, addr: PeerAddr, now: Time, out: &mut Outbox) {
+        if let Some(e) = self.book.get_mut(&addr) {
+            e.state = AddrState::Dialing(now);
+        }
+        out.connect(addr);
     }
 
     /// A dial failed.
@@ -741,17 +743,14 @@ impl Peering {
         }
         let room = self.learned_outbound().count().saturating_sub(self.book.dialing());
         for addr in due.into_iter().take(room) {
-            if let Some(e) = self.book.get_mut(&addr) {
-                e.state = AddrState::Dialing(now);
-            }
-            out.connect(addr);
+            self.dial(addr, now, out);
         }
     }
 
     /// Outbound links (open, not closing) to addresses that were learned, not pinned.
     fn learned_outbound(&self) -> impl Iterator<Item = &Link> {
         self.links.iter().filter(|l| {
-            let pinned = l.addr.as_ref().and_then(|a| self.book.get(a)).is_some_and(|e| e.pinned);
+            let pinned = l.addr.as_ref().is_some_and(|a| self.book.is_pinned(a));
             l.direction == Direction::Outbound && !l.is_closing() && !pinned
         })
     }
@@ -759,13 +758,12 @@ impl Peering {
     /// A link to pinned address `addr` is up beyond the outbound limit: the newest outbound
     /// link to a learned address gives way (see [`Peering::dial_pinned_over_limit`]).
     fn make_room_for_pinned(&mut self, addr: &PeerAddr, out: &mut Outbox) {
-        let pinned = self.book.get(addr).is_some_and(|e| e.pinned);
         // Links already closing still count in the table until they are down.
         let open = self
             .links
             .iter()
             .filter(|l| l.direction == Direction::Outbound && !l.is_closing());
-        if !pinned || open.count() <= self.config.limits.max_outbound {
+        if !self.book.is_pinned(addr) || open.count() <= self.config.limits.max_outbound {
             return;
         }
         let newest = self.learned_outbound().map(|l| (l.opened, l.id)).max();
