@@ -276,7 +276,12 @@ impl Node {
     }
 
     fn on_block(&mut self, from: PeerId, block: Arc<Block>, now: Time) {
-        let block = HashedBlock::new(block);
+        // A block nearly always comes after its announcement, whose header was hashed then
+        // and is still the last one noted unless another block was announced meanwhile.
+        let block = match self.relay.known_header(&block.header) {
+            Some(hash) => HashedBlock::with_hash_of_equal_header(block, hash),
+            None => HashedBlock::new(block),
+        };
         let hash = block.hash();
         self.relay.block_arrived(&hash);
         crate::relay::mark_block(self.peering.links_mut(), from, &hash);

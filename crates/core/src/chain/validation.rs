@@ -217,6 +217,12 @@ impl HashedBlock {
         let hash = block.compute_hash();
         Self { block, hash }
     }
+    /// `block` with `hash`, which the caller computed from a header equal to `block`'s
+    /// (an announcement's, see `Relay::known_header`): the same hash without hashing again.
+    pub(crate) fn with_hash_of_equal_header(block: Arc<Block>, hash: BlockHash) -> Self {
+        debug_assert_eq!(hash, block.compute_hash(), "a hash taken from another header");
+        Self { block, hash }
+    }
     /// The block's hash.
     pub fn hash(&self) -> BlockHash {
         self.hash
