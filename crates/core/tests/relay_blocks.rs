@@ -7,13 +7,9 @@ mod support;
 use std::sync::Arc;
 
 use chainsim_core::protocol::{WireBlock, WireHeader};
-use chainsim_core::{Input, Message, Node, NodeConfig, PeerId};
+use chainsim_core::{Message, Node, NodeConfig, PeerId};
 use chainsim_primitives::{Block, Work};
-use support::{T0, addr, at, child, link_in, params, sends};
-
-fn deliver(node: &mut Node, from: PeerId, msg: Message, now: u64) {
-    node.handle_input(at(now), Input::Message { from, msg });
-}
+use support::{T0, addr, child, deliver, link_in, params, sends};
 
 fn announce(node: &mut Node, from: PeerId, block: &Block, now: u64) {
     let headers: Arc<[WireHeader]> = Arc::from(vec![WireHeader(block.header)]);

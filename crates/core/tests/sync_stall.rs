@@ -6,12 +6,7 @@ mod support;
 
 use chainsim_core::{Input, Message, Node, NodeConfig, PeerId};
 use chainsim_primitives::Work;
-use support::{T0, addr, at, child, link_in, params, sends, submit_block};
-
-/// `msg` arrives at `node` on link `from`.
-fn deliver(node: &mut Node, from: PeerId, msg: Message, now: u64) {
-    node.handle_input(at(now), Input::Message { from, msg });
-}
+use support::{T0, addr, at, child, deliver, link_in, params, sends, submit_block};
 
 /// `server` answers `request` arriving on link `from`; returns what it sends.
 fn serve(server: &mut Node, from: PeerId, request: Message, now: u64) -> Vec<Message> {

@@ -88,6 +88,11 @@ pub fn submit_mined(node: &mut Node, block: Block, now: u64) -> Result<BlockOutc
     node.command(at(now), Command::MinedBlock(block)).into_block().unwrap()
 }
 
+/// `msg` arrives at `node` on link `from`.
+pub fn deliver(node: &mut Node, from: PeerId, msg: Message, now: u64) {
+    node.handle_input(at(now), Input::Message { from, msg });
+}
+
 /// Every message `node` queued, with its link (other outputs are dropped).
 pub fn sends(node: &mut Node) -> Vec<(PeerId, Message)> {
     let mut out = Vec::new();
