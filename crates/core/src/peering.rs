@@ -747,23 +747,24 @@ impl Peering {
         }
     }
 
-    /// Outbound links (open, not closing) to addresses that were learned, not pinned.
+    /// Outbound links that are open (not closing): the table still counts a closing link
+    /// until it is down.
+    fn open_outbound(&self) -> impl Iterator<Item = &Link> {
+        self.links
+            .iter()
+            .filter(|l| l.direction == Direction::Outbound && !l.is_closing())
+    }
+
+    /// Open outbound links to addresses that were learned, not pinned.
     fn learned_outbound(&self) -> impl Iterator<Item = &Link> {
-        self.links.iter().filter(|l| {
-            let pinned = l.addr.as_ref().is_some_and(|a| self.book.is_pinned(a));
-            l.direction == Direction::Outbound && !l.is_closing() && !pinned
-        })
+        self.open_outbound()
+            .filter(|l| !l.addr.as_ref().is_some_and(|a| self.book.is_pinned(a)))
     }
 
     /// A link to pinned address `addr` is up beyond the outbound limit: the newest outbound
     /// link to a learned address gives way (see [`Peering::dial_pinned_over_limit`]).
     fn make_room_for_pinned(&mut self, addr: &PeerAddr, out: &mut Outbox) {
-        // Links already closing still count in the table until they are down.
-        let open = self
-            .links
-            .iter()
-            .filter(|l| l.direction == Direction::Outbound && !l.is_closing());
-        if !self.book.is_pinned(addr) || open.count() <= self.config.limits.max_outbound {
+        if !self.book.is_pinned(addr) || self.open_outbound().count() <= self.config.limits.max_outbound {
             return;
         }
         let newest = self.learned_outbound().map(|l| (l.opened, l.id)).max();
