@@ -165,6 +165,41 @@ impl AddrBook {
         self.entries.is_empty()
     }
 
+    /// Sets `addr`'s state to `state` (an address not known is left alone), counted as a
+    /// change like [`AddrBook::get_mut`]. The cached next deadline (for this
+    /// `dial_timeout`, the one [`AddrBook::next_due`] is asked with) and count of dials
+    /// follow the change instead of being forgotten: a network forming starts and ends
+    /// thousands of dials, and after each one the next deadline was found again by a walk
+    /// over the whole book.
+    pub fn set_state(&mut self, addr: &PeerAddr, state: AddrState, dial_timeout: Duration) {
+        let Some(e) = self.entries.get_mut(addr) else { return };
+        self.changes += 1;
+        let (was, retry_at) = (e.state, e.retry_at);
+        e.state = state;
+        self.follow(was, state, retry_at, dial_timeout);
+    }
+
+    /// Brings the cached next deadline and count of dials in line with one entry's state
+    /// going from `was` to `state` (`retry_at` its retry time, unchanged).
+    fn follow(&self, was: AddrState, state: AddrState, retry_at: Time, dial_timeout: Duration) {
+        let deadline = |s: AddrState| match s {
+            AddrState::Backoff | AddrState::Banned => Some(retry_at),
+            AddrState::Dialing(since) => Some(since + dial_timeout),
+            AddrState::Idle | AddrState::Blocked => None,
+        };
+        let (old, new) = (deadline(was), deadline(state));
+        if let Some(next) = self.next.get() {
+            // The earliest deadline going away leaves the next one unknown without a walk.
+            let lost_earliest = old.is_some() && old == next && new != old;
+            let next = [next, new].into_iter().flatten().min();
+            self.next.set((!lost_earliest).then_some(next));
+        }
+        if let Some(n) = self.dialing.get() {
+            let is_dialing = |s: AddrState| usize::from(matches!(s, AddrState::Dialing(_)));
+            self.dialing.set((n + is_dialing(state)).checked_sub(is_dialing(was)));
+        }
+    }
+
     /// Notes when a proven peer was last heard from (its link closing). Not a change to
     /// any deadline, so the cached next one stands.
     pub fn seen(&mut self, addr: &PeerAddr, now: Time) {
@@ -179,7 +214,11 @@ impl AddrBook {
     pub fn add(&mut self, addr: &PeerAddr, pinned: bool, max: usize, now: Time) -> bool {
         // One lookup for the common case of gossip: an address known already.
         if let Some(e) = self.entries.get_mut(addr) {
-            e.pinned |= pinned;
+            // Written only to pin: most addresses gossip brings are known and stay as
+            // they are, and their entries are left unwritten.
+            if pinned {
+                e.pinned = true;
+            }
             return true;
         }
         if !pinned && self.entries.len() >= max {
@@ -218,18 +257,20 @@ impl AddrBook {
             .map(|(addr, _)| addr)
     }
 
-    /// A link to `addr` came up and completed its handshake: failures are forgotten.
-    pub fn succeeded(&mut self, addr: &PeerAddr, now: Time) {
-        self.forget_cached();
-        if let Some(e) = self.entries.get_mut(addr) {
-            // Most links that succeed were dialled and never failed: nothing shareable changes.
-            self.changes += u64::from(e.failures != 0 || e.state == AddrState::Backoff);
-            e.failures = 0;
-            e.last_seen = now;
-            if matches!(e.state, AddrState::Dialing(_) | AddrState::Backoff) {
-                e.state = AddrState::Idle;
-            }
+    /// A link to `addr` came up and completed its handshake: failures are forgotten. The
+    /// cached deadline and count of dials follow (see [`AddrBook::set_state`]).
+    pub fn succeeded(&mut self, addr: &PeerAddr, now: Time, dial_timeout: Duration) {
+        let Some(e) = self.entries.get_mut(addr) else { return };
+        // Most links that succeed were dialled and never failed: nothing shareable changes.
+        self.changes += u64::from(e.failures != 0 || e.state == AddrState::Backoff);
+        e.failures = 0;
+        e.last_seen = now;
+        let (was, retry_at) = (e.state, e.retry_at);
+        if matches!(was, AddrState::Dialing(_) | AddrState::Backoff) {
+            e.state = AddrState::Idle;
         }
+        let state = e.state;
+        self.follow(was, state, retry_at, dial_timeout);
     }
 
     /// A dial or a link to `addr` failed: back off, or forget an unpinned address after
@@ -362,7 +403,7 @@ mod tests {
         assert_eq!(book.dialing(), 3);
         book.add(&a("10.0.0.9:1"), false, 10, t);
         assert_eq!(book.dialing(), 3, "an address learnt is idle");
-        book.succeeded(&a("10.0.0.1:1"), t);
+        book.succeeded(&a("10.0.0.1:1"), t, Duration::from_secs(10));
         assert_eq!(book.dialing(), 2);
         book.failed(&a("10.0.0.2:1"), &policy, t);
         assert_eq!(book.dialing(), 1);
@@ -380,5 +421,51 @@ mod tests {
         assert!(!book.add(&a("10.0.0.2:1"), false, 1, t));
         assert!(book.add(&a("10.0.0.3:1"), true, 1, t));
         assert_eq!(book.len(), 2);
+    }
+
+    /// The next deadline and dial count as a book that kept nothing would find them.
+    fn scanned(book: &AddrBook, dial_timeout: Duration) -> (Option<Time>, usize) {
+        let next = book
+            .iter()
+            .filter_map(|(_, e)| match e.state {
+                AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
+                AddrState::Dialing(since) => Some(since + dial_timeout),
+                AddrState::Idle | AddrState::Blocked => None,
+            })
+            .min();
+        let dialing = book
+            .iter()
+            .filter(|(_, e)| matches!(e.state, AddrState::Dialing(_)))
+            .count();
+        (next, dialing)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_kept_deadline_and_dial_count_follow_any_changes_of_state(
+            ops in proptest::collection::vec((0u8..6, 0usize..5, 0u64..50), 1..60)
+        ) {
+            let timeout = Duration::from_secs(10);
+            let policy = RetryPolicy::default();
+            let mut book = AddrBook::default();
+            for i in 0..4 {
+                book.add(&a(&format!("10.0.0.{i}:1")), i == 0, 10, Time::ZERO);
+            }
+            for (op, i, secs) in ops {
+                let (addr, t) = (a(&format!("10.0.0.{i}:1")), Time::from_millis(secs * 1_000));
+                // Read the kept values first, so that every change below meets kept ones.
+                let _ = (book.next_due(timeout), book.dialing());
+                match op {
+                    0 => book.set_state(&addr, AddrState::Dialing(t), timeout),
+                    1 => book.set_state(&addr, AddrState::Idle, timeout),
+                    2 => _ = book.failed(&addr, &policy, t),
+                    3 => book.succeeded(&addr, t, timeout),
+                    4 => book.ban(&addr, t + Duration::from_secs(30), t),
+                    _ => _ = book.expire(t),
+                }
+                let kept = (book.next_due(timeout), book.dialing());
+                proptest::prop_assert_eq!(kept, scanned(&book, timeout));
+            }
+        }
     }
 }

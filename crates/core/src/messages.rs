@@ -177,7 +177,15 @@ impl Node {
             }
         }
         if !lacking.is_empty() {
-            let blocks = self.relay.want_blocks(self.peering.links_mut(), from, &lacking, now);
+            if headers.len() > 1 {
+                // Marked again: in a long announcement the later ids may have pushed the
+                // first ones out of the link's ring, and `from` surely has them. A single
+                // header was marked just above, with nothing noted on the link since.
+                for hash in &lacking {
+                    crate::relay::mark_block(self.peering.links_mut(), from, hash);
+                }
+            }
+            let blocks = self.relay.want_blocks(from, &lacking, now);
             let txs = Vec::new();
             self.ask(from, Items { blocks, txs }, now);
         }

@@ -333,9 +333,8 @@ impl Peering {
 
     /// Dials `addr`, noting it in the book as being dialled.
     fn dial(&mut self, addr: PeerAddr, now: Time, out: &mut Outbox) {
-        if let Some(e) = self.book.get_mut(&addr) {
-            e.state = AddrState::Dialing(now);
-        }
+        let dialing = AddrState::Dialing(now);
+        self.book.set_state(&addr, dialing, self.config.dial_timeout);
         out.connect(addr);
     }
 
@@ -382,10 +381,12 @@ impl Peering {
                     self.close(id, "address blocked or banned", out);
                     return;
                 }
-                if let Some(e) = self.book.get_mut(&addr)
-                    && matches!(e.state, AddrState::Dialing(_))
+                if self
+                    .book
+                    .get(&addr)
+                    .is_some_and(|e| matches!(e.state, AddrState::Dialing(_)))
                 {
-                    e.state = AddrState::Idle;
+                    self.book.set_state(&addr, AddrState::Idle, self.config.dial_timeout);
                 }
                 let hello = self.hello(Some(&addr), tip);
                 self.send(id, Message::Hello(Box::new(hello)), now, out);
@@ -479,7 +480,7 @@ impl Peering {
         }
         let addr = self.addr_of(id).cloned().unwrap_or(addr);
         if self.links.get(id).is_some_and(|l| l.verified) {
-            self.book.succeeded(&addr, now);
+            self.book.succeeded(&addr, now, self.config.dial_timeout);
         }
         out.emit(Event::Peer {
             address: addr.clone(),
@@ -547,10 +548,14 @@ impl Peering {
     /// other. Returns false when `id` itself was closed.
     fn resolve_duplicate(&mut self, id: PeerId, out: &mut Outbox) -> bool {
         let Some(link) = self.links.get(id) else { return false };
+        // The token first: it rules out nearly every link from the one line of the entry
+        // that holds it, where asking whether the link is ready first read two lines of
+        // every link for every hello.
+        let Some(token) = link.token else { return true };
         let twin = self
             .links
-            .ready()
-            .find(|l| l.id != id && l.token.is_some() && l.token == link.token && !l.is_closing())
+            .iter()
+            .find(|l| l.token == Some(token) && l.id != id && l.ready && !l.is_closing())
             .map(|l| l.id);
         let Some(twin) = twin else { return true };
         let dialler = |l: &Link| match l.direction {

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
-use chainsim_primitives::{Work, sha256};
+use chainsim_primitives::{Work, sha256_parts};
 use serde::Serialize;
 use smallvec::SmallVec;
 
@@ -99,10 +99,9 @@ impl LinkToken {
     /// the receiver's address, so it is the same on every link between the two and no third
     /// node can produce it.
     pub fn new(secret: &[u8; 16], to: Option<&PeerAddr>) -> Self {
-        let mut data = secret.to_vec();
-        data.extend_from_slice(to.map(PeerAddr::as_str).unwrap_or("").as_bytes());
+        let to = to.map(PeerAddr::as_str).unwrap_or("").as_bytes();
         let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&sha256(&data)[..16]);
+        bytes.copy_from_slice(&sha256_parts(&[secret, to])[..16]);
         Self(bytes)
     }
 

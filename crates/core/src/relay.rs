@@ -108,21 +108,12 @@ impl Relay {
     /// Blocks `from` announced that we lack (the caller marked them as known to `from`):
     /// keeps those to ask it for now. The others were asked of an earlier announcer and
     /// wait for its answer, `from` remembered as a fallback.
-    ///
-    /// They are marked again: in a long announcement the later ids may have pushed the
-    /// first ones out of the link's ring, and `from` surely has them.
-    pub fn want_blocks(
-        &mut self,
-        links: &mut LinkTable,
-        from: PeerId,
-        blocks: &[BlockHash],
-        now: Time,
-    ) -> Vec<BlockHash> {
-        let want = |h: &&BlockHash| {
-            mark_block(links, from, h);
-            self.blocks.want(**h, from, now)
-        };
-        blocks.iter().filter(want).copied().collect()
+    pub fn want_blocks(&mut self, from: PeerId, blocks: &[BlockHash], now: Time) -> Vec<BlockHash> {
+        blocks
+            .iter()
+            .filter(|h| self.blocks.want(**h, from, now))
+            .copied()
+            .collect()
     }
 
     /// The hash of `header` if it is the last header noted with [`Relay::note_header`]

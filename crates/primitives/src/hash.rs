@@ -10,6 +10,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// Single SHA-256 of `parts` one after the other: the hash of their concatenation, without
+/// making it (a network forming hashes a token for every hello).
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    parts.iter().for_each(|p| hasher.update(p));
+    hasher.finalize().into()
+}
+
 /// Error returned when a hex string is not a 32-byte hash.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected 64 hexadecimal characters")]
@@ -116,5 +124,15 @@ mod tests {
         assert!("ab".repeat(33).parse::<Txid>().is_err());
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(serde_json::from_str::<Txid>(&json).unwrap(), h);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hashing_parts_is_hashing_their_concatenation(
+            parts in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..100), 0..5)
+        ) {
+            let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            proptest::prop_assert_eq!(sha256_parts(&slices), sha256(&parts.concat()));
+        }
     }
 }

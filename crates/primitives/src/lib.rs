@@ -20,7 +20,7 @@ pub use addr::{AddrError, PeerAddr};
 pub use block::Block;
 pub use encode::DecodeError;
 pub use genesis::{accounts_genesis_block, genesis_block};
-pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, sha256};
+pub use hash::{BlockHash, Hash256, MerkleRoot, Txid, sha256, sha256_parts};
 pub use header::Header;
 pub use keys::{Address, KeyError, PublicKey, SecretKey, SignatureBytes};
 pub use merkle::{MerkleProof, compute_merkle_root};
