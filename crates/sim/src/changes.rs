@@ -130,6 +130,11 @@ impl LinkChanges {
         c
     }
 
+    /// Whether no link change is in force.
+    pub fn none_active(&self) -> bool {
+        self.active_count == 0
+    }
+
     /// Whether a change cuts `a` from `b` now.
     pub fn cut(&self, a: usize, b: usize, net: &Network) -> bool {
         self.active_count > 0 && self.between(a, b, net).cut

@@ -6,6 +6,8 @@
 //! hashes, so the finder's core builds its block from its template, a nonce is found in a
 //! couple of hashes, and the block is handed in exactly as a live miner's is.
 
+use chainsim_core::keyed_hash::{KeyedHash, KeyedMap};
+
 use crate::queue::Micros;
 use crate::scenario::MiningSpec;
 
@@ -110,8 +112,9 @@ pub struct BlockSizes {
     mean: u64,
     sd: f64,
     rng: fastrand::Rng,
-    /// Sizes by Merkle root: a message carrying a block is charged without hashing it.
-    by_root: std::collections::HashMap<chainsim_primitives::MerkleRoot, u64>,
+    /// Sizes by Merkle root: a message carrying a block is charged without hashing it (and
+    /// the root, already a hash, looked up with one multiply rather than SipHash).
+    by_root: KeyedMap<chainsim_primitives::MerkleRoot, u64>,
 }
 
 impl BlockSizes {
@@ -121,7 +124,7 @@ impl BlockSizes {
             mean: spec.block_bytes,
             sd: spec.block_bytes_sd,
             rng: fastrand::Rng::with_seed(seed),
-            by_root: std::collections::HashMap::new(),
+            by_root: KeyedMap::with_hasher(KeyedHash::new(seed)),
         }
     }
 
