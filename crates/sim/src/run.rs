@@ -600,7 +600,7 @@ impl Simulation {
     /// its few fill buffers, are kept for what comes sooner); for the event after next, the
     /// entry of the link its message comes on and the headers it announces (its node's
     /// state, asked for one event ago, tells where the link is); and for the next event, all
-    /// of that into the first-level cache (its node's state too, all 41 lines of it: 3 to
+    /// of that into the first-level cache (its node's state too, every line of it: 3 to
     /// 5% less time mining at 10,000 nodes than leaving it in the second-level cache, see
     /// docs/BENCHMARKS.md), with its link ends here and, for a block, the first two lines of
     /// every link entry (what relaying the block on each reads), and the link ends its
