@@ -44,6 +44,17 @@ pub struct AddrEntry {
     pub last_seen: Time,
 }
 
+/// When an entry in `state` with retry time `retry_at` next needs attention: its backoff or
+/// ban ends, or its dial times out after `dial_timeout` (idle addresses are dialled when a
+/// slot frees, not on a timer).
+fn deadline(state: AddrState, retry_at: Time, dial_timeout: Duration) -> Option<Time> {
+    match state {
+        AddrState::Backoff | AddrState::Banned => Some(retry_at),
+        AddrState::Dialing(since) => Some(since + dial_timeout),
+        AddrState::Idle | AddrState::Blocked => None,
+    }
+}
+
 impl AddrEntry {
     /// Whether it is worth telling others about: not failing, banned or blocked.
     pub fn is_shareable(&self) -> bool {
@@ -79,8 +90,9 @@ impl Default for RetryPolicy {
 #[derive(Debug, Default)]
 pub struct AddrBook {
     entries: IndexMap<PeerAddr, AddrEntry, KeyedBytesHash>,
-    /// The next retry, ban end or dial timeout, once computed; any change forgets it, so a
-    /// node that handles many inputs does not scan a large book after each one.
+    /// The next retry, ban end or dial timeout, once computed; a change forgets it (but a
+    /// dial starting or succeeding updates it, see [`AddrBook::set_state`]), so a node that
+    /// handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
     /// How many addresses are being dialled, once counted; forgotten with `next` (every
     /// change of state that can move it forgets that too). A node asks after every `addr`
@@ -182,12 +194,10 @@ impl AddrBook {
     /// Brings the cached next deadline and count of dials in line with one entry's state
     /// going from `was` to `state` (`retry_at` its retry time, unchanged).
     fn follow(&self, was: AddrState, state: AddrState, retry_at: Time, dial_timeout: Duration) {
-        let deadline = |s: AddrState| match s {
-            AddrState::Backoff | AddrState::Banned => Some(retry_at),
-            AddrState::Dialing(since) => Some(since + dial_timeout),
-            AddrState::Idle | AddrState::Blocked => None,
-        };
-        let (old, new) = (deadline(was), deadline(state));
+        let (old, new) = (
+            deadline(was, retry_at, dial_timeout),
+            deadline(state, retry_at, dial_timeout),
+        );
         if let Some(next) = self.next.get() {
             // The earliest deadline going away leaves the next one unknown without a walk.
             let lost_earliest = old.is_some() && old == next && new != old;
@@ -334,11 +344,7 @@ impl AddrBook {
         let next = self
             .entries
             .values()
-            .filter_map(|e| match e.state {
-                AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
-                AddrState::Dialing(since) => Some(since + dial_timeout),
-                AddrState::Idle | AddrState::Blocked => None,
-            })
+            .filter_map(|e| deadline(e.state, e.retry_at, dial_timeout))
             .min();
         self.next.set(Some(next));
         next
@@ -427,11 +433,7 @@ mod tests {
     fn scanned(book: &AddrBook, dial_timeout: Duration) -> (Option<Time>, usize) {
         let next = book
             .iter()
-            .filter_map(|(_, e)| match e.state {
-                AddrState::Backoff | AddrState::Banned => Some(e.retry_at),
-                AddrState::Dialing(since) => Some(since + dial_timeout),
-                AddrState::Idle | AddrState::Blocked => None,
-            })
+            .filter_map(|(_, e)| deadline(e.state, e.retry_at, dial_timeout))
             .min();
         let dialing = book
             .iter()

@@ -46,8 +46,6 @@ pub struct Relay {
     /// in every node a simulator loads ahead of each of its events, in the many runs
     /// without transactions too.
     txs: Option<Box<Fetches<Txid>>>,
-    /// Hashes the ids of `txs` once it is made.
-    keyed: KeyedHash,
     /// Transactions accepted since the last flush, with the link they came from.
     pending_txs: Vec<(Txid, Option<PeerId>)>,
     /// An empty list kept for [`Relay::take_lacking`].
@@ -66,7 +64,6 @@ impl Relay {
             fetch_timeout,
             blocks: Fetches::new(keyed),
             txs: None,
-            keyed,
             pending_txs: Vec::new(),
             lacking: Vec::new(),
             last_header: None,
@@ -154,7 +151,7 @@ impl Relay {
         if txs.is_empty() {
             return txs;
         }
-        let keyed = self.keyed;
+        let keyed = self.blocks.hasher();
         let wanted = self.txs.get_or_insert_with(|| Box::new(Fetches::new(keyed)));
         txs.retain(|t| {
             mark_tx(links, from, t);

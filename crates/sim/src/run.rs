@@ -141,9 +141,6 @@ struct World {
     changes: LinkChanges,
     /// Nodes that have left the network (churn): nothing reaches them or leaves them.
     away: HashSet<usize>,
-    /// No partition, link change or absent node keeps any two nodes apart now (see
-    /// [`World::apart`], asked for every message, in most runs always false).
-    calm: bool,
     /// Size of the block being mined, for the recorder.
     mined_bytes: u64,
     /// The blocks, once for all nodes.
@@ -225,9 +222,12 @@ impl World {
     }
 
     /// Whether a partition, a cut link or a node that has left now keeps `a` and `b` apart.
+    /// Asked for every message: while none of the three is in force, as in most runs, their
+    /// fields answer without a call.
     #[inline]
     fn apart(&self, a: usize, b: usize) -> bool {
-        !self.calm && self.kept_apart(a, b)
+        let none = self.partition.is_none() && self.changes.none_active() && self.away.is_empty();
+        !none && self.kept_apart(a, b)
     }
 
     /// [`World::apart`] while something may keep nodes apart.
@@ -237,17 +237,10 @@ impl World {
             || (!self.away.is_empty() && (self.away.contains(&a) || self.away.contains(&b)))
     }
 
-    /// Notes whether anything keeps nodes apart, after a partition, link change or churn
-    /// began or ended.
-    fn note_calm(&mut self) {
-        self.calm = self.partition.is_none() && self.changes.none_active() && self.away.is_empty();
-    }
-
     /// `node` leaves: every link it has breaks (both ends notice after the connect
     /// timeout), and until it rejoins nothing reaches it or leaves it.
     fn leave(&mut self, node: usize) {
         self.away.insert(node);
-        self.note_calm();
         for link in self.pairs.links_of(node) {
             if self.pairs.is_open(node, link) {
                 self.break_link(node, link);
@@ -445,7 +438,6 @@ impl Simulation {
             partition: None,
             changes: LinkChanges::new(&scenario.link_changes, &scenario.network.regions, sub_seed(seed, 5)),
             away: HashSet::new(),
-            calm: true,
             mined_bytes: 0,
             blocks,
             stored: false,
@@ -566,24 +558,12 @@ impl Simulation {
                 let reason = format!("no node listens at {addr}");
                 self.input(node, Input::DialFailed { addr, reason });
             }
-            Ev::Partition { split } => {
-                self.world.partition = Some(split);
-                self.world.note_calm();
-            }
-            Ev::Heal => {
-                self.world.partition = None;
-                self.world.note_calm();
-            }
-            Ev::LinkChange { change, on } => {
-                self.world.changes.set(change, on);
-                self.world.note_calm();
-            }
+            Ev::Partition { split } => self.world.partition = Some(split),
+            Ev::Heal => self.world.partition = None,
+            Ev::LinkChange { change, on } => self.world.changes.set(change, on),
             Ev::Tx { node } => self.submit_tx(node),
             Ev::Churn { node, away: true } => self.world.leave(node),
-            Ev::Churn { node, away: false } => {
-                self.world.away.remove(&node);
-                self.world.note_calm();
-            }
+            Ev::Churn { node, away: false } => _ = self.world.away.remove(&node),
             Ev::Timer { node, at } => {
                 if self.world.timer_live(node, at) {
                     self.world.deadlines[node] = NO_DEADLINE;

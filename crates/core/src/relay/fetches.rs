@@ -53,6 +53,11 @@ impl<K: Copy + Ord + Hash> Fetches<K> {
         }
     }
 
+    /// The hashing its ids are looked up with.
+    pub(super) fn hasher(&self) -> KeyedHash {
+        *self.map.hasher()
+    }
+
     /// The request for `id`, if any.
     fn get_mut(&mut self, id: &K) -> Option<&mut Fetch> {
         let inline = self.inline.iter_mut().flatten().find(|(k, _)| k == id);
