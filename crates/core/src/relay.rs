@@ -23,9 +23,6 @@ mod known;
 use fetches::Fetches;
 pub use known::Known;
 
-/// Most block hashes the list of [`Relay::take_lacking`] keeps room for between uses.
-const LACKING_KEPT: usize = 16;
-
 /// How new items travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RelayMode {
@@ -48,8 +45,6 @@ pub struct Relay {
     txs: Option<Box<Fetches<Txid>>>,
     /// Transactions accepted since the last flush, with the link they came from.
     pending_txs: Vec<(Txid, Option<PeerId>)>,
-    /// An empty list kept for [`Relay::take_lacking`].
-    lacking: Vec<BlockHash>,
     /// The last header announced to us that met its target, with its hash: every peer
     /// announces the same new block, and one hash of it serves them all.
     last_header: Option<(Header, BlockHash)>,
@@ -65,7 +60,6 @@ impl Relay {
             blocks: Fetches::new(keyed),
             txs: None,
             pending_txs: Vec::new(),
-            lacking: Vec::new(),
             last_header: None,
         }
     }
@@ -128,22 +122,6 @@ impl Relay {
     /// Notes an announced header whose proof of work holds, and its hash.
     pub fn note_header(&mut self, header: Header, hash: BlockHash) {
         self.last_header = Some((header, hash));
-    }
-
-    /// An empty list to gather an announcement's blocks in, to hand back with
-    /// [`Relay::put_lacking`]: most announcements are of a block we have or asked for,
-    /// and need not cost an allocation each.
-    pub fn take_lacking(&mut self) -> Vec<BlockHash> {
-        std::mem::take(&mut self.lacking)
-    }
-
-    /// Hands back the list of [`Relay::take_lacking`]; one grown by a long announcement is
-    /// dropped rather than kept.
-    pub fn put_lacking(&mut self, mut lacking: Vec<BlockHash>) {
-        if lacking.capacity() <= LACKING_KEPT {
-            lacking.clear();
-            self.lacking = lacking;
-        }
     }
 
     /// [`Relay::want_blocks`] for transactions.
