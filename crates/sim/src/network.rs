@@ -171,14 +171,19 @@ impl Network {
     /// node takes it at once, or the time it is done validating it (after what it is busy
     /// with).
     pub fn process(&mut self, now: Micros, node: usize, blocks: usize) -> Option<Micros> {
-        let cost = self.processing_us * blocks as u64;
         let busy = self.busy_until[node];
-        if cost == 0 && busy <= now {
+        if !self.validates(blocks) && busy <= now {
             return None;
         }
-        let done = now.max(busy) + cost;
+        let done = now.max(busy) + self.processing_us * blocks as u64;
         self.busy_until[node] = done;
         Some(done)
+    }
+
+    /// Whether a message carrying `blocks` block bodies takes its receiver time to
+    /// validate: such a message waits for it before its core sees it.
+    pub fn validates(&self, blocks: usize) -> bool {
+        self.processing_us * blocks as u64 > 0
     }
 
     /// Whether the next message is lost.
@@ -281,6 +286,25 @@ mod tests {
             "a small message waits behind the block"
         );
         assert_eq!(net.process(3_000, 1, 0), None);
+    }
+
+    #[test]
+    fn only_what_carries_blocks_waits_for_validation() {
+        let net = Network::new(&spec(), 2, 1);
+        assert!(net.validates(1) && net.validates(3));
+        assert!(!net.validates(0));
+        let instant = Network::new(
+            &NetworkSpec {
+                processing_ms: 0.0,
+                ..spec()
+            },
+            2,
+            1,
+        );
+        assert!(
+            !instant.validates(1),
+            "no processing time: a block goes to its core as it arrives"
+        );
     }
 
     #[test]

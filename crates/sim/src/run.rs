@@ -114,6 +114,11 @@ impl Stage {
     fn sender(self) -> Option<usize> {
         (self != Self::PROCESSED).then_some(self.0 as usize)
     }
+
+    /// [`World::reaches_core`], from the one field it reads.
+    fn reaches_core(self, net: &Network, msg: &Message) -> bool {
+        self == Self::PROCESSED || !net.validates(msg.carries_blocks())
+    }
 }
 
 /// No deadline, in [`World::deadlines`].
@@ -206,14 +211,26 @@ impl World {
         self.queue.push(at.max(self.now), ev);
     }
 
-    /// The node whose core `ev` goes to, for the events that go to one core (a timer only
-    /// while it is live).
+    /// The node whose core `ev` goes to, for the events that go to one core: a timer only
+    /// while it is live, a message only once it is processed or when it will be as it
+    /// arrives (a block arriving waits for its validation first; loading its node's state
+    /// ahead for that would load it, and every link's entry, twice per block).
     fn target(&self, ev: &Ev) -> Option<usize> {
         match *ev {
-            Ev::Msg { node, .. } => Some(node as usize),
+            Ev::Msg {
+                node, stage, ref msg, ..
+            } => self.reaches_core(stage, msg).then_some(node as usize),
             Ev::Timer { node, at } => self.timer_live(node, at).then_some(node),
             _ => None,
         }
+    }
+
+    /// Whether a message event at `stage` goes to its receiver's core when it comes: once
+    /// processed, or as it arrives when it has nothing to validate (a hint for loading
+    /// ahead: a message that finds its node busy validating waits too, but telling so would
+    /// read the node's busy time, itself a load to wait for).
+    fn reaches_core(&self, stage: Stage, msg: &Message) -> bool {
+        stage.reaches_core(&self.net, msg)
     }
 
     /// Whether node `node`'s timer event due `at` is still its deadline.
@@ -587,25 +604,44 @@ impl Simulation {
     /// answer goes out on (every one for a block, else the one the message came on; their
     /// table was asked for an event earlier). A live deadline's node is loaded into the
     /// first-level cache only when the queue cannot tell the events after it (else it is in
-    /// the second-level one already).
+    /// the second-level one already). A message arriving with something to validate first
+    /// (a block) does not reach its core yet: its node's state is loaded for the event that
+    /// hands it over, not twice.
     fn prefetch_next(&mut self) {
         let third = self.world.queue.peek_nth(2).and_then(|ev| self.world.target(ev));
         let second = self.world.queue.peek_nth(1);
         if let Some(n) = third.or(second.and_then(|ev| self.world.target(ev))) {
             prefetch_l2(&self.nodes[n]);
         }
-        if let Some(Ev::Msg { node, link, msg, .. }) = second {
-            let node = *node as usize;
-            prefetch_message(&self.nodes, Cache::Second, (node, *link), msg);
+        if let Some(&Ev::Msg {
+            node,
+            link,
+            stage,
+            ref msg,
+        }) = second
+            && self.world.reaches_core(stage, msg)
+        {
+            let node = node as usize;
+            prefetch_message(&self.nodes, Cache::Second, (node, link), msg);
             if let Some(ends) = self.world.pairs.ends_of(node) {
                 prefetch_l2(ends);
             }
         }
         let next_only = second.is_none();
         match self.world.queue.peek() {
-            Some(Ev::Msg { node, link, msg, .. }) => {
-                let (node, link) = (*node as usize, *link);
+            // `reaches_core`, read field by field: the queue's peek holds `world` borrowed.
+            Some(&Ev::Msg {
+                node,
+                link,
+                stage,
+                ref msg,
+            }) if stage.reaches_core(&self.world.net, msg) => {
+                let node = node as usize;
                 prefetch(&self.nodes[node]);
+                // Read after its input, to schedule its next deadline.
+                if let Some(deadline) = self.world.deadlines.get(node) {
+                    prefetch(deadline);
+                }
                 if let Some(ends) = self.world.pairs.ends_of(node) {
                     prefetch(ends);
                 }
@@ -618,6 +654,12 @@ impl Simulation {
                     prefetch(end);
                 }
                 prefetch_message(&self.nodes, Cache::First, (node, link), msg);
+            }
+            Some(&Ev::Msg { node, .. }) => {
+                // Arriving to wait for validation: only whether its link is open is read.
+                if let Some(ends) = self.world.pairs.ends_of(node as usize) {
+                    prefetch(ends);
+                }
             }
             // `timer_live`, read field by field: the queue's peek holds `world` borrowed.
             Some(&Ev::Timer { node, at }) if next_only && self.world.deadlines[node] == at => {
