@@ -7,12 +7,13 @@
 //! every body is kept. The simulator gives all its nodes one shared store in memory, so a
 //! body is held once for the whole network.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chainsim_primitives::{Block, BlockHash};
 
+use crate::keyed_hash::{KeyedHash, KeyedMap};
 use crate::store::BlockSource;
 
 /// Bodies kept in memory besides the store: more than one catch-up batch (500 blocks), so
@@ -22,7 +23,9 @@ pub const KEEP_RECENT: usize = 1_024;
 /// Where bodies come from.
 pub struct Bodies {
     source: Option<Arc<dyn BlockSource>>,
-    held: HashMap<BlockHash, Arc<Block>>,
+    /// Keyed like the tree's entries: a body goes in and out once per block a node takes,
+    /// and the standard hasher read all 32 bytes of its hash each time.
+    held: KeyedMap<BlockHash, Arc<Block>>,
     order: VecDeque<BlockHash>,
     /// Reads the store failed (a damaged file): counted, so that metrics can show them.
     read_errors: AtomicU64,
@@ -42,10 +45,17 @@ impl Bodies {
     pub fn new(source: Option<Arc<dyn BlockSource>>) -> Self {
         Self {
             source,
-            held: HashMap::new(),
+            held: KeyedMap::default(),
             order: VecDeque::new(),
             read_errors: AtomicU64::new(0),
         }
+    }
+
+    /// Hashes with `keyed` from now on (the bodies held are placed again).
+    pub fn rekey(&mut self, keyed: KeyedHash) {
+        let mut held = KeyedMap::with_capacity_and_hasher(self.held.len(), keyed);
+        held.extend(self.held.drain());
+        self.held = held;
     }
 
     /// Keeps a body (the most recent ones only, when a store holds the rest); hands each
@@ -156,5 +166,19 @@ mod tests {
         assert!(bodies.get(&hash).is_none());
         assert!(bodies.get(&hash).is_none());
         assert_eq!(bodies.read_errors(), 2);
+    }
+
+    #[test]
+    fn rekeyed_bodies_are_still_found() {
+        let genesis = Arc::new(chainsim_primitives::genesis_block(
+            chainsim_primitives::CompactTarget::from_leading_zero_bits(8),
+        ));
+        let hash = genesis.compute_hash();
+        let mut bodies = Bodies::new(None);
+        bodies.pin(hash, genesis);
+        bodies.rekey(KeyedHash::new(0x5eed));
+        assert!(bodies.get(&hash).is_some());
+        bodies.remove(&hash);
+        assert!(bodies.get(&hash).is_none());
     }
 }

@@ -544,10 +544,11 @@ impl BlockTree {
     }
 
     /// Keys the transaction index's hashing with a secret seed (see [`TxIndex`]).
-    /// Its block map is keyed too, rebuilt with the new seed.
+    /// Its block map and the bodies it holds are keyed too, rebuilt with the new seed.
     pub fn seed_index(&mut self, seed: u64) {
         self.tx_index.reseed(seed);
         self.entries.rekey(KeyedHash::new(seed));
+        self.bodies.rekey(KeyedHash::new(seed));
     }
 
     /// Drops the bodies held only until the store had them.
