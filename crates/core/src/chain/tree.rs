@@ -376,7 +376,9 @@ impl BlockTree {
 
     /// A block's body, from memory or the store.
     pub fn block(&self, hash: &BlockHash) -> Option<Arc<Block>> {
-        if self.entries.contains(hash) {
+        // The last blocks taken first: they are what peers ask for, and their hashes are
+        // in the tree's own memory, where the table's slot is a wait on memory.
+        if self.has_entry(hash) {
             return self.bodies.get(hash);
         }
         self.pruned_block(hash).map(|(_, block)| block)
