@@ -115,7 +115,10 @@ impl Stage {
         (self != Self::PROCESSED).then_some(self.0 as usize)
     }
 
-    /// [`World::reaches_core`], from the one field it reads.
+    /// Whether a message at this stage goes to its receiver's core when its event comes:
+    /// once processed, or as it arrives when it has nothing to validate (a hint for loading
+    /// ahead: a message that finds its node busy validating waits too, but telling so would
+    /// read the node's busy time, itself a load to wait for).
     fn reaches_core(self, net: &Network, msg: &Message) -> bool {
         self == Self::PROCESSED || !net.validates(msg.carries_blocks())
     }
@@ -219,18 +222,10 @@ impl World {
         match *ev {
             Ev::Msg {
                 node, stage, ref msg, ..
-            } => self.reaches_core(stage, msg).then_some(node as usize),
+            } => stage.reaches_core(&self.net, msg).then_some(node as usize),
             Ev::Timer { node, at } => self.timer_live(node, at).then_some(node),
             _ => None,
         }
-    }
-
-    /// Whether a message event at `stage` goes to its receiver's core when it comes: once
-    /// processed, or as it arrives when it has nothing to validate (a hint for loading
-    /// ahead: a message that finds its node busy validating waits too, but telling so would
-    /// read the node's busy time, itself a load to wait for).
-    fn reaches_core(&self, stage: Stage, msg: &Message) -> bool {
-        stage.reaches_core(&self.net, msg)
     }
 
     /// Whether node `node`'s timer event due `at` is still its deadline.
@@ -619,7 +614,7 @@ impl Simulation {
             stage,
             ref msg,
         }) = second
-            && self.world.reaches_core(stage, msg)
+            && stage.reaches_core(&self.world.net, msg)
         {
             let node = node as usize;
             prefetch_message(&self.nodes, Cache::Second, (node, link), msg);
@@ -629,7 +624,6 @@ impl Simulation {
         }
         let next_only = second.is_none();
         match self.world.queue.peek() {
-            // `reaches_core`, read field by field: the queue's peek holds `world` borrowed.
             Some(&Ev::Msg {
                 node,
                 link,
@@ -656,7 +650,8 @@ impl Simulation {
                 prefetch_message(&self.nodes, Cache::First, (node, link), msg);
             }
             Some(&Ev::Msg { node, .. }) => {
-                // Arriving to wait for validation: only whether its link is open is read.
+                // Arriving to wait for validation: of what is loaded ahead, its arrival reads
+                // only whether its link is open.
                 if let Some(ends) = self.world.pairs.ends_of(node as usize) {
                     prefetch(ends);
                 }
