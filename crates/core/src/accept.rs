@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chainsim_primitives::{BlockHash, Transaction, Txid};
 
 use crate::chain::{CheckedBlock, HashedBlock, InsertError, TipChange, validate_hashed_in_chain};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::mempool::Source;
 use crate::node::{BlockOutcome, BlockRejected, Node, TxOutcome, TxRejected};
 use crate::peers::PeerId;
@@ -34,12 +34,13 @@ impl Origin {
     }
 }
 
-impl Node {
-    /// The address a link claims or proved, for events.
-    fn peer_addr(&self, peer: Option<PeerId>) -> Option<crate::peers::PeerAddr> {
-        peer.and_then(|p| self.peering.addr_of(p).cloned())
-    }
+/// The address link `peer` claims or proved, for events (a function of the peering alone,
+/// so that an event's builder borrows it beside the node's outbox).
+fn peer_addr(peering: &crate::peering::Peering, peer: Option<PeerId>) -> Option<crate::peers::PeerAddr> {
+    peer.and_then(|p| peering.addr_of(p).cloned())
+}
 
+impl Node {
     /// Takes a transaction into the mempool (or finds it known), queueing it for relay;
     /// `verified` when its signature was checked before it came in.
     pub(crate) fn accept_tx(
@@ -67,14 +68,13 @@ impl Node {
             link.last_tx = Some(now);
         }
         self.stats.txs_accepted += 1;
-        let from_peer = self.peer_addr(from);
         self.out.store(StoreOp::PutTx(txid, Box::new(tx.clone())));
-        self.out.emit(Event::Tx {
+        self.out.emit(EventKind::Tx, || Event::Tx {
             txid,
             sender: tx.sender,
             recipient: tx.recipient,
             amount: tx.amount,
-            from_peer,
+            from_peer: peer_addr(&self.peering, from),
         });
         self.relay.queue_tx(txid, from);
         Ok(TxOutcome { txid, is_new: true })
@@ -121,12 +121,11 @@ impl Node {
                         self.rejected.clear();
                     }
                     self.rejected.insert(hash, e.rule());
-                    let from_peer = self.peer_addr(origin.peer());
-                    self.out.emit(Event::BlockRejected {
+                    self.out.emit(EventKind::BlockRejected, || Event::BlockRejected {
                         hash,
                         rule: e.rule(),
                         reason: e.to_string(),
-                        from_peer,
+                        from_peer: peer_addr(&self.peering, origin.peer()),
                     });
                     return Err(e.into());
                 }
@@ -227,7 +226,6 @@ impl Node {
                 }
             }
         }
-        let from_peer = self.peer_addr(origin.peer());
         for hash in &change.connected {
             let Some(entry) = self.tree.get(hash) else { continue };
             let (height, count) = (entry.height(), entry.tx_count as usize);
@@ -245,12 +243,12 @@ impl Node {
                     self.out.store(StoreOp::DeleteTx(*txid));
                 }
             }
-            self.out.emit(Event::Block {
+            self.out.emit(EventKind::Block, || Event::Block {
                 hash: *hash,
                 height,
                 txs: count,
                 mined_here: origin == Origin::Mined && *hash == new_hash,
-                from_peer: from_peer.clone(),
+                from_peer: peer_addr(&self.peering, origin.peer()),
             });
         }
         self.evict_stale_pending();
@@ -259,14 +257,14 @@ impl Node {
         if change.is_reorg() {
             self.stats.reorgs += 1;
             let fork_height = self.tree.height() - change.connected.len() as u64;
-            self.out.emit(Event::Reorg {
+            self.out.emit(EventKind::Reorg, || Event::Reorg {
                 fork_height,
                 disconnected: change.disconnected.clone(),
                 connected: change.connected.clone(),
                 returned,
             });
         }
-        self.out.emit(Event::Tip {
+        self.out.emit(EventKind::Tip, || Event::Tip {
             height: self.tree.height(),
             length: self.tree.height() + 1,
             tip,
@@ -285,7 +283,7 @@ impl Node {
         for (txid, error) in crate::ledger::stale_pending(ledger, &self.mempool) {
             if self.mempool.remove(&txid).is_some() {
                 self.out.store(StoreOp::DeleteTx(txid));
-                self.out.emit(Event::TxDropped {
+                self.out.emit(EventKind::TxDropped, || Event::TxDropped {
                     txid,
                     rule: error.rule(),
                     reason: error.to_string(),

@@ -34,7 +34,7 @@ pub mod time;
 
 pub use chain::{BlockTree, CheckedBlock, TipChange, ValidationError};
 pub use conditions::{LinkConditions, LinkQueue};
-pub use event::Event;
+pub use event::{Event, EventKind, EventKinds};
 pub use input::{Command, CommandId, Input};
 pub use ledger::{Account, Ledger, LedgerError, LedgerKind};
 pub use link::{Effects, PeerIds, drain};

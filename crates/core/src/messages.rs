@@ -9,7 +9,7 @@ use chainsim_primitives::{Block, BlockHash, Transaction, Txid};
 
 use crate::accept::Origin;
 use crate::chain::{HashedBlock, check_proof_of_work, check_standalone_hashed};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::node::{BlockRejected, Node, TxRejected};
 use crate::peering::HelloOutcome;
 use crate::peers::PeerId;
@@ -382,11 +382,11 @@ impl Node {
         }
         let target = self.sync.target().unwrap_or(0).max(tip_height);
         let done = outcome == BatchOutcome::Done;
-        if let Some(peer) = self.peering.addr_of(from).cloned() {
-            self.out.emit(Event::Sync {
+        if let Some(peer) = self.peering.addr_of(from) {
+            self.out.emit(EventKind::Sync, || Event::Sync {
                 height: self.tree.height(),
                 target,
-                peer,
+                peer: peer.clone(),
                 done,
             });
         }

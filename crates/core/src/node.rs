@@ -69,6 +69,9 @@ pub struct NodeConfig {
     /// room for them when the node is built instead of growing by doubling (a simulator
     /// knows how many blocks its run mines; a live node does not).
     pub expected_blocks: usize,
+    /// The kinds of event the node emits (all by default; a driver that reads only some
+    /// spares the node building the others).
+    pub events: crate::event::EventKinds,
 }
 
 impl NodeConfig {
@@ -88,6 +91,7 @@ impl NodeConfig {
             mining: crate::MiningMode::Manual,
             keep_entries_depth: None,
             expected_blocks: 0,
+            events: crate::event::EventKinds::ALL,
         }
     }
 
@@ -261,7 +265,7 @@ impl Node {
             relay: Relay::new(config.relay, config.fetch_timeout, keyed),
             orphans: Orphans::new(config.max_orphans),
             rejected: KeyedMap::with_hasher(keyed),
-            out: Outbox::default(),
+            out: Outbox::with_events(config.events),
             stats: Stats::default(),
             params,
             config: Box::new(config),

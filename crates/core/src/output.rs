@@ -1,6 +1,6 @@
 //! Everything a node wants done: the one way out ([`crate::Node::poll_output`]).
 
-use crate::event::Event;
+use crate::event::{Event, EventKind, EventKinds};
 use crate::input::CommandId;
 use crate::node::{BlockOutcome, BlockRejected, TxOutcome, TxRejected};
 use crate::peers::{PeerAddr, PeerId};
@@ -89,17 +89,32 @@ pub struct Outbox {
     queue: std::collections::VecDeque<Output>,
     /// Messages queued so far (for metrics).
     pub messages: u64,
+    /// The kinds of event queued; the others are never built.
+    events: EventKinds,
 }
 
 impl Outbox {
+    /// An outbox that queues events of `events`' kinds only.
+    pub fn with_events(events: EventKinds) -> Self {
+        Self {
+            events,
+            ..Self::default()
+        }
+    }
+
     /// Queues a message on a link.
     pub fn send(&mut self, to: crate::peers::PeerId, msg: Message) {
         self.messages += 1;
         self.queue.push_back(Output::Send { to, msg });
     }
-    /// Queues an event.
-    pub fn emit(&mut self, event: Event) {
-        self.queue.push_back(Output::Event(Box::new(event)));
+    /// Queues the event `make` builds, if the outbox takes events of `kind` (else `make`
+    /// is not called: nothing is built that no one reads).
+    pub fn emit(&mut self, kind: EventKind, make: impl FnOnce() -> Event) {
+        if self.events.contains(kind) {
+            let event = make();
+            debug_assert_eq!(event.kind(), kind, "an event emitted under another kind");
+            self.queue.push_back(Output::Event(Box::new(event)));
+        }
     }
     /// Queues a store operation.
     pub fn store(&mut self, op: StoreOp) {
@@ -184,5 +199,22 @@ mod tests {
         out.start_mining();
         assert!(matches!(out.pop(), Some(Output::StartMining)));
         assert!(out.pop().is_none() && out.is_empty());
+    }
+
+    #[test]
+    fn an_event_of_a_kind_left_out_is_never_built() {
+        use crate::event::{EventKind, EventKinds};
+        let mut out = Outbox::with_events(EventKinds::only(&[EventKind::Reorg]));
+        let tip = || Event::Tip {
+            height: 1,
+            length: 2,
+            tip: chainsim_primitives::BlockHash::ZERO,
+            pending: 0,
+        };
+        out.emit(EventKind::Tip, || unreachable!("a tip event was built"));
+        assert!(out.is_empty());
+        let mut all = Outbox::default();
+        all.emit(EventKind::Tip, tip);
+        assert!(matches!(all.pop(), Some(Output::Event(e)) if e.kind() == EventKind::Tip));
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chainsim_primitives::{BlockHash, Work, sha256};
 
 use crate::addrbook::{AddrBook, AddrState, RetryPolicy};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 use crate::eviction;
 use crate::keyed_hash::KeyedBytesHash;
 use crate::output::Outbox;
@@ -281,7 +281,7 @@ impl Peering {
         for id in ids {
             self.close(id, "blocked by the operator", out);
         }
-        out.emit(Event::Peer {
+        out.emit(EventKind::Peer, || Event::Peer {
             address: addr,
             state: PeerState::Blocked,
             reason: Some("blocked by the operator".into()),
@@ -297,7 +297,7 @@ impl Peering {
         e.failures = 0;
         e.retry_at = now;
         e.pinned = true;
-        out.emit(Event::Peer {
+        out.emit(EventKind::Peer, || Event::Peer {
             address: addr.clone(),
             state: PeerState::Idle,
             reason: Some("unblocked by the operator".into()),
@@ -353,7 +353,7 @@ impl Peering {
     fn fail_addr(&mut self, addr: &PeerAddr, reason: &str, now: Time, out: &mut Outbox) {
         let was_known = self.book.get(addr).is_some();
         if self.book.failed(addr, &self.config.retry, now) && was_known {
-            out.emit(Event::Peer {
+            out.emit(EventKind::Peer, || Event::Peer {
                 address: addr.clone(),
                 state: PeerState::Idle,
                 reason: Some(format!("forgotten after repeated failures: {reason}")),
@@ -426,7 +426,7 @@ impl Peering {
                     Some(AddrState::Backoff) => PeerState::Backoff,
                     _ => PeerState::Idle,
                 };
-                out.emit(Event::Peer {
+                out.emit(EventKind::Peer, || Event::Peer {
                     address: addr.clone(),
                     state,
                     reason: Some(format!("link closed: {reason}")),
@@ -451,7 +451,7 @@ impl Peering {
             if let Some(addr) = dialled.filter(|_| direction == Direction::Outbound) {
                 // Proven address, incompatible node: leave it alone for a long while.
                 self.book.ban(&addr, now + self.config.refused, now);
-                out.emit(Event::Peer {
+                out.emit(EventKind::Peer, || Event::Peer {
                     address: addr,
                     state: PeerState::Banned,
                     reason: Some(reason.clone()),
@@ -482,7 +482,7 @@ impl Peering {
         if self.links.get(id).is_some_and(|l| l.verified) {
             self.book.succeeded(&addr, now, self.config.dial_timeout);
         }
-        out.emit(Event::Peer {
+        out.emit(EventKind::Peer, || Event::Peer {
             address: addr.clone(),
             state: PeerState::Connected,
             reason: None,
@@ -621,7 +621,7 @@ impl Peering {
         }
         if let Some(addr) = l.addr.clone().filter(|_| l.verified) {
             self.book.ban(&addr, now + self.config.ban, now);
-            out.emit(Event::Peer {
+            out.emit(EventKind::Peer, || Event::Peer {
                 address: addr,
                 state: PeerState::Banned,
                 reason: Some(format!("banned: {reason}")),

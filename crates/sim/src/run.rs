@@ -22,7 +22,9 @@ use chainsim_core::keyed_hash::KeyedHash;
 use chainsim_core::link::{Effects, Pairs, drain};
 use chainsim_core::store::StoreOp;
 use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, config};
-use chainsim_core::{ChainParams, Command, Event, Input, Message, Node, PeerAddr, PeerId, Reply, Time};
+use chainsim_core::{
+    ChainParams, Command, Event, EventKind, EventKinds, Input, Message, Node, PeerAddr, PeerId, Reply, Time,
+};
 use chainsim_primitives::CompactTarget;
 use chainsim_primitives::pow::search_nonce;
 
@@ -412,6 +414,8 @@ fn build_nodes(
         // Every block the run mines, and room for a few stale ones besides.
         let mined = usize::try_from(scenario.blocks).unwrap_or(usize::MAX);
         cfg.expected_blocks = mined.saturating_add(mined / 16 + 4);
+        // What the carrier reads (`Carrier::event`): the rest would be built for nothing.
+        cfg.events = EventKinds::only(&[EventKind::Block, EventKind::Reorg]);
         index.insert(cfg.listen().clone(), i);
         nodes.push(open_node(&params, cfg, blocks));
     }
