@@ -3,8 +3,6 @@
 //! best chain or never joined it), reorganisations by depth, and how long relayed blocks
 //! took to arrive (arrival time minus the block's timestamp).
 
-use std::collections::VecDeque;
-
 use crate::chain::TipChange;
 
 /// Upper bounds of the reorganisation depth histogram, in blocks.
@@ -17,22 +15,24 @@ const RECENT_DELAYS: usize = 256;
 /// A cumulative histogram as Prometheus writes one: counts per upper bound, plus the
 /// count and sum of every observation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Histogram {
-    bounds: &'static [u64],
+pub struct Histogram<const N: usize> {
+    bounds: &'static [u64; N],
     /// Observations at or below each bound (not cumulative; see [`Histogram::cumulative`]).
-    counts: Vec<u64>,
+    /// In place: every block a node takes counts here, and a buffer of their own made each
+    /// count a cache miss on a simulator's ten thousand nodes.
+    counts: [u64; N],
     /// Every observation.
     pub count: u64,
     /// Their sum.
     pub sum: u64,
 }
 
-impl Histogram {
+impl<const N: usize> Histogram<N> {
     /// An empty histogram with these upper bounds (ascending).
-    pub fn new(bounds: &'static [u64]) -> Self {
+    pub fn new(bounds: &'static [u64; N]) -> Self {
         Self {
             bounds,
-            counts: vec![0; bounds.len()],
+            counts: [0; N],
             count: 0,
             sum: 0,
         }
@@ -62,28 +62,34 @@ impl Histogram {
     }
 }
 
-/// The network measurements of one node.
+/// The network measurements of one node. A node holds them boxed, apart from what its
+/// announcements read: only a block taken touches them.
 #[derive(Debug, Clone)]
 pub struct ChainMetrics {
     /// Blocks that left the best chain or never joined it.
     pub stale_blocks: u64,
-    /// Depth (blocks disconnected) of each reorganisation.
-    pub reorg_depth: Histogram,
+    /// Milliseconds from a relayed block's timestamp to its arrival here.
+    pub propagation_ms: Histogram<{ PROPAGATION_BUCKETS_MS.len() }>,
+    /// The latest propagation delays (up to [`RECENT_DELAYS`]), the oldest overwritten
+    /// once full: the median needs no order.
+    recent_delays: Vec<u64>,
+    /// Where the next delay goes once `recent_delays` is full.
+    next_delay: usize,
     /// Deepest reorganisation seen.
     pub deepest_reorg: u64,
-    /// Milliseconds from a relayed block's timestamp to its arrival here.
-    pub propagation_ms: Histogram,
-    recent_delays: VecDeque<u64>,
+    /// Depth (blocks disconnected) of each reorganisation.
+    pub reorg_depth: Histogram<{ REORG_DEPTH_BUCKETS.len() }>,
 }
 
 impl Default for ChainMetrics {
     fn default() -> Self {
         Self {
             stale_blocks: 0,
-            reorg_depth: Histogram::new(&REORG_DEPTH_BUCKETS),
-            deepest_reorg: 0,
             propagation_ms: Histogram::new(&PROPAGATION_BUCKETS_MS),
-            recent_delays: VecDeque::new(),
+            recent_delays: Vec::new(),
+            next_delay: 0,
+            deepest_reorg: 0,
+            reorg_depth: Histogram::new(&REORG_DEPTH_BUCKETS),
         }
     }
 }
@@ -93,7 +99,7 @@ impl ChainMetrics {
     /// made at once rather than by doubling (see [`crate::NodeConfig::expected_blocks`]).
     pub fn with_room(blocks: usize) -> Self {
         Self {
-            recent_delays: VecDeque::with_capacity(blocks.min(RECENT_DELAYS)),
+            recent_delays: Vec::with_capacity(blocks.min(RECENT_DELAYS)),
             ..Self::default()
         }
     }
@@ -120,15 +126,17 @@ impl ChainMetrics {
     pub fn on_block_relayed(&mut self, timestamp_ms: u64, arrival_ms: u64) {
         let delay = arrival_ms.saturating_sub(timestamp_ms);
         self.propagation_ms.observe(delay);
-        if self.recent_delays.len() == RECENT_DELAYS {
-            self.recent_delays.pop_front();
+        if self.recent_delays.len() < RECENT_DELAYS {
+            self.recent_delays.push(delay);
+        } else {
+            self.recent_delays[self.next_delay] = delay;
+            self.next_delay = (self.next_delay + 1) % RECENT_DELAYS;
         }
-        self.recent_delays.push_back(delay);
     }
 
     /// The median delay of the latest relayed blocks (up to 256).
     pub fn median_propagation_ms(&self) -> Option<u64> {
-        let mut v: Vec<u64> = self.recent_delays.iter().copied().collect();
+        let mut v = self.recent_delays.clone();
         v.sort_unstable();
         v.get(v.len() / 2).copied()
     }
@@ -173,5 +181,22 @@ mod tests {
         let buckets = m.propagation_ms.cumulative();
         assert_eq!(buckets[0], (10, 1), "a timestamp ahead of the clock counts as 0");
         assert_eq!(buckets.last(), Some(&(30_000, 3)));
+    }
+
+    #[test]
+    fn the_median_is_of_the_latest_delays_only() {
+        let mut m = ChainMetrics::with_room(4);
+        for _ in 0..RECENT_DELAYS {
+            m.on_block_relayed(0, 1_000);
+        }
+        assert_eq!(m.median_propagation_ms(), Some(1_000));
+        // A full ring: each new delay takes the oldest one's place.
+        for _ in 0..RECENT_DELAYS {
+            m.on_block_relayed(0, 10);
+            assert_eq!(m.recent_delays.len(), RECENT_DELAYS);
+        }
+        assert_eq!(m.median_propagation_ms(), Some(10));
+        assert_eq!(m.propagation_ms.count, 2 * RECENT_DELAYS as u64);
+        assert_eq!(m.next_delay, 0, "round again to the first slot");
     }
 }

@@ -646,6 +646,7 @@ impl Simulation {
                 if msg.carries_blocks() > 0 {
                     let links = self.nodes[node].peering().links().iter();
                     links.for_each(|l| prefetch(l.relay_part()));
+                    prefetch(self.nodes[node].metrics());
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
                 } else if let Some(end) = self.world.pairs.end_of(node, link) {
                     // A request or an answer goes back on the link it came on.

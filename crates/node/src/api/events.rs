@@ -36,7 +36,7 @@ pub async fn events(State(s): State<AppState>) -> Result<Sse<impl Stream<Item = 
 }
 
 /// Writes a Prometheus histogram: a `le` bucket per bound, `+Inf`, sum and count.
-fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+fn histogram<const N: usize>(out: &mut String, name: &str, help: &str, h: &Histogram<N>) {
     let _ = writeln!(out, "# HELP chainsim_{name} {help}\n# TYPE chainsim_{name} histogram");
     for (bound, count) in h.cumulative() {
         let _ = writeln!(out, "chainsim_{name}_bucket{{le=\"{bound}\"}} {count}");
