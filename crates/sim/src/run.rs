@@ -647,6 +647,11 @@ impl Simulation {
                     let links = self.nodes[node].peering().links().iter();
                     links.for_each(|l| prefetch(l.relay_part()));
                     prefetch(self.nodes[node].metrics());
+                    // Its block event names the sender's address: a clone, whose count is
+                    // far from the caches at a simulator's ten thousand nodes.
+                    if let Some(addr) = self.nodes[node].peering().addr_of(link) {
+                        prefetch(addr.shared_part());
+                    }
                     self.world.pairs.link_ends_of(node).iter().for_each(prefetch);
                 } else if let Some(end) = self.world.pairs.end_of(node, link) {
                     // A request or an answer goes back on the link it came on.
