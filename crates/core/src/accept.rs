@@ -148,10 +148,11 @@ impl Node {
         origin: Origin,
         relay: bool,
     ) -> Result<BlockOutcome, BlockRejected> {
+        // The block and its txids are read from `checked` throughout, not cloned: each
+        // clone of a shared count is a locked instruction, and this runs for every block
+        // every node takes.
         let hash = checked.hash();
-        let block = checked.block().clone();
-        let txids = checked.txids().clone();
-        let (change, pruned) = self.tree.insert(checked).map_err(|e| match e {
+        let (change, pruned) = self.tree.insert(&checked).map_err(|e| match e {
             InsertError::Duplicate(h) => BlockRejected::Duplicate(h),
             InsertError::UnknownParent(h) => BlockRejected::UnknownParent(h),
         })?;
@@ -165,6 +166,7 @@ impl Node {
             // every link once per block for nothing).
             l.work = chain_work;
         }
+        let block = checked.block();
         self.out.store(StoreOp::PutBlock {
             hash,
             block: block.clone(),
@@ -178,9 +180,9 @@ impl Node {
             self.mining.record_mined(block.header.timestamp);
         }
         self.metrics.on_block_inserted(&change);
-        self.apply_tip_change(&change, origin, (hash, &txids));
+        self.apply_tip_change(&change, origin, (hash, checked.txids()));
         if relay {
-            self.relay_block(hash, &block, origin.peer());
+            self.relay_block(hash, checked.block(), origin.peer());
         }
         Ok(BlockOutcome {
             hash,

@@ -341,7 +341,7 @@ impl Node {
         }
         let checked = validate_in_chain(&self.params, block, &self.tree, None)
             .map_err(|error| RestoreError::InvalidBlock { hash, height, error })?;
-        match self.tree.insert_stored(checked) {
+        match self.tree.insert_stored(&checked) {
             Ok(_) | Err(InsertError::Duplicate(_)) => Ok(1),
             Err(InsertError::UnknownParent(_)) => Err(RestoreError::MissingParent(hash)),
         }

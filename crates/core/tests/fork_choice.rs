@@ -209,14 +209,14 @@ proptest! {
             let before = tree.active_hashes().to_vec();
             let parent = tree.get(&b.hashes[b.parent[k]]).unwrap().parent_info();
             let checked = validate_block(&p, b.blocks[k].clone(), &parent, None).unwrap();
-            let (change, pruned) = tree.insert(checked.clone()).unwrap();
+            let (change, pruned) = tree.insert(&checked).unwrap();
             model.inserted.push(k);
             assert!(pruned.is_empty(), "nothing to prune below the bound");
             // The change turns the old best chain into the new one, exactly.
             assert_eq!(apply(&before, &change), tree.active_hashes());
             assert_eq!(change.is_unchanged(), before.last() == tree.active_hashes().last());
             // Inserting the same block again is refused and changes nothing.
-            assert_eq!(tree.insert(checked).unwrap_err(), InsertError::Duplicate(b.hashes[k]));
+            assert_eq!(tree.insert(&checked).unwrap_err(), InsertError::Duplicate(b.hashes[k]));
             if let Err(e) = check_tree(&tree, &model, &b) {
                 failure = Some(e);
             }
@@ -318,7 +318,7 @@ proptest! {
 /// and the blocks the tree dropped to stay within its bounds.
 fn insert(p: &ChainParams, tree: &mut BlockTree, blk: &Block) -> (TipChange, Vec<BlockHash>) {
     let parent = tree.get(&blk.header.prev_hash).unwrap().parent_info();
-    tree.insert(validate_block(p, Arc::new(blk.clone()), &parent, None).unwrap())
+    tree.insert(&validate_block(p, Arc::new(blk.clone()), &parent, None).unwrap())
         .unwrap()
 }
 

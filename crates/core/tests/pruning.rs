@@ -26,7 +26,7 @@ fn tree(p: &ChainParams, depth: Option<u64>, store: Option<&MemoryStore>) -> Blo
 /// memory is released, as a committed node's is).
 fn add(p: &ChainParams, tree: &mut BlockTree, block: &Arc<Block>, store: Option<&mut MemoryStore>) {
     let checked = validate_in_chain(p, block.clone(), tree, None).unwrap();
-    tree.insert(checked).unwrap();
+    tree.insert(&checked).unwrap();
     if let Some(store) = store {
         let put = StoreOp::PutBlock {
             hash: block.compute_hash(),
@@ -214,7 +214,7 @@ fn side_branches_forking_below_the_depth_are_pruned_and_reported() {
     let mut gone: Vec<BlockHash> = Vec::new();
     for b in chain(&p, &main[4], 5, "m") {
         let checked = validate_in_chain(&p, b, &t, None).unwrap();
-        gone.extend(t.insert(checked).unwrap().1);
+        gone.extend(t.insert(&checked).unwrap().1);
     }
     assert_eq!(gone, vec![side[0].compute_hash()]);
     assert_eq!(t.side_count(), 0);

@@ -58,7 +58,7 @@ fn chain(p: &ChainParams, len: u64) -> Vec<Block> {
 /// tree's bodies as a node does once its store committed them.
 fn add(p: &ChainParams, tree: &mut BlockTree, block: Arc<Block>, store: impl FnOnce(Arc<Block>)) {
     let checked = validate_in_chain(p, block.clone(), tree, None).unwrap();
-    tree.insert(checked).unwrap();
+    tree.insert(&checked).unwrap();
     store(block);
     tree.release_bodies();
 }

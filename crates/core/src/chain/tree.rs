@@ -561,17 +561,17 @@ impl BlockTree {
 
     /// Inserts a checked block and applies fork choice. Returns the change of the best
     /// chain and the hashes of side blocks pruned to respect the bound.
-    pub fn insert(&mut self, block: CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
+    pub fn insert(&mut self, block: &CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         self.insert_inner(block, false)
     }
 
     /// [`BlockTree::insert`] for a block read back from the store, whose body need not be
     /// held in memory.
-    pub fn insert_stored(&mut self, block: CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
+    pub fn insert_stored(&mut self, block: &CheckedBlock) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         self.insert_inner(block, true)
     }
 
-    fn insert_inner(&mut self, block: CheckedBlock, stored: bool) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
+    fn insert_inner(&mut self, block: &CheckedBlock, stored: bool) -> Result<(TipChange, Vec<BlockHash>), InsertError> {
         let hash = block.hash();
         let tip_height = self.height();
         if self.contains_header(&hash, &block.block().header) {
