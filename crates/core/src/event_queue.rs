@@ -149,11 +149,19 @@ impl<E> EventQueue<E> {
         }
     }
 
-    /// When the run is empty, refills it from the lowest non-empty bucket: sorted whole
-    /// when small, else split around its earliest time (the events due then make the run,
-    /// in scheduling order; the others drop into lower buckets).
+    /// When the run is empty, refills it from the lowest non-empty bucket.
     fn sort_out(&mut self) {
-        if !self.run.is_empty() || self.filled == 0 {
+        if self.run.is_empty() {
+            self.extend_run();
+        }
+    }
+
+    /// Appends the lowest non-empty bucket's earliest events to the run: the bucket sorted
+    /// whole when small, else split around its earliest time (the events due then join
+    /// the run, in scheduling order; the others drop into lower buckets). Every event of
+    /// the run is earlier than every bucketed one, so the run stays in order.
+    fn extend_run(&mut self) {
+        if self.filled == 0 {
             return;
         }
         let b = self.filled.trailing_zeros() as usize + 1;
@@ -167,6 +175,7 @@ impl<E> EventQueue<E> {
             self.run.extend(entries.drain(..));
         } else {
             self.last = entries.iter().map(|e| e.key.at).min().unwrap_or(self.last);
+            let start = self.run.len();
             for entry in entries.drain(..) {
                 if entry.key.at == self.last {
                     self.run.push_back(entry);
@@ -174,11 +183,22 @@ impl<E> EventQueue<E> {
                     self.file(entry);
                 }
             }
-            // The run was empty: it holds exactly the events just found due.
-            self.run.make_contiguous().sort_unstable_by_key(|e| e.key.seq);
+            // The events just found due, all at one time: in scheduling order.
+            self.run.make_contiguous()[start..].sort_unstable_by_key(|e| e.key.seq);
         }
         // Keep the emptied bucket's allocation for the events that will fill it again.
         self.buckets[b] = entries;
+    }
+
+    /// Sorts out events until at least `n` wait in the run (or none is left to sort
+    /// out), so that [`EventQueue::peek_nth`] can name the next `n` for a driver loading
+    /// ahead what they read. The order of events is unchanged: only work the pops would
+    /// do comes earlier. (An event pushed later but due before the run's last one waits
+    /// apart, as any pushed into a run's span does.)
+    pub fn fill_run(&mut self, n: usize) {
+        while self.run.len() < n && self.filled != 0 {
+            self.extend_run();
+        }
     }
 
     /// The earliest entry, if any, left in place.
@@ -203,11 +223,14 @@ impl<E> EventQueue<E> {
 
     /// The event `n` places after the earliest, when the queue knows it without sorting
     /// anything out (a hint for a driver preparing events ahead; `None` says nothing).
+    /// [`EventQueue::fill_run`] first makes it know the next few.
     pub fn peek_nth(&self, n: usize) -> Option<&E> {
-        if !self.late.is_empty() {
-            return None;
+        let entry = self.run.get(n)?;
+        // Events waiting apart come first only if one is earlier than this one.
+        match self.late.peek() {
+            Some(late) if late.key < entry.key => None,
+            _ => Some(&entry.event),
         }
-        self.run.get(n).map(|e| &e.event)
     }
 
     /// Every event waiting, in no particular order (for a look at what is left, not for
@@ -308,9 +331,32 @@ mod tests {
         assert_eq!(q.peek_nth(1), Some(&400));
         assert_eq!(q.peek_nth(2), None);
         q.push(320, 320);
-        assert_eq!(q.peek_nth(1), None, "an event outside the run makes it unsure");
+        assert_eq!(q.peek_nth(1), None, "an event outside the run, due before it");
+        assert_eq!(q.pop(), Some((320, 320)));
+        q.push(390, 390);
+        assert_eq!(q.peek_nth(0), Some(&350), "the event apart, 390, is not before it");
+        assert_eq!(q.peek_nth(1), None, "but before 400");
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(_, v)| v).collect();
-        assert_eq!(order, vec![320, 350, 400, 5000]);
+        assert_eq!(order, vec![350, 390, 400, 5000]);
+    }
+
+    #[test]
+    fn a_filled_run_names_events_a_split_bucket_held_back() {
+        let mut q = EventQueue::default();
+        // One bucket (1024..2048) of more than SORT_AT_ONCE events: split, it gives the run
+        // only its earliest, and a look further ahead says nothing until the run is filled.
+        for i in 0..100u64 {
+            q.push(1024 + (i * 37) % 1000, i);
+        }
+        assert_eq!(q.pop(), Some((1024, 0)));
+        assert_eq!(q.peek_nth(1), None);
+        q.fill_run(3);
+        let ahead: Vec<u64> = (0..3).filter_map(|k| q.peek_nth(k).copied()).collect();
+        let mut expected: Vec<(u64, u64)> = (1..100u64).map(|i| (1024 + (i * 37) % 1000, i)).collect();
+        expected.sort();
+        assert_eq!(ahead, expected[..3].iter().map(|e| e.1).collect::<Vec<_>>());
+        let rest: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(rest, expected);
     }
 
     #[test]
@@ -345,7 +391,8 @@ mod tests {
         }
     }
 
-    /// Plays `ops` on a queue and on the reference: a pop, a peek, or a push `delta` ahead
+    /// Plays `ops` on a queue and on the reference: a pop, a peek, a look further ahead
+    /// after filling the run, or a push `delta` ahead
     /// of the clock, spread over `2^(delta % spread)` (or, when `past`, sometimes behind it);
     /// both must agree throughout and drain alike.
     fn check_against_reference(ops: Vec<(u8, u64, bool)>, spread: u64) -> Result<(), TestCaseError> {
@@ -363,6 +410,21 @@ mod tests {
                 let next = r.items.iter().map(|x| (x.0, x.1, x.2)).min();
                 prop_assert_eq!(q.peek_time(), next.map(|x| x.0));
                 prop_assert_eq!(q.peek().copied(), next.map(|x| x.2));
+            } else if op == 2 {
+                // Looking ahead, as the simulator does: what the queue names is what comes.
+                let n = 1 + (delta % 4) as usize;
+                q.fill_run(n);
+                let mut sorted = r.items.clone();
+                sorted.sort_unstable();
+                for k in 0..n {
+                    if let Some(&v) = q.peek_nth(k) {
+                        prop_assert_eq!(Some(v), sorted.get(k).map(|x| x.2));
+                    }
+                }
+                let apart = q.late.peek().map(|e| e.key);
+                if q.run.len() >= n && apart.is_none_or(|k| k > q.run[n - 1].key) {
+                    prop_assert!(q.peek_nth(n - 1).is_some(), "a filled run names the next {}", n);
+                }
             } else {
                 let at = if past && delta % 7 == 0 {
                     clock.saturating_sub(delta % 50)
@@ -386,7 +448,7 @@ mod tests {
         /// Any mix of pushes (mostly at or after the clock, as drivers do, sometimes
         /// before it), peeks and pops comes out as a sort by time, then scheduling order.
         #[test]
-        fn pops_as_a_sort_by_time_then_sequence(ops in proptest::collection::vec((0u8..5, 0u64..5000, any::<bool>()), 1..400)) {
+        fn pops_as_a_sort_by_time_then_sequence(ops in proptest::collection::vec((0u8..6, 0u64..5000, any::<bool>()), 1..400)) {
             check_against_reference(ops, 13)?;
         }
 
@@ -394,7 +456,7 @@ mod tests {
         /// milliseconds to a request deadline's seconds, in microseconds): large buckets
         /// split several times on their way down.
         #[test]
-        fn pops_in_order_over_a_wide_range_of_times(ops in proptest::collection::vec((0u8..5, 0u64..(1 << 40), any::<bool>()), 1..400)) {
+        fn pops_in_order_over_a_wide_range_of_times(ops in proptest::collection::vec((0u8..6, 0u64..(1 << 40), any::<bool>()), 1..400)) {
             check_against_reference(ops, 28)?;
         }
     }

@@ -607,6 +607,10 @@ impl Simulation {
     /// (a block) does not reach its core yet: its node's state is loaded for the event that
     /// hands it over, not twice.
     fn prefetch_next(&mut self) {
+        // The queue names the next events only once sorted out: sorting them out now, not
+        // at their pops, lets every event be loaded ahead, where a run cut short (a large
+        // bucket split gives it one event) left the next few to wait on memory.
+        self.world.queue.fill_run(3);
         let third = self.world.queue.peek_nth(2).and_then(|ev| self.world.target(ev));
         let second = self.world.queue.peek_nth(1);
         if let Some(n) = third.or(second.and_then(|ev| self.world.target(ev))) {
