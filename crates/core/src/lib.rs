@@ -37,7 +37,7 @@ pub use conditions::{LinkConditions, LinkQueue};
 pub use event::{Event, EventKind, EventKinds};
 pub use input::{Command, CommandId, Input};
 pub use ledger::{Account, Ledger, LedgerError, LedgerKind};
-pub use link::{Effects, PeerIds, drain};
+pub use link::{Effects, LinkTag, PeerIds, drain};
 pub use mempool::Mempool;
 pub use metrics::ChainMetrics;
 pub use mining_schedule::{MiningMode, MiningSchedule};

@@ -101,9 +101,32 @@ struct End {
     other: (usize, PeerId),
     /// Whether this end's core holds the link as up.
     open: bool,
-    /// A number the driver keeps with the link (the simulator: its one-way delay), read with
-    /// the other end in one lookup.
-    tag: u32,
+    /// What the driver keeps with the link ([`LinkTag`]'s two numbers, held apart so that
+    /// `open` shares their padding: an end takes 24 bytes, not 32), read with the other
+    /// end in one lookup.
+    delay: u32,
+    route: u16,
+}
+
+/// Numbers a driver keeps with a link end (see [`Pairs::set_tag`]): in the room an end
+/// has beside the other end's numbers, so they cost no lookup of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkTag {
+    /// A delay (the simulator: the link's one-way latency in microseconds; 0 for unknown).
+    pub delay: u32,
+    /// A route class (the simulator: which pipe between two regions the link's messages
+    /// go through; `u16::MAX` for unknown).
+    pub route: u16,
+}
+
+impl Default for LinkTag {
+    /// Nothing known: delay 0, route `u16::MAX`.
+    fn default() -> Self {
+        Self {
+            delay: 0,
+            route: u16::MAX,
+        }
+    }
 }
 
 impl Pairs {
@@ -128,7 +151,8 @@ impl Pairs {
         node.ends.push(End {
             other,
             open: false,
-            tag: 0,
+            delay: LinkTag::default().delay,
+            route: LinkTag::default().route,
         });
     }
 
@@ -177,14 +201,18 @@ impl Pairs {
     }
 
     /// The other end of `(node, link)` and the link's tag (see [`Pairs::set_tag`]).
-    pub fn other_tagged(&self, node: usize, link: PeerId) -> Option<(usize, PeerId, u32)> {
-        self.end(node, link).map(|e| (e.other.0, e.other.1, e.tag))
+    pub fn other_tagged(&self, node: usize, link: PeerId) -> Option<(usize, PeerId, LinkTag)> {
+        let tag = |e: &End| LinkTag {
+            delay: e.delay,
+            route: e.route,
+        };
+        self.end(node, link).map(|e| (e.other.0, e.other.1, tag(e)))
     }
 
-    /// Keeps `tag` with the end `(node, link)` (0 until set).
-    pub fn set_tag(&mut self, node: usize, link: PeerId, tag: u32) {
+    /// Keeps `tag` with the end `(node, link)` (zeros until set).
+    pub fn set_tag(&mut self, node: usize, link: PeerId, tag: LinkTag) {
         if let Some(e) = self.end_mut(node, link) {
-            e.tag = tag;
+            (e.delay, e.route) = (tag.delay, tag.route);
         }
     }
 
@@ -303,15 +331,30 @@ mod tests {
     }
 
     #[test]
+    fn an_end_takes_three_words() {
+        // Every message a simulator carries reads its sender's end, loaded ahead by node.
+        assert_eq!(std::mem::size_of::<End>(), 24);
+    }
+
+    #[test]
     fn a_tag_is_kept_per_end_and_read_with_the_other_end() {
         let mut pairs = Pairs::default();
         let (at_a, at_b) = pairs.open(3, 7);
-        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, 0)), "0 until set");
-        pairs.set_tag(3, at_a, 250_000);
-        pairs.set_tag(7, at_b, 9);
-        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, 250_000)));
-        assert_eq!(pairs.other_tagged(7, at_b), Some((3, at_a, 9)));
-        pairs.set_tag(3, PeerId(99), 1); // no such link: nothing happens
+        let unset = LinkTag::default();
+        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, unset)), "nothing until set");
+        assert_eq!((unset.delay, unset.route), (0, u16::MAX));
+        let (ab, ba) = (
+            LinkTag {
+                delay: 250_000,
+                route: 3,
+            },
+            LinkTag { delay: 9, route: 0 },
+        );
+        pairs.set_tag(3, at_a, ab);
+        pairs.set_tag(7, at_b, ba);
+        assert_eq!(pairs.other_tagged(3, at_a), Some((7, at_b, ab)));
+        assert_eq!(pairs.other_tagged(7, at_b), Some((3, at_a, ba)));
+        pairs.set_tag(3, PeerId(99), ab); // no such link: nothing happens
         assert_eq!(pairs.other_tagged(3, PeerId(99)), None);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use chainsim_core::input::CommandId;
 use chainsim_core::keyed_hash::KeyedHash;
-use chainsim_core::link::{Effects, Pairs, drain};
+use chainsim_core::link::{Effects, LinkTag, Pairs, drain};
 use chainsim_core::store::StoreOp;
 use chainsim_core::testnet::{FAIL_AFTER_MS, START_MS, config};
 use chainsim_core::{
@@ -270,11 +270,14 @@ impl World {
         };
         let latency = self.net.latency(from, to);
         let d = latency + self.changes.extra_delay(from, to, &self.net);
-        // Every message on the link reads its latency with the other end (0: look it up).
-        let tag = u32::try_from(latency).unwrap_or(0);
+        // Every message on the link reads its latency and its pipe with the other end (0 and
+        // u16::MAX: look them up).
+        let delay = u32::try_from(latency).unwrap_or(0);
         for up in self.pairs.dial(from, to, addr) {
             let (node, link, addr) = (up.node, up.link, up.addr);
-            self.pairs.set_tag(node, link, tag);
+            let other = if node == from { to } else { from };
+            let route = u16::try_from(self.net.pipe_of(node, other)).unwrap_or(u16::MAX);
+            self.pairs.set_tag(node, link, LinkTag { delay, route });
             let addr = addr.map(Box::new);
             self.schedule(self.now + d * Micros::from(up.delays), Ev::Up { node, link, addr });
         }
@@ -285,7 +288,7 @@ impl World {
         let bytes = message_bytes(&msg, |b| sizes.of(b));
         self.messages += 1;
         self.bytes += bytes;
-        let Some((to, olink, latency)) = self.pairs.other_tagged(from, link) else {
+        let Some((to, olink, tag)) = self.pairs.other_tagged(from, link) else {
             return;
         };
         if self.apart(from, to) {
@@ -299,8 +302,12 @@ impl World {
             self.break_link(from, link);
             return;
         }
-        let at = if self.changes.idle(self.now) && latency > 0 {
-            self.net.transmit_over(self.now, from, to, bytes, Micros::from(latency))
+        let latency = Micros::from(tag.delay);
+        let at = if self.changes.idle(self.now) && latency > 0 && tag.route != u16::MAX {
+            let pipe = usize::from(tag.route);
+            self.net.transmit_through(self.now, from, pipe, bytes, latency)
+        } else if self.changes.idle(self.now) && latency > 0 {
+            self.net.transmit_over(self.now, from, to, bytes, latency)
         } else if self.changes.idle(self.now) {
             self.net.transmit(self.now, from, to, bytes)
         } else {
