@@ -606,7 +606,8 @@ impl Simulation {
     /// of that into the first-level cache (its node's state too, every line of it: 3 to
     /// 5% less time mining at 10,000 nodes than leaving it in the second-level cache, see
     /// docs/BENCHMARKS.md), with its link ends here and, for a block, the first two lines of
-    /// every link entry (what relaying the block on each reads), and the link ends its
+    /// every link entry (what relaying the block on each reads), the node's metrics and the
+    /// shared count of the sender's address (what taking the block writes), and the link ends its
     /// answer goes out on (every one for a block, else the one the message came on; their
     /// table was asked for an event earlier). A live deadline's node is loaded into the
     /// first-level cache only when the queue cannot tell the events after it (else it is in
