@@ -148,11 +148,12 @@ impl Pairs {
     fn push_end(&mut self, n: usize, other: (usize, PeerId)) {
         let node = self.node_mut(n);
         node.not_open += 1;
+        let unset = LinkTag::default();
         node.ends.push(End {
             other,
             open: false,
-            delay: LinkTag::default().delay,
-            route: LinkTag::default().route,
+            delay: unset.delay,
+            route: unset.route,
         });
     }
 
@@ -202,14 +203,16 @@ impl Pairs {
 
     /// The other end of `(node, link)` and the link's tag (see [`Pairs::set_tag`]).
     pub fn other_tagged(&self, node: usize, link: PeerId) -> Option<(usize, PeerId, LinkTag)> {
-        let tag = |e: &End| LinkTag {
-            delay: e.delay,
-            route: e.route,
-        };
-        self.end(node, link).map(|e| (e.other.0, e.other.1, tag(e)))
+        self.end(node, link).map(|e| {
+            let tag = LinkTag {
+                delay: e.delay,
+                route: e.route,
+            };
+            (e.other.0, e.other.1, tag)
+        })
     }
 
-    /// Keeps `tag` with the end `(node, link)` (zeros until set).
+    /// Keeps `tag` with the end `(node, link)` (until set: [`LinkTag::default`], nothing known).
     pub fn set_tag(&mut self, node: usize, link: PeerId, tag: LinkTag) {
         if let Some(e) = self.end_mut(node, link) {
             (e.delay, e.route) = (tag.delay, tag.route);

@@ -302,14 +302,17 @@ impl World {
             self.break_link(from, link);
             return;
         }
-        let latency = Micros::from(tag.delay);
-        let at = if self.changes.idle(self.now) && latency > 0 && tag.route != u16::MAX {
-            let pipe = usize::from(tag.route);
+        let at = if self.changes.idle(self.now) {
+            // What the link keeps, or (unknown) looked up as `Network::transmit` would.
+            let latency = match tag.delay {
+                0 => self.net.latency(from, to),
+                delay => Micros::from(delay),
+            };
+            let pipe = match tag.route {
+                u16::MAX => self.net.pipe_of(from, to),
+                route => usize::from(route),
+            };
             self.net.transmit_through(self.now, from, pipe, bytes, latency)
-        } else if self.changes.idle(self.now) && latency > 0 {
-            self.net.transmit_over(self.now, from, to, bytes, latency)
-        } else if self.changes.idle(self.now) {
-            self.net.transmit(self.now, from, to, bytes)
         } else {
             match self.changes.transmit(&mut self.net, self.now, from, to, bytes) {
                 Some(at) => at,
