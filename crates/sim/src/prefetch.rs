@@ -27,28 +27,34 @@ pub fn prefetch_l2<T>(value: &T) {
 }
 
 /// Starts loading every cache line of `value` into `cache`.
+pub fn prefetch_into<T>(cache: Cache, value: &T) {
+    const LINE: usize = 64;
+    let start = std::ptr::from_ref(value).cast::<u8>();
+    for offset in (0..std::mem::size_of::<T>()).step_by(LINE) {
+        prefetch_line(cache, start.wrapping_add(offset));
+    }
+}
+
+/// Starts loading the cache line holding `line` into `cache`.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-pub fn prefetch_into<T>(cache: Cache, value: &T) {
+#[inline]
+pub fn prefetch_line(cache: Cache, line: *const u8) {
     use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
-    const LINE: usize = 64;
-    let start = std::ptr::from_ref(value).cast::<i8>();
-    for offset in (0..std::mem::size_of::<T>()).step_by(LINE) {
-        let line = start.wrapping_add(offset);
-        // SAFETY: a prefetch never faults and never changes memory, whatever the address;
-        // it is `unsafe` only because it needs SSE, which every x86-64 processor has.
-        unsafe {
-            match cache {
-                Cache::First => _mm_prefetch::<_MM_HINT_T0>(line),
-                Cache::Second => _mm_prefetch::<_MM_HINT_T1>(line),
-            }
+    let line = line.cast::<i8>();
+    // SAFETY: a prefetch never faults and never changes memory, whatever the address;
+    // it is `unsafe` only because it needs SSE, which every x86-64 processor has.
+    unsafe {
+        match cache {
+            Cache::First => _mm_prefetch::<_MM_HINT_T0>(line),
+            Cache::Second => _mm_prefetch::<_MM_HINT_T1>(line),
         }
     }
 }
 
 /// Does nothing where no prefetch instruction is wired up.
 #[cfg(not(target_arch = "x86_64"))]
-pub fn prefetch_into<T>(_cache: Cache, _value: &T) {}
+pub fn prefetch_line(_cache: Cache, _line: *const u8) {}
 
 #[cfg(test)]
 mod tests {
@@ -61,6 +67,7 @@ mod tests {
         prefetch_l2(&big);
         prefetch(&0u64);
         prefetch_into(Cache::Second, &());
+        prefetch_line(Cache::First, std::ptr::null());
         assert!(big.iter().all(|&b| b == 7));
     }
 }
