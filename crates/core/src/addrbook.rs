@@ -91,7 +91,7 @@ impl Default for RetryPolicy {
 pub struct AddrBook {
     entries: IndexMap<PeerAddr, AddrEntry, KeyedBytesHash>,
     /// The next retry, ban end or dial timeout, once computed; a change forgets it (but a
-    /// dial starting or succeeding updates it, see [`AddrBook::set_state`]), so a node that
+    /// dial starting, succeeding or failing updates it, see [`AddrBook::set_state`]), so a node that
     /// handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
     /// How many addresses are being dialled, once counted; forgotten with `next` (every
@@ -188,16 +188,15 @@ impl AddrBook {
         self.changes += 1;
         let (was, retry_at) = (e.state, e.retry_at);
         e.state = state;
-        self.follow(was, state, retry_at, dial_timeout);
+        self.follow((was, retry_at), (state, retry_at), dial_timeout);
     }
 
-    /// Brings the cached next deadline and count of dials in line with one entry's state
-    /// going from `was` to `state` (`retry_at` its retry time, unchanged).
-    fn follow(&self, was: AddrState, state: AddrState, retry_at: Time, dial_timeout: Duration) {
-        let (old, new) = (
-            deadline(was, retry_at, dial_timeout),
-            deadline(state, retry_at, dial_timeout),
-        );
+    /// Brings the cached next deadline and count of dials in line with one entry going
+    /// from state and retry time `was` to `is` (an entry removed goes to idle: it has no
+    /// deadline and is not dialled).
+    fn follow(&self, was: (AddrState, Time), is: (AddrState, Time), dial_timeout: Duration) {
+        let (old, new) = (deadline(was.0, was.1, dial_timeout), deadline(is.0, is.1, dial_timeout));
+        let (was, state) = (was.0, is.0);
         if let Some(next) = self.next.get() {
             // The earliest deadline going away leaves the next one unknown without a walk.
             let lost_earliest = old.is_some() && old == next && new != old;
@@ -280,27 +279,33 @@ impl AddrBook {
             e.state = AddrState::Idle;
         }
         let state = e.state;
-        self.follow(was, state, retry_at, dial_timeout);
+        self.follow((was, retry_at), (state, retry_at), dial_timeout);
     }
 
     /// A dial or a link to `addr` failed: back off, or forget an unpinned address after
-    /// too many failures. Returns true when the address was forgotten.
-    pub fn failed(&mut self, addr: &PeerAddr, policy: &RetryPolicy, now: Time) -> bool {
-        self.changed();
+    /// too many failures. Returns true when the address was forgotten. The cached deadline
+    /// and count of dials follow (see [`AddrBook::set_state`]): a node whose dials keep
+    /// failing walked its whole book after each failure.
+    pub fn failed(&mut self, addr: &PeerAddr, policy: &RetryPolicy, now: Time, dial_timeout: Duration) -> bool {
+        self.changes += 1;
         let Some(e) = self.entries.get_mut(addr) else {
             return false;
         };
         if matches!(e.state, AddrState::Blocked | AddrState::Banned) {
             return false;
         }
+        let was = (e.state, e.retry_at);
         e.failures += 1;
         if !e.pinned && e.failures >= policy.forget_after {
             // Keeps the others in the order they were learnt.
             self.entries.shift_remove(addr);
+            self.follow(was, (AddrState::Idle, was.1), dial_timeout);
             return true;
         }
         e.state = AddrState::Backoff;
         e.retry_at = now + backoff(e.failures, policy.base, policy.max);
+        let state = (e.state, e.retry_at);
+        self.follow(was, state, dial_timeout);
         false
     }
 
@@ -377,12 +382,12 @@ mod tests {
         book.add(&a("10.0.0.1:1"), false, 10, t);
         book.add(&a("10.0.0.2:1"), true, 10, t);
         assert_eq!(book.due(t).len(), 2);
-        assert!(!book.failed(&a("10.0.0.1:1"), &policy, t));
+        assert!(!book.failed(&a("10.0.0.1:1"), &policy, t, Duration::from_secs(10)));
         assert_eq!(book.get(&a("10.0.0.1:1")).unwrap().retry_at, t + Duration::from_secs(1));
         assert_eq!(book.due(t), vec![a("10.0.0.2:1")]);
         for _ in 1..policy.forget_after {
-            book.failed(&a("10.0.0.1:1"), &policy, t);
-            book.failed(&a("10.0.0.2:1"), &policy, t);
+            book.failed(&a("10.0.0.1:1"), &policy, t, Duration::from_secs(10));
+            book.failed(&a("10.0.0.2:1"), &policy, t, Duration::from_secs(10));
         }
         assert!(book.get(&a("10.0.0.1:1")).is_none(), "unpinned address forgotten");
         assert!(book.get(&a("10.0.0.2:1")).is_some(), "pinned address kept");
@@ -411,7 +416,7 @@ mod tests {
         assert_eq!(book.dialing(), 3, "an address learnt is idle");
         book.succeeded(&a("10.0.0.1:1"), t, Duration::from_secs(10));
         assert_eq!(book.dialing(), 2);
-        book.failed(&a("10.0.0.2:1"), &policy, t);
+        book.failed(&a("10.0.0.2:1"), &policy, t, Duration::from_secs(10));
         assert_eq!(book.dialing(), 1);
         book.ban(&a("10.0.0.3:1"), t + Duration::from_secs(60), t);
         assert_eq!(book.dialing(), 0);
@@ -445,10 +450,12 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_kept_deadline_and_dial_count_follow_any_changes_of_state(
-            ops in proptest::collection::vec((0u8..6, 0usize..5, 0u64..50), 1..60)
+            ops in proptest::collection::vec((0u8..7, 0usize..5, 0u64..50), 1..60)
         ) {
             let timeout = Duration::from_secs(10);
-            let policy = RetryPolicy::default();
+            // Two failures forget an unpinned address, so that forgetting is met as often
+            // as backing off (and a forgotten one comes back with the next addition).
+            let policy = RetryPolicy { forget_after: 2, ..RetryPolicy::default() };
             let mut book = AddrBook::default();
             for i in 0..4 {
                 book.add(&a(&format!("10.0.0.{i}:1")), i == 0, 10, Time::ZERO);
@@ -460,10 +467,11 @@ mod tests {
                 match op {
                     0 => book.set_state(&addr, AddrState::Dialing(t), timeout),
                     1 => book.set_state(&addr, AddrState::Idle, timeout),
-                    2 => _ = book.failed(&addr, &policy, t),
+                    2 => _ = book.failed(&addr, &policy, t, timeout),
                     3 => book.succeeded(&addr, t, timeout),
                     4 => book.ban(&addr, t + Duration::from_secs(30), t),
-                    _ => _ = book.expire(t),
+                    5 => _ = book.expire(t),
+                    _ => _ = book.add(&addr, i == 0, 10, t),
                 }
                 let kept = (book.next_due(timeout), book.dialing());
                 proptest::prop_assert_eq!(kept, scanned(&book, timeout));

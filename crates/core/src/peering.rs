@@ -352,7 +352,11 @@ impl Peering {
 
     fn fail_addr(&mut self, addr: &PeerAddr, reason: &str, now: Time, out: &mut Outbox) {
         let was_known = self.book.get(addr).is_some();
-        if self.book.failed(addr, &self.config.retry, now) && was_known {
+        if self
+            .book
+            .failed(addr, &self.config.retry, now, self.config.dial_timeout)
+            && was_known
+        {
             out.emit(EventKind::Peer, || Event::Peer {
                 address: addr.clone(),
                 state: PeerState::Idle,
@@ -1211,7 +1215,12 @@ mod tests {
         );
         assert_answers_fresh(&mut p);
         // Rebuilt: a failure, a ready link going down.
-        p.book.failed(&a("10.0.2.7:1"), &RetryPolicy::default(), Time::ZERO);
+        p.book.failed(
+            &a("10.0.2.7:1"),
+            &RetryPolicy::default(),
+            Time::ZERO,
+            Duration::from_secs(10),
+        );
         assert_answers_fresh(&mut p);
         p.on_link_down(PeerId(1), "test", Time::ZERO, &mut Outbox::default());
         assert!(!p.addr_cache.valid);
@@ -1250,7 +1259,8 @@ mod tests {
                     }
                 }
                 15 => {
-                    p.book.failed(&addr, &RetryPolicy::default(), Time::ZERO);
+                    p.book
+                        .failed(&addr, &RetryPolicy::default(), Time::ZERO, Duration::from_secs(10));
                 }
                 _ => {
                     let ids: Vec<PeerId> = p.links.iter().map(|l| l.id).collect();
