@@ -91,8 +91,8 @@ impl Default for RetryPolicy {
 pub struct AddrBook {
     entries: IndexMap<PeerAddr, AddrEntry, KeyedBytesHash>,
     /// The next retry, ban end or dial timeout, once computed; a change forgets it (but a
-    /// dial starting, succeeding or failing updates it, see [`AddrBook::set_state`]), so a node that
-    /// handles many inputs does not scan a large book after each one.
+    /// dial starting, succeeding or failing updates it, see [`AddrBook::set_state`]), so a
+    /// node that handles many inputs does not scan a large book after each one.
     next: std::cell::Cell<Option<Option<Time>>>,
     /// How many addresses are being dialled, once counted; forgotten with `next` (every
     /// change of state that can move it forgets that too). A node asks after every `addr`
@@ -370,6 +370,9 @@ impl AddrBook {
 mod tests {
     use super::*;
 
+    /// The dial timeout the tests' books are asked with.
+    const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
     fn a(s: &str) -> PeerAddr {
         s.parse().unwrap()
     }
@@ -382,12 +385,12 @@ mod tests {
         book.add(&a("10.0.0.1:1"), false, 10, t);
         book.add(&a("10.0.0.2:1"), true, 10, t);
         assert_eq!(book.due(t).len(), 2);
-        assert!(!book.failed(&a("10.0.0.1:1"), &policy, t, Duration::from_secs(10)));
+        assert!(!book.failed(&a("10.0.0.1:1"), &policy, t, DIAL_TIMEOUT));
         assert_eq!(book.get(&a("10.0.0.1:1")).unwrap().retry_at, t + Duration::from_secs(1));
         assert_eq!(book.due(t), vec![a("10.0.0.2:1")]);
         for _ in 1..policy.forget_after {
-            book.failed(&a("10.0.0.1:1"), &policy, t, Duration::from_secs(10));
-            book.failed(&a("10.0.0.2:1"), &policy, t, Duration::from_secs(10));
+            book.failed(&a("10.0.0.1:1"), &policy, t, DIAL_TIMEOUT);
+            book.failed(&a("10.0.0.2:1"), &policy, t, DIAL_TIMEOUT);
         }
         assert!(book.get(&a("10.0.0.1:1")).is_none(), "unpinned address forgotten");
         assert!(book.get(&a("10.0.0.2:1")).is_some(), "pinned address kept");
@@ -414,9 +417,9 @@ mod tests {
         assert_eq!(book.dialing(), 3);
         book.add(&a("10.0.0.9:1"), false, 10, t);
         assert_eq!(book.dialing(), 3, "an address learnt is idle");
-        book.succeeded(&a("10.0.0.1:1"), t, Duration::from_secs(10));
+        book.succeeded(&a("10.0.0.1:1"), t, DIAL_TIMEOUT);
         assert_eq!(book.dialing(), 2);
-        book.failed(&a("10.0.0.2:1"), &policy, t, Duration::from_secs(10));
+        book.failed(&a("10.0.0.2:1"), &policy, t, DIAL_TIMEOUT);
         assert_eq!(book.dialing(), 1);
         book.ban(&a("10.0.0.3:1"), t + Duration::from_secs(60), t);
         assert_eq!(book.dialing(), 0);
@@ -452,7 +455,7 @@ mod tests {
         fn the_kept_deadline_and_dial_count_follow_any_changes_of_state(
             ops in proptest::collection::vec((0u8..7, 0usize..5, 0u64..50), 1..60)
         ) {
-            let timeout = Duration::from_secs(10);
+            let timeout = DIAL_TIMEOUT;
             // Two failures forget an unpinned address, so that forgetting is met as often
             // as backing off (and a forgotten one comes back with the next addition).
             let policy = RetryPolicy { forget_after: 2, ..RetryPolicy::default() };
